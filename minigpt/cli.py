@@ -1,0 +1,253 @@
+"""The `minigpt` command line: parse, call the library, print. Nothing here computes.
+
+    minigpt generate "Alan Turing theorized that"     stream a continuation
+    minigpt tokenize "Hello, my dog is a little"      one row per token
+    minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
+    minigpt download gpt2-medium                      fetch a checkpoint into weights/
+"""
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+
+from . import hub
+from .checkpoint import load
+from .generate import generate
+from .sampling.options import STRATEGIES
+from .model import softmax
+from .tokenizer import Tokenizer
+
+
+def command_line_text(text: str) -> str:
+    """Bytes the OS handed over that are not UTF-8 arrive as lone surrogates; make them U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def visible(text: str) -> str:
+    """A token's text with its spaces and newlines made visible."""
+    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+
+
+# generate's option flags: --top-k -> top_k, and so on (transformers' GenerationConfig names).
+NUMBER_OPTIONS = {
+    "max_new_tokens": int, "min_new_tokens": int, "temperature": float, "top_k": int, "top_p": float,
+    "min_p": float, "typical_p": float, "epsilon_cutoff": float, "eta_cutoff": float, "min_tokens_to_keep": int,
+    "repetition_penalty": float, "frequency_penalty": float, "presence_penalty": float,
+    "no_repeat_ngram_size": int, "seed": int, "num_beams": int, "length_penalty": float,
+    "num_return_sequences": int, "num_beam_groups": int, "diversity_penalty": float, "penalty_alpha": float,
+    "num_assistant_tokens": int,
+}
+
+
+def token_ids(text: str) -> list[int]:
+    """ "12,345" -> [12, 345]."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated token ids, got {text!r}") from None
+
+
+def token_bias(text: str) -> tuple[int, float]:
+    """ "50256=-inf" -> (50256, -inf)."""
+    token, _, bias = text.partition("=")
+    try:
+        return int(token), float(bias)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TOKEN=BIAS such as 50256=-100, got {text!r}") from None
+
+
+def early_stopping(text: str):
+    choices = {"true": True, "false": False, "never": "never"}
+    if text.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"expected true, false or never, got {text!r}")
+    return choices[text.lower()]
+
+
+def generation_options(args, tok: Tokenizer) -> dict:
+    """The options the user gave on the command line, under their Python names."""
+    given = vars(args)
+    options = {name: given[name] for name in NUMBER_OPTIONS if name in given}
+    if "early_stopping" in given:
+        options["early_stopping"] = given["early_stopping"]
+    if "stop" in given:
+        options["stop"] = [command_line_text(s) for s in given["stop"]]
+    if "bad_words_ids" in given or "bad_word" in given:
+        words = [tok.encode(command_line_text(w)) for w in given.get("bad_word", [])]
+        options["bad_words_ids"] = given.get("bad_words_ids", []) + [w for w in words if w]
+    if "suppress_tokens" in given:
+        options["suppress_tokens"] = given["suppress_tokens"]
+    if "logit_bias" in given:
+        options["logit_bias"] = dict(given["logit_bias"])
+    if "do_sample" in given:
+        options["do_sample"] = True
+    if "draft_model" in given:
+        options["draft_model"] = load(given["draft_model"])
+    return options
+
+
+def step_json(step) -> dict:
+    return {"token": step.token, "logprob": step.logprob, "candidates": [[i, p] for i, p in step.candidates]}
+
+
+def step_line(step, tok: Tokenizer) -> str:
+    shown = lambda i: visible(tok.decode([i])) if i < tok.n_vocab else str(i)  # noqa: E731
+    candidates = "  ".join(f"{shown(i)} {p:.3f}" for i, p in step.candidates)
+    return f"  {step.token:>6} {shown(step.token)!s:<14} logp {step.logprob:8.3f} | {candidates}"
+
+
+def cmd_generate(args):
+    tok = Tokenizer()
+    model = load(args.model)
+    prompt = command_line_text(args.prompt)
+    prompt_ids = tok.encode(prompt)
+    options = generation_options(args, tok)
+    trace_top = args.trace_top if args.trace else 0
+    streaming = not args.json and args.strategy in ("greedy", "sample", "contrastive", "speculative") \
+        and options.get("num_return_sequences", 1) == 1 and not options.get("stop")
+    stream = tok.stream_decoder()
+    started = False  # the prompt is printed with the first token, once the options have been accepted
+
+    def show(row, token):
+        nonlocal started
+        if not started:
+            print(prompt, end="", flush=True)
+            started = True
+        if token != tok.eot and token < tok.n_vocab:
+            print(stream.feed(token), end="", flush=True)
+
+    out = generate(model, prompt_ids, args.strategy, on_token=show if streaming else None,
+                   trace_top=trace_top, tokenizer=tok, **options)
+    if args.json:
+        sequences = []
+        for i, tokens in enumerate(out.sequences):
+            entry = {"tokens": tokens, "text": out.texts[i], "score": out.scores[i], "finish_reason": out.finish_reasons[i]}
+            if args.trace:
+                entry["steps"] = [step_json(step) for step in out.steps[i]]
+            sequences.append(entry)
+        result = {"prompt_tokens": prompt_ids, "strategy": args.strategy, "chain": out.chain, "sequences": sequences}
+        if out.stats:
+            result["stats"] = out.stats
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    if streaming:
+        print(("" if started else prompt) + stream.flush())
+    else:
+        for i, text in enumerate(out.texts):
+            if len(out.texts) > 1:
+                print(f"--- {i + 1}: score {out.scores[i]:.4f} ({out.finish_reasons[i]})")
+            print(prompt + text)
+    if args.trace:
+        for i, steps in enumerate(out.steps):
+            print(f"trace of sequence {i + 1} (chain: {', '.join(out.chain) or 'none'}):")
+            for step in steps:
+                print(step_line(step, tok))
+    if out.stats:
+        print(", ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in out.stats.items()), file=sys.stderr)
+
+
+def cmd_tokenize(args):
+    tok = Tokenizer()
+    ids = tok.encode(command_line_text(args.text), allow_special=args.allow_special)
+    rows = [{"id": i, "bytes": tok.token_bytes(i).hex(" "), "text": tok.token_bytes(i).decode("utf-8", "replace")} for i in ids]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    for row in rows:
+        print(f"{row['id']:>6}  {row['bytes']:<24} {visible(row['text'])}")
+    print(f"{len(ids)} tokens")
+
+
+def token_logprobs(model, ids) -> list[float]:
+    """log p(token_i | tokens before it) for i >= 1, read off one forward pass."""
+    logits = model(ids)  # [T, V]
+    logp = np.log(softmax(logits[:-1]))  # [T-1, V]: the distribution over the token after each position
+    return [float(logp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+
+
+def cmd_score(args):
+    tok = Tokenizer()
+    model = load(args.model)
+    ids = tok.encode(command_line_text(args.text))
+    if not ids:
+        raise ValueError("the text to score is empty; give at least one token of text.")
+    if len(ids) > model.config.n_positions:
+        raise ValueError(f"the text has {len(ids)} tokens, more than the model's context of n_positions={model.config.n_positions}.")
+    logprobs = token_logprobs(model, ids)
+    perplexity = math.exp(-sum(logprobs) / len(logprobs)) if logprobs else None
+    if args.json:
+        print(json.dumps({"tokens": ids, "logprobs": [None, *logprobs], "perplexity": perplexity}))
+        return
+    for i, (token, lp) in enumerate(zip(ids, [None, *logprobs])):
+        shown = visible(tok.decode([token]))
+        print(f"{token:>6}  {'' if lp is None else f'{lp:9.4f}':>9}  {shown}")
+    print(f"perplexity: {perplexity:.4f}" if perplexity is not None else "perplexity: undefined for a single token")
+
+
+def cmd_download(args):
+    print(hub.download(args.model))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text.")
+    sub = p.add_subparsers(dest="command", required=True)
+    model_help = "a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id, a folder or a .safetensors file"
+
+    g = sub.add_parser("generate", help="continue a prompt by a decoding strategy")
+    g.add_argument("prompt", help="the text to continue (may be empty: GPT-2 then starts from <|endoftext|>)")
+    g.add_argument("--model", default="gpt2", help=model_help)
+    g.add_argument("--strategy", default="greedy", choices=STRATEGIES)
+    g.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    g.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the candidates")
+    g.add_argument("--trace-top", type=int, default=10, metavar="N", help="candidates per traced step (default 10)")
+    opt = g.add_argument_group("generation options (transformers' names; only those given are passed)")
+    opt.add_argument("--max-new-tokens", type=int, default=40, metavar="N", help="(default 40)")
+    for name, kind in NUMBER_OPTIONS.items():
+        if name != "max_new_tokens":
+            opt.add_argument("--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, metavar="N" if kind is int else "X")
+    opt.add_argument("--early-stopping", type=early_stopping, default=argparse.SUPPRESS, metavar="true|false|never")
+    opt.add_argument("--stop", action="append", default=argparse.SUPPRESS, metavar="TEXT", help="stop string (repeatable)")
+    opt.add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT", help="a text never to generate (repeatable)")
+    opt.add_argument("--bad-words-ids", type=token_ids, action="append", default=argparse.SUPPRESS, metavar="IDS",
+                     help="a token sequence never to generate, as comma-separated ids (repeatable)")
+    opt.add_argument("--suppress-tokens", type=token_ids, default=argparse.SUPPRESS, metavar="IDS")
+    opt.add_argument("--logit-bias", type=token_bias, action="append", default=argparse.SUPPRESS, metavar="TOKEN=BIAS")
+    opt.add_argument("--draft-model", default=argparse.SUPPRESS, metavar="PATH_OR_NAME", help="speculative decoding's draft model")
+    opt.add_argument("--do-sample", action="store_true", default=argparse.SUPPRESS, help="speculative decoding: sample instead of greedy")
+    g.set_defaults(run=cmd_generate)
+
+    t = sub.add_parser("tokenize", help="show the tokens of a text: id, bytes, text")
+    t.add_argument("text")
+    t.add_argument("--allow-special", action="store_true", help="read <|endoftext|> in the text as the special token")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(run=cmd_tokenize)
+
+    s = sub.add_parser("score", help="log-probability of every token of a text, and its perplexity")
+    s.add_argument("text")
+    s.add_argument("--model", default="gpt2", help=model_help)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=cmd_score)
+
+    d = sub.add_parser("download", help="download a checkpoint into weights/ and print where it is")
+    d.add_argument("model", help=model_help)
+    d.set_defaults(run=cmd_download)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
+        print(f"minigpt: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

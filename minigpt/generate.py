@@ -1,0 +1,164 @@
+"""Generation: prompts in, new tokens out, by any decoding strategy.
+
+    prompt ids -> left-padded batch -> options checked -> processor chain built -> strategy:
+    prefill the prompts once, then step through the KV cache, choosing tokens -> sequences + trace
+
+The strategies live in minigpt/sampling/: sample.py (greedy, sampling), beam.py (beam search, beam
+sampling, diverse beam search), contrastive.py and speculative.py; the logit processors they share
+in processors.py. This module only prepares the batch, picks the strategy and packs the result.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from typing import Callable
+
+import numpy as np
+
+from .model import GPT2
+from .sampling.decoding import Decoding, StopStrings, Step
+from .sampling.options import GenerationOptions, OptionError
+from .sampling.processors import build_chain
+from .tokenizer import Tokenizer
+
+
+@dataclass
+class GenerationOutput:
+    prompt_tokens: list[list[int]]  # each prompt as given (an empty prompt becomes [<|endoftext|>])
+    sequences: list[list[int]]  # the new tokens of each returned sequence, prompt excluded
+    texts: list[str] = field(default_factory=list)  # their text (without end-of-text, cut before a stop string)
+    scores: list[float] = field(default_factory=list)  # see Hypothesis.score
+    finish_reasons: list[str] = field(default_factory=list)  # "eos", "stop" or "length"
+    prompt_index: list[int] = field(default_factory=list)  # which prompt each sequence continues
+    steps: list[list[Step]] = field(default_factory=list)  # the per-step trace of each sequence
+    chain: list[str] = field(default_factory=list)  # the logit processors, in the order applied
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+
+
+def as_prompt_batch(prompt_ids, eos_token_id: int) -> list[list[int]]:
+    """One prompt (a list of ids) or a batch (a list of lists, or a 2-D array) -> a list of prompts.
+    An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional text."""
+    if isinstance(prompt_ids, np.ndarray):
+        prompts = prompt_ids.tolist() if prompt_ids.ndim == 2 else [prompt_ids.tolist()]
+    elif len(prompt_ids) and isinstance(prompt_ids[0], (list, tuple, np.ndarray)):
+        prompts = [list(p) for p in prompt_ids]
+    else:
+        prompts = [list(prompt_ids)]
+    if not prompts:
+        raise ValueError("prompt_ids holds no prompt; give a list of token ids or a list of such lists.")
+    result = []
+    for prompt in prompts:
+        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in prompt):
+            raise ValueError("prompt_ids must hold integer token ids.")
+        result.append([int(t) for t in prompt] or [eos_token_id])
+    return result
+
+
+def unpad(ids, attention_mask) -> list[list[int]]:
+    """An already padded batch ids [B, T] with its attention_mask [B, T] (1 real, 0 padding) -> its prompts."""
+    ids, mask = np.asarray(ids), np.asarray(attention_mask)
+    if ids.ndim != 2 or mask.shape != ids.shape:
+        raise ValueError(f"attention_mask must have the shape of the batch prompt_ids [B, T]; got {mask.shape} for {ids.shape}.")
+    return [row[m == 1].tolist() for row, m in zip(ids, mask)]
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts of different lengths -> ids [B, T] and attention_mask [B, T], padding on the left so
+    that every row's last token sits in the last column, where the next token is read off."""
+    T = max(len(p) for p in prompts)
+    ids = np.full((len(prompts), T), pad_id, dtype=np.int64)
+    mask = np.zeros((len(prompts), T), dtype=np.int64)
+    for row, prompt in enumerate(prompts):
+        ids[row, T - len(prompt) :] = prompt
+        mask[row, T - len(prompt) :] = 1
+    return ids, mask
+
+
+def check_context(model: GPT2, prompt_length: int, max_new_tokens: int):
+    limit = model.config.n_positions
+    if prompt_length + max_new_tokens > limit:
+        raise ValueError(f"the prompt ({prompt_length} tokens) plus max_new_tokens ({max_new_tokens}) exceed "
+                         f"the model's context of n_positions={limit} tokens; shorten the prompt or ask for fewer tokens.")
+
+
+@lru_cache(maxsize=1)
+def default_tokenizer() -> Tokenizer:
+    return Tokenizer()
+
+
+# strategy -> (module in minigpt/sampling/, function); each module is imported when first used.
+STRATEGY_FUNCTIONS = {
+    "greedy": ("sample", "greedy_or_sample"),
+    "sample": ("sample", "greedy_or_sample"),
+    "beam": ("beam", "beam_search"),
+    "beam-sample": ("beam", "beam_search"),
+    "diverse-beam": ("beam", "beam_search"),
+    "contrastive": ("contrastive", "contrastive_search"),
+    "speculative": ("speculative", "speculative_decoding"),
+}
+
+
+def strategy_function(name: str):
+    module, function = STRATEGY_FUNCTIONS[name]
+    return getattr(importlib.import_module(f".sampling.{module}", __package__), function)
+
+
+def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=None,
+             on_token: Callable[[int, int], None] | None = None, trace_top: int = 10, tokenizer: Tokenizer | None = None, **options) -> GenerationOutput:
+    """Continue each prompt by the named strategy.
+
+    prompt_ids: one prompt [T] or a batch of prompts (padded on the left here).
+    attention_mask: for a batch prompt_ids [B, T] that is already padded: 1 at real tokens, 0 at padding.
+    strategy: greedy, sample, beam, beam-sample, diverse-beam, contrastive or speculative.
+    options: transformers' GenerationConfig names (max_new_tokens, temperature, top_k, top_p, num_beams,
+      ...) plus frequency_penalty, presence_penalty, logit_bias, stop, draft_model; see sampling/options.py.
+    on_token(row, token_id) is called as each token is chosen (token-by-token strategies), for streaming.
+    trace_top: how many candidates each traced step keeps.
+    """
+    opts = GenerationOptions.build(strategy, **options)
+    if attention_mask is not None:
+        prompt_ids = unpad(prompt_ids, attention_mask)
+    eos = model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
+    vocab_size = model.config.vocab_size
+    pad = eos if eos < vocab_size else 0
+    prompts = as_prompt_batch(prompt_ids, pad)
+    n = opts.num_return_sequences if strategy == "sample" else 1  # beams return several per prompt themselves
+    rows = [p for p in prompts for _ in range(n)]
+    ids, mask = left_pad(rows, pad)
+    check_context(model, ids.shape[1], opts.max_new_tokens)
+    if not isinstance(trace_top, int) or trace_top < 0:
+        raise OptionError(f"trace_top must be a whole number >= 0, got {trace_top!r}.")
+
+    chain_options = {name: getattr(opts, name) for name in (
+        "temperature", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
+        "frequency_penalty", "presence_penalty", "no_repeat_ngram_size", "min_new_tokens", "min_tokens_to_keep")}
+    if strategy == "beam-sample" and opts.num_beams > 1 and "min_tokens_to_keep" not in options:
+        chain_options["min_tokens_to_keep"] = 2  # as transformers: every beam keeps one continuation besides eos
+    if eos >= vocab_size:  # a small test vocabulary without GPT-2's end-of-text: nothing to hold back
+        chain_options["min_new_tokens"] = 0
+    chain_for = partial(
+        build_chain, sampling=opts.sampling, prompt_length=ids.shape[1], eos_token_id=eos, vocab_size=vocab_size,
+        top_k=0 if strategy == "contrastive" else (opts.top_k or 0),  # contrastive's top_k counts candidates
+        bad_words_ids=[list(s) for s in opts.bad_words_ids] or None, suppress_tokens=list(opts.suppress_tokens) or None,
+        logit_bias=dict(opts.logit_bias) or None, **chain_options)
+    pad_lengths = (mask == 0).sum(axis=1)  # [B] the repetition penalty skips each row's padding
+    chain = chain_for(pad_lengths=pad_lengths)
+    tokenizer = tokenizer or default_tokenizer()
+    run = Decoding(model=model, ids=ids, mask=mask, options=opts, chain=chain,
+                   chain_for_copies=lambda copies: chain_for(pad_lengths=np.repeat(pad_lengths, copies)),
+                   eos_token_id=eos, pad_token_id=pad,
+                   rng=np.random.default_rng(opts.seed), trace_top=trace_top, on_token=on_token,
+                   stop=StopStrings(opts.stop, tokenizer, len(rows)) if opts.stop else None)
+    per_row = strategy_function(strategy)(run)
+
+    out = GenerationOutput(prompt_tokens=prompts, sequences=[], chain=chain.describe(), stats=run.stats)
+    for row, hyps in enumerate(per_row):
+        for hyp in hyps:
+            text = tokenizer.decode(t for t in hyp.tokens if t != eos and t < tokenizer.n_vocab)
+            out.sequences.append(hyp.tokens)
+            out.texts.append(run.stop.cut(text) if run.stop else text)
+            out.scores.append(hyp.score)
+            out.finish_reasons.append(hyp.finish_reason)
+            out.prompt_index.append(row // n)
+            out.steps.append(hyp.steps)
+    return out

@@ -1,0 +1,219 @@
+"""GPT-2's forward pass in NumPy: token ids -> embeddings -> transformer blocks -> logits.
+
+The model of Radford et al. 2019, "Language Models are Unsupervised Multitask Learners", as OpenAI
+released it and as Hugging Face transformers' GPT2LMHeadModel computes it (our reference for numbers):
+pre-norm blocks, learned position embeddings, the tanh approximation of GELU, and an output layer tied
+to the token embeddings. Everything is float32.
+
+Parameters are nested dicts that mirror the checkpoint's names (`h[0]["attn"]["c_attn"]["weight"]`
+is the tensor `h.0.attn.c_attn.weight`), so each function below reads like the paper. GPT-2's weights
+were saved from a TensorFlow "Conv1D", so every weight matrix is [in, out]: a linear layer is `x @ W + b`.
+
+What this module is not: it does not read files (checkpoint.py) or choose tokens (generate.py).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import GPTConfig
+
+# Shapes: B batch, T new tokens, S positions attended to (cache + new), C n_embd, H n_head, D head_dim,
+# M the MLP's width, V vocab_size.
+
+
+def layer_norm(x, weight, bias, eps):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (Ba et al. 2016)."""
+    mean = x.mean(axis=-1, keepdims=True)  # [B, T, 1]
+    var = x.var(axis=-1, keepdims=True)  # [B, T, 1]
+    return (x - mean) / np.sqrt(var + eps) * weight + bias  # [B, T, C]
+
+
+def gelu(x):
+    """GELU, tanh approximation (Hendrycks & Gimpel 2016), as GPT-2 uses it ("gelu_new").
+
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The constant is a Python float: a NumPy float64
+    scalar here would turn every later matmul into float64. x * x * x, because NumPy's float32 x**3
+    calls pow() and is two orders of magnitude slower.
+    """
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
+
+
+def softmax(x):
+    """exp(x - max) / sum(exp(x - max)) over the last axis; -inf entries get probability 0."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def linear(x, weight, bias):
+    """x @ W + b, with the leading axes folded so that it is a single matrix product."""
+    y = x.reshape(-1, x.shape[-1]) @ weight  # [B*T, in] @ [in, out] -> [B*T, out]
+    y += bias
+    return y.reshape(*x.shape[:-1], -1)  # [B, T, out]
+
+
+def attention(q, k, v, mask):
+    """softmax(q k^T / sqrt(D), masked) v (Vaswani et al. 2017). mask is True where a query may look."""
+    scores = q @ k.swapaxes(-1, -2)  # [B, H, T, D] @ [B, H, D, S] -> [B, H, T, S]
+    scores *= 1.0 / math.sqrt(q.shape[-1])
+    scores = np.where(mask, scores, -np.inf)  # mask [B, 1, T, S]
+    return softmax(scores) @ v  # [B, H, T, S] @ [B, H, S, D] -> [B, H, T, D]
+
+
+def self_attention(x, c_attn, c_proj, n_head, k_cache, v_cache, start, mask):
+    """Multi-head causal self-attention. The new keys and values are written into the cache at
+    [start, start + T), and the queries attend to everything the cache holds up to there."""
+    B, T, C = x.shape
+    qkv = linear(x, **c_attn)  # [B, T, 3C]
+    q, k, v = qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4)  # 3 x [B, H, T, D]
+    k_cache[:, :, start : start + T] = k
+    v_cache[:, :, start : start + T] = v
+    out = attention(q, k_cache[:, :, : start + T], v_cache[:, :, : start + T], mask)  # [B, H, T, D]
+    out = out.transpose(0, 2, 1, 3).reshape(B, T, C)  # merge heads: [B, T, H, D] -> [B, T, C]
+    return linear(out, **c_proj)  # [B, T, C]
+
+
+def mlp(x, c_fc, c_proj):
+    """Position-wise feed-forward: gelu(x W1 + b1) W2 + b2."""
+    return linear(gelu(linear(x, **c_fc)), **c_proj)  # [B, T, C] -> [B, T, M] -> [B, T, C]
+
+
+def block(x, ln_1, attn, ln_2, mlp_params, n_head, eps, k_cache, v_cache, start, mask):
+    """One pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    x = x + self_attention(layer_norm(x, **ln_1, eps=eps), **attn, n_head=n_head,
+                           k_cache=k_cache, v_cache=v_cache, start=start, mask=mask)
+    return x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params)  # [B, T, C]
+
+
+def unembed(x, w):
+    """Logits x @ W^T. GPT-2's output layer is its token embedding matrix W [V, C] (tied weights)."""
+    return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], -1)  # [B*T, C] @ [C, V] -> [B, T, V]
+
+
+def position_ids(attention_mask):
+    """Positions count only real tokens, as transformers' generate() does for left padding:
+    cumsum(mask) - 1, and 1 at padding (where it never reaches a real token)."""
+    positions = np.cumsum(attention_mask, axis=-1) - 1  # [B, S]
+    return np.where(attention_mask == 1, positions, 1)
+
+
+class KVCache:
+    """Preallocated keys and values of every layer: prefill writes the prompt, each step appends one
+    token in place, so no step copies what earlier steps computed."""
+
+    def __init__(self, config: GPTConfig, batch_size: int, max_length: int):
+        shape = (config.n_layer, batch_size, config.n_head, max_length, config.head_dim)
+        self.k = np.zeros(shape, dtype=np.float32)  # [L, B, H, max_length, D]
+        self.v = np.zeros(shape, dtype=np.float32)
+        self.mask = np.zeros((batch_size, max_length), dtype=np.int64)  # 1 where a real token sits
+        self.length = 0  # positions filled so far
+        self.max_length = max_length
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    def reorder(self, indices):
+        """Keep batch rows `indices` (in that order, repeats allowed): beam search's reshuffle."""
+        indices = np.asarray(indices, dtype=np.int64)
+        self.k = self.k[:, indices]
+        self.v = self.v[:, indices]
+        self.mask = self.mask[indices]
+
+    def crop(self, length: int):
+        """Forget every position from `length` on (speculative decoding drops rejected tokens)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot crop a cache of length {self.length} to {length}.")
+        self.mask[:, length:] = 0
+        self.length = length
+
+
+@dataclass
+class ForwardResult:
+    logits: np.ndarray  # [B, T, V] float32, or [B, 1, V] with last_only
+    hidden: np.ndarray  # [B, T, C] float32: the final hidden state, after ln_f
+
+
+class GPT2:
+    """GPT-2 with its weights. `model(ids)` gives logits; `model.forward` works through a KV cache."""
+
+    def __init__(self, config: GPTConfig, params: dict):
+        self.config = config
+        self.params = params
+
+    def __repr__(self):
+        c = self.config
+        return f"GPT2(n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, vocab_size={c.vocab_size}, n_positions={c.n_positions})"
+
+    def __call__(self, ids, attention_mask=None):
+        """Logits for every position: ids [T] -> [T, V]; ids [B, T] -> [B, T, V] (left padding in attention_mask)."""
+        ids = np.asarray(ids)
+        single = ids.ndim == 1
+        if single:
+            ids = ids[None]
+        if ids.ndim != 2:
+            raise ValueError(f"ids must be a list of token ids [T] or a batch [B, T], got an array of shape {ids.shape}.")
+        cache = self.new_cache(ids.shape[0], ids.shape[1])
+        logits = self.forward(ids, cache, attention_mask).logits
+        return logits[0] if single else logits
+
+    def new_cache(self, batch_size: int, max_length: int) -> KVCache:
+        if max_length > self.config.n_positions:
+            raise ValueError(f"{max_length} positions exceed the model's context of n_positions={self.config.n_positions} tokens.")
+        return KVCache(self.config, batch_size, max_length)
+
+    def forward(self, ids, cache: KVCache, attention_mask=None, last_only=False) -> ForwardResult:
+        """Run T new tokens per row through the model, appending them to the cache.
+
+        ids [B, T]; attention_mask [B, T] (1 real, 0 padding) for these new tokens, None for all real.
+        """
+        p, c = self.params, self.config
+        ids = self._check_ids(ids, cache)
+        B, T = ids.shape
+        start = cache.length
+        cache.mask[:, start : start + T] = 1 if attention_mask is None else self._check_mask(attention_mask, ids.shape)
+        seen = cache.mask[:, : start + T]  # [B, S]
+        # Query t (at cache slot start + t) may look at slot s if s <= start + t and s holds a real token.
+        # Every query may look at itself, so a padding row is never all -inf (its output is unused).
+        slots = np.arange(start + T)
+        causal = slots[None, :] <= (start + np.arange(T))[:, None]  # [T, S]
+        mask = (causal & (seen[:, None, :] == 1)) | (slots[None, :] == (start + np.arange(T))[:, None])
+        mask = mask[:, None]  # [B, 1, T, S]
+
+        positions = position_ids(seen)[:, start:]  # [B, T]
+        x = p["wte"]["weight"][ids] + p["wpe"]["weight"][positions]  # [B, T, C]
+        for i, layer in enumerate(p["h"]):
+            x = block(x, layer["ln_1"], layer["attn"], layer["ln_2"], layer["mlp"], c.n_head, c.layer_norm_epsilon,
+                      cache.k[i], cache.v[i], start, mask)
+        cache.length = start + T
+        if last_only:
+            x = x[:, -1:]
+        hidden = layer_norm(x, **p["ln_f"], eps=c.layer_norm_epsilon)  # [B, T, C]
+        logits = unembed(hidden, p["lm_head"]["weight"])  # [B, T, V]
+        return ForwardResult(logits=logits, hidden=hidden)
+
+    def _check_ids(self, ids, cache):
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or ids.shape[1] == 0:
+            raise ValueError(f"ids must be a non-empty batch [B, T] of token ids, got shape {ids.shape}.")
+        if ids.dtype.kind not in "iu":
+            raise ValueError(f"token ids must be integers, got dtype {ids.dtype}.")
+        if ids.min() < 0 or ids.max() >= self.config.vocab_size:
+            bad = ids[(ids < 0) | (ids >= self.config.vocab_size)][0]
+            raise ValueError(f"token id {bad} is outside the model's vocabulary (0 to {self.config.vocab_size - 1}).")
+        if ids.shape[0] != cache.batch_size:
+            raise ValueError(f"ids have batch size {ids.shape[0]} but the cache holds {cache.batch_size} rows.")
+        if cache.length + ids.shape[1] > cache.max_length:
+            raise ValueError(f"{cache.length + ids.shape[1]} tokens exceed the cache's {cache.max_length} positions "
+                             f"(the model's context is n_positions={self.config.n_positions}).")
+        return ids.astype(np.int64, copy=False)
+
+    @staticmethod
+    def _check_mask(attention_mask, shape):
+        mask = np.asarray(attention_mask)
+        if mask.shape != shape:
+            raise ValueError(f"attention_mask has shape {mask.shape}, but ids have shape {shape}.")
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token).")
+        return mask

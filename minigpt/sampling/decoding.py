@@ -1,0 +1,127 @@
+"""What every decoding strategy shares: the call's context, the hypotheses it returns, the per-step
+trace, stop conditions, and the draw of a token from a distribution.
+
+A strategy is a function `strategy(run: Decoding) -> list[list[Hypothesis]]`: for each prompt, its
+returned sequences, best first.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..model import GPT2
+from ..tokenizer import Tokenizer
+from .options import GenerationOptions
+from .processors import LogitsChain, log_softmax, softmax
+
+
+@dataclass
+class Step:
+    """One generated token, as the trace shows it."""
+    token: int
+    logprob: float  # log p(token) under the model's raw distribution, before any processor
+    candidates: list[tuple[int, float]]  # the final distribution it was chosen from: (id, p), most probable first
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # new tokens only; ends with end-of-text if that was chosen
+    score: float  # greedy, sampling, contrastive, speculative: the sum of the tokens' raw log-probabilities;
+                  # beam strategies: the beam score, sum of processed log-probabilities / length ** length_penalty
+    finish_reason: str = "length"  # "eos", "stop" (a stop string) or "length"
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class Decoding:
+    """Everything a strategy needs for one generate() call."""
+    model: GPT2
+    ids: np.ndarray  # [B, T] the prompts, padded on the left with the pad id
+    mask: np.ndarray  # [B, T] 1 for a real token, 0 for padding
+    options: GenerationOptions
+    chain: LogitsChain  # the logit processors for the rows of `ids`
+    eos_token_id: int
+    pad_token_id: int
+    rng: np.random.Generator
+    trace_top: int = 10
+    chain_for_copies: Callable[[int], LogitsChain] | None = None  # the chain for rows holding n copies of each prompt (beams)
+    on_token: Callable[[int, int], None] | None = None  # (row, token) as soon as a token is chosen
+    stop: "StopStrings | None" = None
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.options.max_new_tokens
+
+    def new_cache(self, batch_size: int):
+        return self.model.new_cache(batch_size, self.ids.shape[1] + self.max_new_tokens)
+
+
+def trace_step(token: int, raw_logprobs, final_logits, top: int) -> Step:
+    """A Step for `token`: raw_logprobs [V] (log-softmax of the model's logits), final_logits [V]
+    (after every processor); the top candidates of softmax(final_logits), zero-probability ones left out."""
+    candidates = []
+    if top > 0:
+        probs = softmax(final_logits[None])[0]  # [V]
+        k = min(top, probs.size)
+        best = np.argpartition(-probs, k - 1)[:k]
+        best = best[np.lexsort((best, -probs[best]))]  # most probable first, ties by id
+        candidates = [(int(i), float(probs[i])) for i in best if probs[i] > 0]
+    return Step(token=int(token), logprob=float(raw_logprobs[token]), candidates=candidates)
+
+
+def emit(run: Decoding, hyp: Hypothesis, row: int, token: int, raw_logprobs, final_logits) -> bool:
+    """Append a chosen token to a row's hypothesis: its score, its trace step, the stream.
+    True when the token ends the sequence (end-of-text, or a stop string now in the text)."""
+    hyp.tokens.append(token)
+    hyp.score += float(raw_logprobs[token])
+    hyp.steps.append(trace_step(token, raw_logprobs, final_logits, run.trace_top))
+    if run.on_token:
+        run.on_token(row, token)
+    if token == run.eos_token_id:
+        hyp.finish_reason = "eos"
+    elif run.stop and run.stop.add(row, token):
+        hyp.finish_reason = "stop"
+    return hyp.finish_reason != "length"
+
+
+def draw(probs, rng: np.random.Generator) -> int:
+    """Inverse-CDF sampling: u ~ U[0, 1), the first token whose cumulative probability exceeds u * total.
+
+    Computed in float64 from one uniform number per draw, so the same seed gives the same token on any
+    machine; a token of probability 0 is never drawn.
+    """
+    cdf = np.cumsum(probs, dtype=np.float64)  # [V]
+    u = rng.random() * cdf[-1]
+    return int(min(np.searchsorted(cdf, u, side="right"), np.flatnonzero(probs)[-1]))
+
+
+class StopStrings:
+    """Stop a row once its generated text contains one of the stop strings, even when the string
+    spans several tokens. The returned text ends before the stop string."""
+
+    def __init__(self, stops, tokenizer: Tokenizer, batch_size: int):
+        self.stops = tuple(stops)
+        self.tokenizer = tokenizer
+        self.generated = [bytearray() for _ in range(batch_size)]
+
+    def add(self, row: int, token: int) -> bool:
+        """Record a new token of `row`; True if its text now holds a stop string."""
+        if token < self.tokenizer.n_vocab:
+            self.generated[row] += self.tokenizer.token_bytes(token)
+        text = self.generated[row].decode("utf-8", errors="replace")
+        return any(s in text for s in self.stops)
+
+    def cut(self, text: str) -> str:
+        """The text before the first stop string in it."""
+        ends = [text.find(s) for s in self.stops if s in text]
+        return text[: min(ends)] if ends else text
+
+
+def raw_and_processed(run: Decoding, logits, history):
+    """The model's log-probabilities [B, V] and the chain's output on the raw logits [B, V]."""
+    return log_softmax(logits), run.chain(logits, history)
+
+
+__all__ = ["Step", "Hypothesis", "Decoding", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed"]

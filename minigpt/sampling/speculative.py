@@ -1,0 +1,134 @@
+"""Speculative decoding: a small draft model guesses K tokens, the target model checks them in one pass.
+
+    draft:  d_1 ~ q(. | x), d_2 ~ q(. | x d_1), ..., d_K          K cheap one-token passes
+    target: p(. | x), p(. | x d_1), ..., p(. | x d_1 ... d_K)      ONE pass over K + 1 positions
+    keep the drafts the target agrees with, then one token of the target's own
+
+Each round emits between 1 and K + 1 tokens for a single pass of the big model, which is where the
+speed comes from (Leviathan, Kalman & Matias 2023, "Fast Inference from Transformers via Speculative
+Decoding", ICML; Chen et al. 2023, "Accelerating Large Language Model Decoding with Speculative
+Sampling"). transformers calls it assisted generation (generate(assistant_model=...)).
+
+Greedy (do_sample False): d_i is the draft's argmax. Walking i = 1 .. K, d_i is accepted while it equals
+the target's argmax at that position; at the first disagreement the target's argmax is emitted instead,
+and if all K agree the target's next argmax is a free bonus token. Every emitted token is the target's
+argmax given the tokens before it, so the text is exactly the target's own greedy text.
+
+Sampling (do_sample True), the accept/reject rule: with p and q the target's and the draft's processed
+distributions at position i, d_i ~ q is accepted with probability min(1, p(d_i) / q(d_i)). At the first
+rejection the token is drawn from the residual r = max(0, p - q) / sum(max(0, p - q)), and the round ends;
+if all K are accepted the bonus token is drawn from p at position K + 1.
+Why the emitted token follows p exactly: P(emit v) = P(draft v and accept) + P(reject) r(v)
+  = q(v) min(1, p(v)/q(v)) + (1 - sum_u min(q(u), p(u))) max(0, p(v) - q(v)) / sum_u max(0, p(u) - q(u))
+  = min(q(v), p(v)) + max(0, p(v) - q(v))       (both sums equal 1 - sum_u min(p(u), q(u)))
+  = p(v).
+By induction over positions the whole text is distributed as the target alone would sample it; the
+draft only changes how fast. (Leviathan et al. 2023, Appendix A; Chen et al. 2023, Theorem 1.)
+
+The processors (penalties, bans, min_new_tokens, temperature, top-k, ...) run on both models' logits,
+each position with its own history (prompt + emitted + the drafts before it), so p and q are the
+distributions a plain sampler would use there. Only one prompt at a time: with several, each row
+would accept a different number of tokens per round.
+
+What this module is not: loading models (checkpoint.py) or the processors (processors.py).
+"""
+
+import numpy as np
+
+from ..checkpoint import load
+from ..model import GPT2
+from .decoding import Decoding, Hypothesis, draw, emit, raw_and_processed
+from .processors import softmax
+
+
+def draft_model(run: Decoding) -> GPT2:
+    """options.draft_model as a GPT2 (loaded if it is a name or a path), checked against the target."""
+    draft = run.options.draft_model
+    if not isinstance(draft, GPT2):
+        draft = load(draft)
+    if draft.config.vocab_size != run.model.config.vocab_size:
+        raise ValueError(f"the draft model's vocabulary ({draft.config.vocab_size} tokens) differs from the target's "
+                         f"({run.model.config.vocab_size}); speculative decoding needs a draft with the same tokenizer.")
+    return draft
+
+
+class Distributions:
+    """What a model says about a run of positions, each processed with its own history."""
+
+    def __init__(self, run: Decoding, logits, histories):
+        """logits [n, V]; histories: n token lists, the text before each position."""
+        pairs = [raw_and_processed(run, logits[i : i + 1], np.array([h])) for i, h in enumerate(histories)]
+        self.raw = np.concatenate([raw for raw, _ in pairs])  # [n, V] raw log-probabilities
+        self.processed = np.concatenate([processed for _, processed in pairs])  # [n, V] after every processor
+        self.probs = softmax(self.processed).astype(np.float64)  # [n, V]
+
+
+def propose(run: Decoding, draft: GPT2, cache, sequence: list[int], n: int):
+    """n draft tokens after `sequence`, one draft pass each, and the distributions q they were taken from.
+
+    The draft's cache holds a prefix of `sequence`; the rest is fed with the first pass.
+    Returns tokens (n ids) and q [n, V]."""
+    tokens, q = [], []
+    feed = sequence[cache.length :]
+    for _ in range(n):
+        logits = draft.forward(np.array([feed]), cache, last_only=True).logits[0]  # [1, V]
+        dist = Distributions(run, logits, [sequence + tokens]).probs[0]  # [V]
+        tokens.append(draw(dist, run.rng) if run.options.do_sample else int(dist.argmax()))
+        q.append(dist)
+        feed = tokens[-1:]
+    return tokens, np.array(q)
+
+
+def verify(run: Decoding, drafts: list[int], q, target: Distributions) -> list[int]:
+    """The tokens to emit: the accepted drafts, then one token of the target's (a correction or the bonus).
+
+    drafts: n ids; q [n, V] the draft's distributions; target: the target's n + 1 distributions."""
+    p = target.probs  # [n + 1, V]
+    for i, token in enumerate(drafts):
+        if run.options.do_sample:
+            if run.rng.random() >= p[i, token] / q[i, token]:  # accepted with probability min(1, p / q)
+                return drafts[:i] + [draw(np.maximum(p[i] - q[i], 0.0), run.rng)]  # from the residual
+        elif token != target.processed[i].argmax():
+            return drafts[:i] + [int(target.processed[i].argmax())]
+    bonus = p[len(drafts)]  # every draft accepted: the target's next token comes free
+    return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
+
+
+def speculative_decoding(run: Decoding) -> list[list[Hypothesis]]:
+    """Speculative decoding of one prompt; run.stats gets drafted, accepted and acceptance_rate."""
+    if run.ids.shape[0] != 1:
+        raise ValueError(f"speculative decoding takes one prompt at a time (got {run.ids.shape[0]}): each prompt "
+                         f"accepts a different number of drafted tokens per round; call generate once per prompt.")
+    model = run.model
+    draft = draft_model(run)
+    K = run.options.num_assistant_tokens
+    prompt = [int(t) for t in run.ids[0]]
+    target_cache = run.new_cache(1)
+    try:
+        draft_cache = draft.new_cache(1, target_cache.max_length)
+    except ValueError as e:
+        raise ValueError(f"the draft model is too short for this call: {e}") from None
+    if len(prompt) > 1:  # the target's cache always holds every token but the last one
+        model.forward(np.array([prompt[:-1]]), target_cache)
+    sequence, hyp = list(prompt), Hypothesis(tokens=[], score=0.0)
+    drafted = accepted = 0
+    run.stats.update(drafted=0, accepted=0, acceptance_rate=0.0)
+    while len(hyp.tokens) < run.max_new_tokens:
+        n = min(K, run.max_new_tokens - len(hyp.tokens) - 1)  # never draft past max_new_tokens
+        drafts, q = propose(run, draft, draft_cache, sequence, n)
+        # The target scores the last token and the n drafts in one pass: n + 1 next-token distributions.
+        logits = model.forward(np.array([sequence[-1:] + drafts]), target_cache).logits[0]  # [n + 1, V]
+        target = Distributions(run, logits, [sequence + drafts[:i] for i in range(n + 1)])
+        emitted = verify(run, drafts, q, target)
+        drafted, accepted = drafted + n, accepted + len(emitted) - 1
+        run.stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
+
+        for i, token in enumerate(emitted):
+            if emit(run, hyp, 0, token, target.raw[i], target.processed[i]) or len(hyp.tokens) == run.max_new_tokens:
+                return [[hyp]]
+
+        # Forget the rejected drafts: each cache keeps only what is now part of the text.
+        target_cache.crop(len(sequence) + len(emitted) - 1)  # all but the last emitted token
+        draft_cache.crop(min(draft_cache.length, len(sequence) + len(emitted) - 1))
+        sequence += emitted
+    return [[hyp]]

@@ -1,0 +1,83 @@
+"""Text <-> tokens: GPT-2's byte-pair encoding, through tiktoken.
+
+The first and last stage of the pipeline. `encode` turns text into UTF-8 bytes, splits them with
+GPT-2's regular expression into word-like pieces, and merges each piece's bytes by BPE rank into
+token ids (Sennrich et al. 2016; Radford et al. 2019). `decode` maps ids back to their bytes and the
+bytes back to text. The rank table (`data/gpt2.tiktoken`, byte-for-byte OpenAI's GPT-2 vocabulary)
+ships inside the package, so nothing is downloaded.
+
+This module does not know about models; it only maps between text, bytes and ids.
+"""
+
+import codecs
+from functools import cached_property
+from pathlib import Path
+
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+
+RANKS_FILE = Path(__file__).parent / "data" / "gpt2.tiktoken"
+END_OF_TEXT = "<|endoftext|>"
+END_OF_TEXT_ID = 50256
+# GPT-2's pre-tokenizer: contractions, letters, digits, other symbols, whitespace (each with one leading space).
+SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+class Tokenizer:
+    """GPT-2's tokenizer: 50,256 BPE tokens plus `<|endoftext|>` = 50256."""
+
+    def __init__(self):
+        self.encoding = tiktoken.Encoding(
+            name="gpt2",
+            pat_str=SPLIT_PATTERN,
+            mergeable_ranks=load_tiktoken_bpe(str(RANKS_FILE)),
+            special_tokens={END_OF_TEXT: END_OF_TEXT_ID},
+        )
+        self.eot = END_OF_TEXT_ID
+        self.n_vocab = self.encoding.n_vocab  # 50257
+
+    def encode(self, text: str, allow_special: bool = False) -> list[int]:
+        """Text -> token ids. "<|endoftext|>" in the text is ordinary text unless allow_special is True."""
+        if allow_special:
+            return self.encoding.encode(text, allowed_special={END_OF_TEXT})
+        return self.encoding.encode(text, disallowed_special=())
+
+    def decode(self, ids) -> str:
+        """Token ids -> text; bytes that are not valid UTF-8 become U+FFFD, as in transformers."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def decode_bytes(self, ids) -> bytes:
+        return b"".join(self.token_bytes(i) for i in ids)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one token stands for (a token may hold part of a UTF-8 character)."""
+        token_id = int(token_id)
+        if not 0 <= token_id < self.n_vocab:
+            raise ValueError(f"token id {token_id} is outside GPT-2's vocabulary (0 to {self.n_vocab - 1}).")
+        return self._id_to_bytes[token_id]
+
+    @cached_property
+    def _id_to_bytes(self) -> list[bytes]:
+        return [self.encoding.decode_single_token_bytes(i) for i in range(self.n_vocab)]
+
+    def stream_decoder(self) -> "StreamDecoder":
+        return StreamDecoder(self)
+
+
+class StreamDecoder:
+    """Incremental decoding for streaming: feed ids one by one, get text as soon as it is whole.
+
+    A token can end in the middle of a UTF-8 character (emoji and CJK often span two tokens), so bytes
+    are held back until the character is complete. The concatenation of everything `feed` and `flush`
+    return equals `Tokenizer.decode` of all the ids.
+    """
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, token_id: int) -> str:
+        return self._utf8.decode(self.tokenizer.token_bytes(token_id))
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True)

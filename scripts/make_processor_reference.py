@@ -1,0 +1,223 @@
+"""Record what transformers' logits processors do, so that the tests can check ours without torch.
+
+    pip install -e '.[reference]'
+    python scripts/make_processor_reference.py      # writes tests/fixtures/processors/cases.{safetensors,json}
+
+Each case is one processor (named as in minigpt.sampling.processors.PROCESSORS, with our constructor's
+parameters) or one whole chain (build_chain's options), random logits [B, V] with ties and -inf entries,
+a random id history [B, t], and the scores transformers returns for them. The arrays go to
+cases.safetensors under "<case>.logits", "<case>.ids", "<case>.expected"; cases.json holds the rest.
+
+`reference_processor` and `reference_chain` say which transformers class stands for which of ours;
+tests/test_processors.py uses them too when torch and transformers are installed.
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from safetensors.numpy import save_file
+from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+from transformers.generation import logits_process as hf
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "processors"
+CASES_PER_PROCESSOR = 6
+CHAIN_CASES = 12
+
+
+def reference_processor(name, params):
+    """The transformers LogitsProcessor equivalent to PROCESSORS[name](**params)."""
+    p = dict(params)
+    keep = p.get("min_tokens_to_keep", 1)
+    if name == "temperature":
+        return hf.TemperatureLogitsWarper(float(p["t"]))
+    if name == "top_k":
+        return hf.TopKLogitsWarper(top_k=p["k"], min_tokens_to_keep=keep)
+    if name == "top_p":
+        return hf.TopPLogitsWarper(top_p=p["p"], min_tokens_to_keep=keep)
+    if name == "min_p":
+        return hf.MinPLogitsWarper(min_p=p["p"], min_tokens_to_keep=keep)
+    if name == "typical_p":
+        return hf.TypicalLogitsWarper(mass=p["p"], min_tokens_to_keep=keep)
+    if name == "epsilon_cutoff":
+        return hf.EpsilonLogitsWarper(epsilon=p["epsilon"], min_tokens_to_keep=keep)
+    if name == "eta_cutoff":
+        return hf.EtaLogitsWarper(epsilon=p["epsilon"], min_tokens_to_keep=keep)
+    if name == "repetition_penalty":
+        skip = p.get("prompt_ignore_length")
+        skip = torch.tensor(skip) if isinstance(skip, list) else skip
+        return hf.RepetitionPenaltyLogitsProcessor(float(p["penalty"]), prompt_ignore_length=skip)
+    if name == "no_repeat_ngram":
+        return hf.NoRepeatNGramLogitsProcessor(p["n"])
+    if name == "bad_words":
+        return hf.NoBadWordsLogitsProcessor(p["sequences"], eos_token_id=p.get("eos_token_id"))
+    if name == "logit_bias":
+        return hf.SequenceBiasLogitsProcessor([[[int(tok)], float(b)] for tok, b in dict(p["bias"]).items()])
+    if name == "min_new_tokens":
+        return hf.MinNewTokensLengthLogitsProcessor(p["prompt_length"], p["min_new_tokens"], p["eos_token_id"])
+    if name == "suppress_tokens":
+        return hf.SuppressTokensLogitsProcessor(p["token_ids"])
+    raise KeyError(f"transformers has no counterpart of {name}")
+
+
+_MODEL = None
+
+
+def reference_chain(options, prompt_length, vocab_size):
+    """transformers' own processor list for build_chain(**options), from GenerationMixin._get_logits_processor.
+
+    frequency/presence penalties have no transformers counterpart and must not be in options.
+    """
+    global _MODEL
+    if _MODEL is None:  # any decoder-only model will do: only its config's is_encoder_decoder is read
+        transformers.logging.set_verbosity_error()  # it warns that sampling options go unused when not sampling
+        config = GPT2Config(n_layer=1, n_embd=8, n_head=2, n_positions=8, vocab_size=8, bos_token_id=0, eos_token_id=0)
+        _MODEL = GPT2LMHeadModel(config)
+    o = dict(options)
+    config = GenerationConfig(
+        do_sample=o["sampling"], temperature=o.get("temperature", 1.0), top_k=o.get("top_k", 0),
+        top_p=o.get("top_p", 1.0), min_p=o.get("min_p") or None, typical_p=o.get("typical_p", 1.0),
+        epsilon_cutoff=o.get("epsilon_cutoff", 0.0), eta_cutoff=o.get("eta_cutoff", 0.0),
+        repetition_penalty=o.get("repetition_penalty", 1.0),
+        no_repeat_ngram_size=o.get("no_repeat_ngram_size", 0), bad_words_ids=o.get("bad_words_ids") or None,
+        sequence_bias=[[[int(t)], float(b)] for t, b in dict(o.get("logit_bias") or {}).items()] or None,
+        min_new_tokens=o.get("min_new_tokens", 0), suppress_tokens=o.get("suppress_tokens") or None,
+    )
+    config._eos_token_tensor = torch.tensor([o["eos_token_id"]])  # what generate's _prepare_special_tokens sets
+    kwargs = {}
+    if o.get("pad_lengths") is not None and prompt_length > 0:  # generate reads the padding off the attention mask
+        pads = torch.tensor(o["pad_lengths"])
+        kwargs["attention_mask"] = (torch.arange(prompt_length)[None, :] >= pads[:, None]).long()
+    with warnings.catch_warnings():  # with an empty prompt it warns that generate must have had inputs_embeds
+        warnings.simplefilter("ignore", UserWarning)
+        processors = _MODEL._get_logits_processor(config, input_ids_seq_length=prompt_length, model_kwargs=kwargs)
+    if o.get("min_tokens_to_keep", 1) != 1:  # generate sets it from num_beams; we take it as an option
+        for p in processors:
+            if hasattr(p, "min_tokens_to_keep"):
+                p.min_tokens_to_keep = o["min_tokens_to_keep"]
+                if isinstance(p, hf.TopKLogitsWarper):
+                    p.top_k = max(p.top_k, p.min_tokens_to_keep)
+    return processors
+
+
+def run_reference(processor, logits, ids):
+    """Apply a transformers processor (or list) to NumPy arrays; float32 [B, V] out."""
+    with torch.no_grad():
+        out = processor(torch.from_numpy(ids.copy()), torch.from_numpy(logits.copy())).numpy()
+    return np.ascontiguousarray(out)  # some processors return a strided view; safetensors would save its raw buffer
+
+
+# ----------------------------------------------------------------------------- random cases
+
+
+def random_logits(rng, batch, vocab):
+    """Logits on a coarse grid (many ties) or continuous, with some -inf; every row keeps a finite one."""
+    if rng.random() < 0.5:
+        x = rng.integers(-12, 13, size=(batch, vocab)) / 4
+    else:
+        x = rng.normal(0, 3, size=(batch, vocab))
+    x = x.astype(np.float32)
+    x[rng.random((batch, vocab)) < rng.choice([0.0, 0.1, 0.4])] = -np.inf
+    for row in np.flatnonzero(np.isneginf(x).all(axis=1)):
+        x[row, rng.integers(vocab)] = 0.0
+    return x
+
+
+def random_ids(rng, batch, vocab):
+    """A history [B, t] over a small alphabet so that tokens and n-grams repeat."""
+    t = int(rng.integers(0, 13))
+    return rng.integers(0, int(rng.integers(1, vocab)), size=(batch, t)).astype(np.int64)
+
+
+def random_params(rng, name, batch, vocab, t):
+    keep = {"min_tokens_to_keep": int(rng.choice([1, 1, 2, 3, 7]))}
+    tokens = lambda n: [int(i) for i in rng.choice(vocab, size=n, replace=False)]  # noqa: E731
+    if name == "temperature":
+        return {"t": float(rng.choice([0.3, 0.7, 1.5, rng.uniform(0.05, 5)]))}
+    if name == "top_k":
+        return {"k": int(rng.integers(1, vocab + 3)), **keep}
+    if name == "top_p":
+        return {"p": float(rng.choice([0.5, 0.9, 1.0, rng.uniform(0.01, 1)])), **keep}
+    if name == "min_p":
+        return {"p": float(rng.choice([0.05, 0.5, 1.0, rng.uniform(0, 1)])), **keep}
+    if name == "typical_p":
+        return {"p": float(rng.choice([0.2, 0.9, rng.uniform(0.01, 0.99)])), **keep}
+    if name in ("epsilon_cutoff", "eta_cutoff"):
+        return {"epsilon": float(rng.choice([3e-4, 0.02, 0.2, rng.uniform(1e-4, 0.9)])), **keep}
+    if name == "repetition_penalty":
+        skip = [None, int(rng.integers(0, t + 1)), [int(s) for s in rng.integers(0, t + 1, size=batch)]]
+        return {"penalty": float(rng.choice([0.5, 1.3, rng.uniform(0.1, 5)])),
+                "prompt_ignore_length": skip[rng.integers(3)]}
+    if name == "no_repeat_ngram":
+        return {"n": int(rng.integers(1, 5))}
+    if name == "bad_words":
+        sequences = [tokens(int(rng.integers(1, 4))) for _ in range(int(rng.integers(1, 5)))]
+        return {"sequences": sequences, "eos_token_id": [None, sequences[0][0]][rng.integers(2)]}
+    if name == "logit_bias":
+        return {"bias": [[tok, float(rng.choice([-np.inf, -100.0, rng.uniform(-5, 5)]))]
+                         for tok in tokens(int(rng.integers(1, 6)))]}
+    if name == "min_new_tokens":
+        return {"eos_token_id": int(rng.integers(vocab)), "prompt_length": int(rng.integers(0, t + 1)),
+                "min_new_tokens": int(rng.integers(0, 6))}
+    if name == "suppress_tokens":
+        return {"token_ids": tokens(int(rng.integers(1, 6)))}
+    raise KeyError(name)
+
+
+def random_options(rng, batch, vocab, t):
+    """build_chain options: each one neutral half of the time; no frequency/presence (no reference)."""
+    maybe = lambda value, neutral: value if rng.random() < 0.5 else neutral  # noqa: E731
+    tokens = lambda n: [int(i) for i in rng.choice(vocab, size=n, replace=False)]  # noqa: E731
+    prompt_length = int(rng.integers(0, t + 1))
+    return {
+        "sampling": bool(rng.random() < 0.8), "prompt_length": prompt_length, "vocab_size": vocab,
+        "eos_token_id": int(rng.integers(vocab)),
+        "temperature": maybe(float(rng.uniform(0.3, 2)), 1.0), "top_k": maybe(int(rng.integers(1, vocab)), 0),
+        "top_p": maybe(float(rng.uniform(0.3, 1)), 1.0), "min_p": maybe(float(rng.uniform(0, 0.5)), 0.0),
+        "typical_p": maybe(float(rng.uniform(0.3, 0.99)), 1.0),
+        "epsilon_cutoff": maybe(float(rng.uniform(1e-4, 0.05)), 0.0),
+        "eta_cutoff": maybe(float(rng.uniform(1e-4, 0.05)), 0.0),
+        "repetition_penalty": maybe(float(rng.uniform(0.5, 2)), 1.0),
+        "no_repeat_ngram_size": maybe(int(rng.integers(1, 4)), 0),
+        "bad_words_ids": maybe([tokens(int(rng.integers(1, 3))) for _ in range(2)], None),
+        "logit_bias": maybe([[tok, float(rng.uniform(-3, 3))] for tok in tokens(2)], None),
+        "min_new_tokens": maybe(int(rng.integers(1, 5)), 0),
+        "suppress_tokens": maybe(tokens(2), None),
+        "min_tokens_to_keep": int(rng.choice([1, 1, 2])),
+        "pad_lengths": maybe([int(p) for p in rng.integers(0, prompt_length + 1, size=batch)], None),
+    }
+
+
+def main():
+    rng = np.random.default_rng(20240601)
+    names = ["temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+             "repetition_penalty", "no_repeat_ngram", "bad_words", "logit_bias", "min_new_tokens", "suppress_tokens"]
+    cases, arrays = [], {}
+    jobs = [(name, i) for name in names for i in range(CASES_PER_PROCESSOR)]
+    jobs += [("chain", i) for i in range(CHAIN_CASES)]
+    for name, i in jobs:
+        batch, vocab = int(rng.integers(1, 4)), int(rng.integers(5, 41))
+        logits, ids = random_logits(rng, batch, vocab), random_ids(rng, batch, vocab)
+        key = f"{name}.{i}"
+        if name == "chain":
+            options = random_options(rng, batch, vocab, ids.shape[1])
+            reference = reference_chain(options, options["prompt_length"], vocab)
+            cases.append({"key": key, "options": options})
+        else:
+            params = random_params(rng, name, batch, vocab, ids.shape[1])
+            reference = reference_processor(name, params)
+            cases.append({"key": key, "processor": name, "params": params})
+        arrays[f"{key}.logits"], arrays[f"{key}.ids"] = logits, ids
+        arrays[f"{key}.expected"] = run_reference(reference, logits, ids)
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_file(arrays, str(OUT / "cases.safetensors"))
+    meta = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}
+    (OUT / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {len(cases)} cases to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

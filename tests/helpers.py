@@ -1,0 +1,58 @@
+"""Small GPT-2 checkpoints written with NumPy alone, for tests that need weights but not the reference."""
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from minigpt.checkpoint import expected_shapes
+from minigpt.config import GPTConfig
+
+
+def random_params(config: GPTConfig, seed=0, scale=0.2) -> dict[str, np.ndarray]:
+    """Random float32 weights under the hub's names; layer norms near 1 so activations stay sane."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in expected_shapes(config).items():
+        params[name] = (scale * rng.standard_normal(shape)).astype(np.float32)
+        if ".ln_" in name or name.startswith("ln_f"):
+            params[name] += np.float32(1.0) if name.endswith("weight") else np.float32(0.0)
+    params["ln_f.weight"] *= np.float32(8.0)  # a peaked next-token distribution, so argmax has no near-ties
+    return params
+
+
+def config_json(config: GPTConfig) -> dict:
+    return {"model_type": "gpt2", "vocab_size": config.vocab_size, "n_positions": config.n_positions,
+            "n_embd": config.n_embd, "n_layer": config.n_layer, "n_head": config.n_head, "n_inner": config.n_inner,
+            "layer_norm_epsilon": config.layer_norm_epsilon, "activation_function": "gelu_new"}
+
+
+def write_checkpoint(folder, config: GPTConfig, params=None, layout="hub", dtype=np.float32, with_config=True) -> Path:
+    """config.json + model.safetensors in `folder`, in the hub's layout or save_pretrained's ("transformer.")."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    params = random_params(config) if params is None else params
+    prefix = "transformer." if layout == "pretrained" else ""
+    save_file({prefix + k: v.astype(dtype) for k, v in params.items()}, str(folder / "model.safetensors"))
+    if with_config:
+        (folder / "config.json").write_text(json.dumps(config_json(config)))
+    return folder
+
+
+def write_raw_safetensors(path, tensors: dict[str, tuple[str, list, bytes]]):
+    """A .safetensors file written by hand from (dtype name, shape, raw bytes): for dtypes NumPy lacks (BF16)."""
+    header, offset = {}, 0
+    for name, (dtype, shape, data) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob + b"".join(d for _, _, d in tensors.values()))
+
+
+def to_bfloat16_bytes(x: np.ndarray) -> bytes:
+    """float32 -> bfloat16 by truncation (the top 16 bits); the test compares with the same truncation."""
+    return (np.ascontiguousarray(x, dtype=np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()

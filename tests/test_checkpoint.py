@@ -1,0 +1,132 @@
+"""Loading: both key layouts, F32/F16/BF16 storage, configs inferred from shapes, and refusals."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import minigpt
+from helpers import random_params, to_bfloat16_bytes, write_checkpoint, write_raw_safetensors
+from minigpt.checkpoint import CheckpointError, read_safetensors
+from minigpt.config import ConfigError, GPTConfig
+
+CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
+IDS = [[3, 1, 4, 1, 5, 9, 2, 6]]
+
+
+def test_hub_and_pretrained_layouts_load_the_same_model(tmp_path):
+    params = random_params(CONFIG)
+    hub = write_checkpoint(tmp_path / "hub", CONFIG, params, layout="hub")
+    # The hub's files also carry the causal-mask buffers, which are not weights.
+    tensors = dict(params)
+    for i in range(CONFIG.n_layer):
+        tensors[f"h.{i}.attn.bias"] = np.tril(np.ones((1, 1, 16, 16), np.float32))
+        tensors[f"h.{i}.attn.masked_bias"] = np.array(-1e4, np.float32)
+    save_file(tensors, str(hub / "model.safetensors"))
+    pretrained = write_checkpoint(tmp_path / "pre", CONFIG, params, layout="pretrained")
+    with_head = {"transformer." + k: v for k, v in params.items()} | {"lm_head.weight": params["wte.weight"]}
+    save_file(with_head, str(pretrained / "model.safetensors"))
+    a, b = minigpt.load(hub), minigpt.load(pretrained)
+    np.testing.assert_array_equal(a(IDS), b(IDS))
+    assert a.config == b.config
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_float_storage_becomes_float32(tmp_path, dtype):
+    params = random_params(CONFIG)
+    model = minigpt.load(write_checkpoint(tmp_path, CONFIG, params, dtype=dtype))
+    np.testing.assert_array_equal(model.params["wte"]["weight"], params["wte.weight"].astype(dtype).astype(np.float32))
+    assert model(IDS).dtype == np.float32
+
+
+def test_bfloat16_storage(tmp_path):
+    params = random_params(CONFIG)
+    raw = {name: ("BF16", value.shape, to_bfloat16_bytes(value)) for name, value in params.items()}
+    write_raw_safetensors(tmp_path / "model.safetensors", raw)
+    (tmp_path / "config.json").write_text(json.dumps({"n_embd": 16, "n_layer": 2, "n_head": 2, "vocab_size": 50, "n_positions": 16}))
+    model = minigpt.load(tmp_path)
+    truncated = (params["wte.weight"].view(np.uint32) & 0xFFFF0000).view(np.float32)
+    np.testing.assert_array_equal(model.params["wte"]["weight"], truncated)
+
+
+def test_bare_file_infers_config(tmp_path):
+    config = GPTConfig(vocab_size=50, n_positions=16, n_embd=768, n_layer=1, n_head=12, n_inner=8)
+    write_checkpoint(tmp_path, config, with_config=False)
+    model = minigpt.load(tmp_path / "model.safetensors")
+    assert model.config == config
+
+
+def test_bare_file_with_unknown_width_asks_for_n_head(tmp_path):
+    write_checkpoint(tmp_path, CONFIG, with_config=False)
+    with pytest.raises(ConfigError, match="n_head"):
+        minigpt.load(tmp_path / "model.safetensors")
+    assert minigpt.load(tmp_path / "model.safetensors", n_head=2).config.n_head == 2
+
+
+def test_pickled_weights_are_refused_and_never_unpickled(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "pytorch_model.bin").write_bytes(pickle.dumps(Exploit()))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        minigpt.load(tmp_path)
+    assert not marker.exists()
+
+
+def test_wrong_shape_names_the_tensor(tmp_path):
+    params = random_params(CONFIG)
+    params["h.1.mlp.c_fc.weight"] = params["h.1.mlp.c_fc.weight"][:, :10]
+    write_checkpoint(tmp_path, CONFIG, params)
+    with pytest.raises(CheckpointError, match=r"'h\.1\.mlp\.c_fc\.weight' has shape \[16, 10\].*\[16, 64\]"):
+        minigpt.load(tmp_path)
+
+
+def test_missing_tensor_and_integer_dtype(tmp_path):
+    params = random_params(CONFIG)
+    del params["ln_f.bias"]
+    write_checkpoint(tmp_path / "a", CONFIG, params)
+    with pytest.raises(CheckpointError, match="ln_f.bias"):
+        minigpt.load(tmp_path / "a")
+    params = random_params(CONFIG)
+    params["wpe.weight"] = params["wpe.weight"].astype(np.int32)
+    save_file(params, str(tmp_path / "b.safetensors"))
+    with pytest.raises(CheckpointError, match="'wpe.weight' is stored as I32"):
+        read_safetensors(tmp_path / "b.safetensors")
+
+
+def test_non_finite_weights_are_named(tmp_path):
+    params = random_params(CONFIG)
+    params["h.0.ln_2.bias"][3] = np.nan
+    write_checkpoint(tmp_path, CONFIG, params)
+    with pytest.raises(CheckpointError, match="h.0.ln_2.bias.*NaN"):
+        minigpt.load(tmp_path)
+
+
+def test_garbage_file_is_a_clear_error(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        minigpt.load(tmp_path / "model.safetensors", n_head=2)
+
+
+def test_unsupported_config_is_refused(tmp_path):
+    write_checkpoint(tmp_path, CONFIG)
+    raw = json.loads((tmp_path / "config.json").read_text()) | {"activation_function": "relu"}
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match="activation_function"):
+        minigpt.load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(raw | {"activation_function": "gelu_new", "n_head": 5}))
+    with pytest.raises(ConfigError, match="divisible by n_head"):
+        minigpt.load(tmp_path)
+
+
+def test_extra_tensors_are_ignored_with_a_warning(tmp_path):
+    params = random_params(CONFIG) | {"score.weight": np.zeros((2, 16), np.float32)}
+    write_checkpoint(tmp_path, CONFIG, params)
+    with pytest.warns(UserWarning, match="score.weight"):
+        minigpt.load(tmp_path)

@@ -1,0 +1,87 @@
+"""The command line: output formats, and bad input ending in one line on stderr with no traceback."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigpt
+from helpers import write_checkpoint
+from minigpt.cli import main
+from minigpt.config import GPTConfig
+
+# GPT-2's full vocabulary, so that any text runs end to end; tiny otherwise.
+CONFIG = GPTConfig(vocab_size=50257, n_positions=64, n_embd=8, n_layer=1, n_head=2)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return str(write_checkpoint(tmp_path_factory.mktemp("cli"), CONFIG))
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_json_matches_the_library(capsys, checkpoint):
+    code, out, _ = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "7", "--json")
+    assert code == 0
+    result = json.loads(out)
+    tok = minigpt.Tokenizer()
+    want = minigpt.generate(minigpt.load(checkpoint), tok.encode("The dog"), max_new_tokens=7).sequences[0]
+    assert result["prompt_tokens"] == [464, 3290]
+    assert result["sequences"][0]["tokens"] == want
+    assert result["sequences"][0]["text"] == tok.decode(t for t in want if t != tok.eot)
+
+
+def test_generate_streams_prompt_then_continuation(capsys, checkpoint):
+    code, out, _ = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "7")
+    tok = minigpt.Tokenizer()
+    want = minigpt.generate(minigpt.load(checkpoint), tok.encode("The dog"), max_new_tokens=7).sequences[0]
+    assert code == 0 and out == "The dog" + tok.decode(t for t in want if t != tok.eot) + "\n"
+
+
+def test_tokenize_rows(capsys):
+    code, out, _ = run(capsys, "tokenize", "Hello, my dog", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["id"] for r in rows] == [15496, 11, 616, 3290]
+    assert rows[3] == {"id": 3290, "bytes": "20 64 6f 67", "text": " dog"}
+    code, out, _ = run(capsys, "tokenize", "Hello, my dog")
+    assert "␣dog" in out and "15496" in out
+
+
+def test_score_json(capsys, checkpoint):
+    code, out, _ = run(capsys, "score", "--json", "The quick brown fox", "--model", checkpoint)
+    result = json.loads(out)
+    ids = minigpt.Tokenizer().encode("The quick brown fox")
+    logits = minigpt.load(checkpoint)(ids).astype(np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    want = [float(logp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+    assert code == 0 and result["tokens"] == ids and result["logprobs"][0] is None
+    np.testing.assert_allclose(result["logprobs"][1:], want, rtol=1e-5, atol=1e-5)
+    assert math.isclose(result["perplexity"], math.exp(-sum(want) / len(want)), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["generate", "hi", "--model", "/no/such/folder"], "/no/such/folder"),
+    (["generate", "hi", "--max-new-tokens", "-3", "--model", "CHECKPOINT"], "max_new_tokens"),
+    (["generate", "hi " * 70, "--model", "CHECKPOINT"], "n_positions=64"),
+    (["score", "", "--model", "CHECKPOINT"], "empty"),
+])
+def test_bad_input_is_one_line_without_traceback(capsys, checkpoint, argv, needle):
+    argv = [checkpoint if a == "CHECKPOINT" else a for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code != 0
+    assert needle in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_python_dash_m(checkpoint):
+    proc = subprocess.run([sys.executable, "-m", "minigpt", "generate", "", "--model", checkpoint,
+                           "--max-new-tokens", "3", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["prompt_tokens"] == []
