@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from safetensors.torch import load_file
-from transformers import GPT2Config, GPT2LMHeadModel
+from reference_model import reference_model
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -40,32 +39,10 @@ EARLY_STOPPING = (True, False, "never")
 # ----------------------------------------------------------------------------- the model
 
 
-def reference_model(name: str) -> GPT2LMHeadModel:
-    """tests/fixtures/<name> as a float32 GPT2LMHeadModel, from either key layout (the hub's, without the
-    "transformer." prefix, or save_pretrained's); lm_head is tied to wte, the causal-mask buffers skipped."""
-    folder = FIXTURES / name
-    config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if k in GPT2_KEYS}
-    model = GPT2LMHeadModel(GPT2Config(**config, attn_implementation="eager")).eval()
-    state = {}
-    for key, value in load_file(str(folder / "model.safetensors")).items():
-        if key.endswith((".attn.bias", ".attn.masked_bias")):
-            continue
-        state[key if key.startswith(("transformer.", "lm_head.")) else "transformer." + key] = value.float()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if set(missing) - {"lm_head.weight"} or unexpected:
-        raise RuntimeError(f"{folder}: missing {missing}, unexpected {unexpected}")
-    model.tie_weights()
-    assert torch.equal(model.lm_head.weight, model.transformer.wte.weight)
-    return model
-
-
 def checkpoint_digest(name: str) -> str:
     """sha256 of tests/fixtures/<name>/model.safetensors: the test notices when the checkpoint changed."""
     return hashlib.sha256((FIXTURES / name / "model.safetensors").read_bytes()).hexdigest()
 
-
-GPT2_KEYS = {"vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "layer_norm_epsilon",
-             "activation_function"}
 
 
 # ----------------------------------------------------------------------------- transformers' runs
@@ -108,7 +85,7 @@ class Recorder:
     """Runs cases on one checkpoint and collects them."""
 
     def __init__(self, name: str, seed: int, diverse: bool):
-        self.name, self.model, self.diverse = name, reference_model(name), diverse
+        self.name, self.model, self.diverse = name, reference_model(FIXTURES / name), diverse
         self.vocab = self.model.config.vocab_size
         self.rng = np.random.default_rng(seed)
         self.cases = []

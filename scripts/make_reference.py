@@ -33,6 +33,8 @@ from safetensors.numpy import save_file
 from tiktoken.load import load_tiktoken_bpe
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from reference_model import left_pad
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -143,14 +145,6 @@ def write_checkpoint(model: GPT2LMHeadModel, folder: Path, layout: str, dtype: s
 
 
 # ----------------------------------------------------------------------------- what transformers computes
-
-
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts of different lengths -> ids [B, T] padded on the left with pad_id, attention_mask [B, T]."""
-    width = max(map(len, prompts))
-    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    return ids, mask
 
 
 def positions(mask: torch.Tensor) -> torch.Tensor:

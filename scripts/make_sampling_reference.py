@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import transformers
 from safetensors.numpy import save_file
-from safetensors.torch import load_file
-from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList
+from transformers import LogitsProcessorList
 from transformers.generation import logits_process as hf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import minigpt  # noqa: E402
+from reference_model import left_pad, reference_model  # noqa: E402
 from minigpt.sampling.processors import softmax  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -49,39 +49,7 @@ SAMPLING_STEPS = 4
 # ----------------------------------------------------------------------------- the model
 
 
-def reference_model(folder) -> GPT2LMHeadModel:
-    """A minigpt test checkpoint as a transformers GPT2LMHeadModel in float32, whichever key layout it
-    has: the hub's (no prefix) or save_pretrained's ("transformer."); lm_head is tied to wte."""
-    folder = Path(folder)
-    config = GPT2Config.from_json_file(str(folder / "config.json"))
-    model = GPT2LMHeadModel(config).eval()
-    state = {}
-    for key, value in load_file(str(folder / "model.safetensors")).items():
-        if key.endswith((".attn.bias", ".attn.masked_bias")):
-            continue  # the causal-mask buffers older files carry
-        if not key.startswith(("transformer.", "lm_head.")):
-            key = "transformer." + key
-        state[key] = value.float()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if set(missing) - {"lm_head.weight"} or unexpected:
-        raise RuntimeError(f"{folder}: missing {missing}, unexpected {unexpected}")
-    if model.lm_head.weight.data_ptr() != model.transformer.wte.weight.data_ptr():
-        model.lm_head.weight = model.transformer.wte.weight
-    return model
-
-
 # ----------------------------------------------------------------------------- transformers' runs
-
-
-def left_pad(prompts, pad):
-    """The same left padding as minigpt.generate.left_pad, as torch tensors."""
-    T = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), T), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), T), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, T - len(prompt):] = torch.tensor(prompt)
-        mask[row, T - len(prompt):] = 1
-    return ids, mask
 
 
 def generate_kwargs(options):

@@ -56,3 +56,11 @@ def write_raw_safetensors(path, tensors: dict[str, tuple[str, list, bytes]]):
 def to_bfloat16_bytes(x: np.ndarray) -> bytes:
     """float32 -> bfloat16 by truncation (the top 16 bits); the test compares with the same truncation."""
     return (np.ascontiguousarray(x, dtype=np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
+
+
+def options_of(case) -> dict:
+    """A fixture case's options as generate() takes them (logit_bias is stored as [token, bias] pairs)."""
+    options = dict(case["options"])
+    if "logit_bias" in options:
+        options["logit_bias"] = {int(t): b for t, b in options["logit_bias"]}
+    return options

@@ -21,6 +21,7 @@ import pytest
 
 import minigpt
 from conftest import load_model
+from helpers import options_of
 from minigpt.sampling.beam import sampled_candidates
 from minigpt.sampling.processors import log_softmax
 
@@ -28,14 +29,6 @@ STRATEGIES = Path(__file__).parent / "fixtures" / "strategies"
 RECORDED = {strategy: json.loads((STRATEGIES / name).read_text())
             for strategy, name in (("beam", "beam.json"), ("diverse-beam", "diverse_beam.json"))}
 SCORE_RTOL = 1e-4
-
-
-def options_of(case) -> dict:
-    """A fixture case's options as generate() takes them (logit_bias is stored as [token, bias] pairs)."""
-    options = dict(case["options"])
-    if "logit_bias" in options:
-        options["logit_bias"] = {int(t): b for t, b in options["logit_bias"]}
-    return options
 
 
 def replay(strategy):

@@ -1,7 +1,6 @@
 """Greedy generation through the KV cache: stopping rules, batches, the context limit, empty prompts.
 Token-for-token parity with transformers' generate() is in test_parity.py."""
 
-import numpy as np
 import pytest
 
 import minigpt

@@ -21,6 +21,7 @@ import pytest
 from safetensors.numpy import load_file
 
 import minigpt
+from helpers import options_of
 from minigpt.sampling.decoding import draw
 from minigpt.sampling.processors import build_chain, softmax
 
@@ -30,14 +31,6 @@ GREEDY = json.loads((STRATEGIES / "greedy.json").read_text())
 SAMPLING = json.loads((STRATEGIES / "sampling.json").read_text())
 PROBS = load_file(str(STRATEGIES / "sampling.safetensors"))
 SIGNIFICANCE = 1e-4  # chi-square tests pass when p > this; the seeds are fixed, so the outcome is too
-
-
-def options_of(case) -> dict:
-    """A fixture case's options as generate() takes them (logit_bias is stored as [token, bias] pairs)."""
-    options = dict(case["options"])
-    if "logit_bias" in options:
-        options["logit_bias"] = {int(t): b for t, b in options["logit_bias"]}
-    return options
 
 
 def dense(candidates, vocab_size) -> np.ndarray:
