@@ -85,3 +85,29 @@ def test_python_dash_m(checkpoint):
                            "--max-new-tokens", "3", "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["prompt_tokens"] == []
+
+
+def test_trace_json_lists_each_steps_candidates(capsys, checkpoint):
+    code, out, _ = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "4", "--strategy",
+                       "sample", "--seed", "3", "--top-k", "5", "--json", "--trace", "--trace-top", "3")
+    result = json.loads(out)
+    assert code == 0 and result["chain"] == ["top_k(k=5, min_tokens_to_keep=1)"]
+    (seq,) = result["sequences"]
+    assert [s["token"] for s in seq["steps"]] == seq["tokens"]
+    assert math.isclose(seq["score"], sum(s["logprob"] for s in seq["steps"]), rel_tol=1e-6)
+    for step in seq["steps"]:
+        probs = [p for _, p in step["candidates"]]
+        assert len(probs) == 3 and probs == sorted(probs, reverse=True) and all(p > 0 for p in probs)
+        assert step["logprob"] < 0
+
+
+def test_beam_json_is_best_first(capsys, checkpoint):
+    code, out, _ = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "5", "--strategy",
+                       "beam", "--num-beams", "3", "--num-return-sequences", "3", "--json")
+    scores = [s["score"] for s in json.loads(out)["sequences"]]
+    assert code == 0 and len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_option_the_strategy_cannot_use_is_refused(capsys, checkpoint):
+    code, out, err = run(capsys, "generate", "hi", "--model", checkpoint, "--top-p", "0.9")
+    assert code == 1 and out == "" and "top_p" in err and "sample" in err and "Traceback" not in err

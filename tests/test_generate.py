@@ -1,6 +1,8 @@
 """Greedy generation through the KV cache: stopping rules, batches, the context limit, empty prompts.
 Token-for-token parity with transformers' generate() is in test_parity.py."""
 
+from pathlib import Path
+
 import pytest
 
 import minigpt
@@ -74,3 +76,26 @@ def test_bad_lengths_are_refused(model, bad):
 
 def test_zero_new_tokens(model):
     assert minigpt.generate(model, [1, 2], max_new_tokens=0).sequences == [[]]
+
+
+@pytest.fixture(scope="module")
+def text_model():
+    return minigpt.load(Path(__file__).parent / "fixtures" / "fullvocab")
+
+
+def test_stop_string_across_token_boundaries(text_model):
+    tok = minigpt.Tokenizer()
+    prompt = tok.encode("I have a dream")
+    free = minigpt.generate(text_model, prompt, max_new_tokens=12)
+    full = free.texts[0]
+    # a stop string made of the end of one token and the start of the next
+    pieces = [tok.decode([t]) for t in free.sequences[0]]
+    stop = pieces[2][-2:] + pieces[3][:2]
+    assert len(stop) == 4 and all(stop not in piece for piece in pieces)  # no single token holds it
+    start = full.find(stop)
+    out = minigpt.generate(text_model, prompt, max_new_tokens=12, stop=[stop])
+    assert out.finish_reasons == ["stop"]
+    assert out.texts == [full[:start]]
+    assert tok.decode(out.sequences[0]).find(stop) == start  # the tokens run up to the one completing it
+    assert out.sequences[0] == free.sequences[0][: len(out.sequences[0])]
+    assert stop not in tok.decode(out.sequences[0][:-1])

@@ -316,9 +316,7 @@ class RepetitionPenalty(LogitsProcessor):
         self.prompt_ignore_length = prompt_ignore_length
 
     def params(self):
-        if self.prompt_ignore_length is None:
-            return {"penalty": self.penalty}
-        return {"penalty": self.penalty, "prompt_ignore_length": self.prompt_ignore_length}
+        return {"penalty": self.penalty}  # the padding it skips is bookkeeping, not a setting
 
     def __call__(self, logits, ids):
         vocab = logits.shape[-1]
