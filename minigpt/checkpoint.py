@@ -1,8 +1,11 @@
 """Checkpoint -> model: read GPT-2's weights from safetensors, exactly as the Hugging Face hub ships them.
 
 A .safetensors file is 8 bytes of header length, a JSON header (each tensor's dtype, shape and byte
-range) and then the raw little-endian bytes. The safetensors library checks the header (offsets in
-range, sizes that match dtype x shape); NumPy then maps each tensor's bytes straight from the file.
+range) and then the raw little-endian bytes. minigpt checks the header by the format's rules (offsets
+in range and back to back, sizes that match dtype x shape) so that each fault is named, and the
+safetensors library reads it too, so no file it refuses is loaded. The config is then checked against
+the header's names, shapes and dtypes before a byte of data is read; NumPy then maps each tensor's
+bytes straight from the file, and every weight must be finite.
 Nothing is ever unpickled: a folder that holds only pytorch_model.bin is refused.
 
 Two key layouts are found in the wild, and both load:
@@ -13,6 +16,8 @@ Two key layouts are found in the wild, and both load:
 """
 
 import json
+import math
+import os
 import warnings
 from pathlib import Path
 
@@ -20,7 +25,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from . import hub
-from .config import ConfigError, GPTConfig
+from .config import ConfigError, GPTConfig, block_indices, json_fault, json_type
 from .model import GPT2
 
 
@@ -30,7 +35,19 @@ class CheckpointError(ValueError):
 
 # Stored dtype -> how NumPy reads its bytes. bfloat16 is the top half of a float32, read as uint16.
 DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}
+# Every dtype the safetensors format defines, with its size in bits (F4 and F6 pack several to a byte).
+DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+}
+MAX_HEADER = 100_000_000  # bytes: the safetensors library's own limit on the JSON header
+# No trained GPT-2 weight comes near this; a larger value is a damaged byte (a flipped exponent bit), and
+# would overflow float32 in the forward pass and turn the logits into inf and NaN.
+MAX_WEIGHT = 1e5
 BUFFERS = (".attn.bias", ".attn.masked_bias")  # constant masks saved by older transformers, not weights
+PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # PyTorch's pickle files: never opened
+DAMAGED = "download or export it again"  # how to fix a file that breaks the safetensors format
 
 
 def expected_shapes(config: GPTConfig) -> dict[str, tuple]:
@@ -54,32 +71,111 @@ def hub_name(key: str) -> str:
     return key.removeprefix("transformer.")
 
 
+def short(value, limit=60) -> str:
+    """repr(value), cut to `limit` characters: a damaged header may hold a name a megabyte long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def invalid(path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path} is not a valid safetensors file: {what}; {DAMAGED}.")
+
+
+# -- the file: header and bytes ---------------------------------------------------------------------
+
+
 def read_header(path: Path) -> tuple[dict, int]:
-    """The JSON header of a .safetensors file (validated by the safetensors library) and where data starts."""
+    """The JSON header of a .safetensors file, every entry checked, and the byte where the data starts."""
     try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < 8:
+                raise invalid(path, f"it is {size} bytes long, shorter than the 8-byte header length every safetensors file starts with")
+            n = int.from_bytes(f.read(8), "little")
+            if n > MAX_HEADER:
+                raise invalid(path, f"its first 8 bytes declare a JSON header of {n} bytes, more than the format's limit of {MAX_HEADER}")
+            if n > size - 8:
+                raise invalid(path, f"its first 8 bytes declare a JSON header of {n} bytes, but only {size - 8} bytes follow (the file is truncated)")
+            text = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path} ({e.strerror or e}); check that it is a readable file.") from None
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError) as e:
+        raise invalid(path, f"its header is not UTF-8 JSON ({json_fault(e)})") from None
+    if not isinstance(header, dict):
+        raise invalid(path, f"its header is a JSON {json_type(header)}, not an object")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise invalid(path, "its __metadata__ is not an object of strings")
+    data_size = size - 8 - n
+    for key, info in header.items():
+        check_entry(path, key, info, data_size)
+    end = 0  # the tensors must tile the data: each begins where the one before it ends
+    for (begin, stop), key in sorted((info["data_offsets"], key) for key, info in header.items()):
+        if begin != end:
+            overlap = "overlap" if begin < end else "leave a gap"
+            raise invalid(path, f"tensor {short(key)} begins at data byte {begin}, but the tensor before it ends at byte {end}, so the two {overlap}")
+        end = stop
+    if end != data_size:
+        raise invalid(path, f"{data_size - end} bytes follow its last tensor")
+    try:  # the reference reader must agree: minigpt loads no file the safetensors library refuses
         with safe_open(str(path), framework="numpy"):
-            pass  # opening parses and checks the whole header
+            pass
     except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path} is not a valid safetensors file ({e}).") from None
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    header.pop("__metadata__", None)
+        raise invalid(path, f"the safetensors library refuses it ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return header, 8 + n
 
 
-def read_safetensors(path) -> dict[str, np.ndarray]:
-    """All weight tensors of a .safetensors file as float32 arrays, under their hub names."""
-    path = Path(path)
-    header, data_start = read_header(path)
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    tensors = {}
+def check_entry(path, key: str, info, data_size: int):
+    """One header entry: a known dtype, a shape of non-negative integers, a byte range in the file that
+    holds exactly dtype x shape."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        raise invalid(path, f"the header entry of tensor {short(key)} is not an object with dtype, shape and data_offsets")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+        raise invalid(path, f"tensor {short(key)} has dtype {short(dtype)}, which safetensors does not define")
+    if not isinstance(shape, list) or not all(is_index(d) for d in shape):
+        raise invalid(path, f"tensor {short(key)} has shape {short(shape)}, not a list of non-negative integers")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_index(o) for o in offsets) or offsets[0] > offsets[1]:
+        raise invalid(path, f"tensor {short(key)} has data_offsets {short(offsets)}, not [begin, end] with 0 <= begin <= end")
+    begin, end = offsets
+    if end > data_size:
+        raise invalid(path, f"tensor {short(key)} ends at data byte {end}, past the {data_size} data bytes the file holds (the file is truncated)")
+    bits = 0 if 0 in shape else DTYPE_BITS[dtype]
+    for d in shape:  # stop once past the file: a damaged shape may multiply out to thousands of digits
+        bits *= d
+        if bits > 8 * data_size:
+            break
+    if bits != 8 * (end - begin):
+        need = "more bytes than the file holds" if bits > 8 * data_size else f"{bits // 8} bytes" if bits % 8 == 0 else f"{bits} bits"
+        raise invalid(path, f"tensor {short(key)} is {dtype} of shape {short(shape)}, which takes {need}, but its data_offsets [{begin}, {end}] span {end - begin} bytes")
+
+
+def is_index(value) -> bool:
+    """A non-negative integer from JSON (not a bool, not 2.0)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def weight_entries(header: dict, source) -> dict[str, dict]:
+    """The header's entries under their hub names, without the buffers."""
+    entries = {}
     for key, info in header.items():
         name = hub_name(key)
         if name.endswith(BUFFERS):
             continue
-        if info["dtype"] not in DTYPES:
-            raise CheckpointError(f"{path}: tensor {key!r} is stored as {info['dtype']}; minigpt reads weights stored as F32, F16 or BF16.")
+        if name in entries:
+            raise CheckpointError(f"{source} holds tensor {short(name)} twice, with and without the 'transformer.' prefix; keep one of the two.")
+        entries[name] = info
+    return entries
+
+
+def read_tensors(path: Path, entries: dict, data_start: int, names) -> dict[str, np.ndarray]:
+    """The named tensors (F32, F16 or BF16, already checked) as float32 arrays, copied out of the file."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    tensors = {}
+    for name in names:
+        info = entries[name]
         begin, end = info["data_offsets"]
         raw = data[data_start + begin : data_start + end].view(DTYPES[info["dtype"]]).reshape(info["shape"])
         if info["dtype"] == "BF16":
@@ -90,25 +186,77 @@ def read_safetensors(path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def check_tensors(tensors: dict, config: GPTConfig, source) -> dict:
-    """Every expected tensor present, of the expected shape and finite; extra tensors dropped with a warning."""
-    expected = expected_shapes(config)
-    missing = [name for name in expected if name not in tensors]
+def read_safetensors(path) -> dict[str, np.ndarray]:
+    """All weight tensors of a .safetensors file as float32 arrays, under their hub names."""
+    path = Path(path)
+    header, data_start = read_header(path)
+    entries = weight_entries(header, path)
+    for name, info in entries.items():
+        if info["dtype"] not in DTYPES:
+            raise CheckpointError(f"{path}: tensor {short(name)} is stored as {info['dtype']}; minigpt reads weights stored as F32, F16 or BF16, so convert it to one of those.")
+    return read_tensors(path, entries, data_start, entries)
+
+
+# -- the checkpoint against its config --------------------------------------------------------------
+
+
+def shape_params(name: str) -> str:
+    """The config parameters a tensor's shape depends on."""
+    if name in ("wte.weight", "lm_head.weight"):
+        return "vocab_size and n_embd"
+    if name == "wpe.weight":
+        return "n_positions and n_embd"
+    return "n_embd and n_inner" if ".mlp." in name else "n_embd"
+
+
+def check_layout(entries: dict, config: GPTConfig, source, config_file=None) -> list[str]:
+    """Before any data is read: every tensor GPT-2 needs is present, stored as a float, of the shape the
+    config implies, and no block lies beyond n_layer. Returns the names to read; the tensors GPT-2 does
+    not use are ignored with a warning."""
+    said = f"{config_file} says" if config_file else "its tensor names imply"
+    indices = block_indices(entries)
+    blocks = max(indices, default=-1) + 1
+    if blocks > config.n_layer:  # ignoring them would run a truncated model without a word
+        raise CheckpointError(f"{source} holds tensors of {blocks} transformer blocks (h.0 to h.{blocks - 1}), but {said} n_layer={config.n_layer}; set n_layer to {blocks} in config.json.")
+    if len(indices) < config.n_layer:  # a block below n_layer has no tensor at all; found within len(indices) + 1 steps
+        i = next(i for i in range(config.n_layer) if i not in indices)
+        fix = "correct n_layer in config.json or download the complete checkpoint" if config_file else f"the file is incomplete, so {DAMAGED}"
+        raise CheckpointError(f"{source} lacks tensor 'h.{i}.ln_1.weight' and all of block h.{i}: {said} n_layer={config.n_layer}, but the file holds tensors of only {len(indices)} block(s); {fix}.")
+    expected = expected_shapes(config)  # n_layer <= len(indices) here, so this is no bigger than the header
+    missing = [name for name in expected if name not in entries]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise CheckpointError(f"{source} lacks tensor {missing[0]!r}{more}; it is not a complete GPT-2 checkpoint for its config.")
+        raise CheckpointError(f"{source} lacks tensor {missing[0]!r}{more}; it is not a complete GPT-2 checkpoint, so download it again.")
+    if "lm_head.weight" in entries:
+        expected["lm_head.weight"] = expected["wte.weight"]  # tied: read to check it equals wte.weight
     for name, shape in expected.items():
-        if tensors[name].shape != shape:
-            raise CheckpointError(f"{source}: tensor {name!r} has shape {list(tensors[name].shape)}, but the config implies {list(shape)}.")
-        if not np.isfinite(tensors[name]).all():
-            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values.")
+        info = entries[name]
+        if name == "lm_head.weight" and tuple(info["shape"]) != shape:
+            raise CheckpointError(f"{source}: tensor 'lm_head.weight' has shape {short(info['shape'])}, but GPT-2 ties it to wte.weight, of shape {list(shape)}; use a checkpoint whose lm_head.weight is wte.weight, or has none.")
+        if tuple(info["shape"]) != shape:
+            fix = (f"make {shape_params(name)} in config.json match the weights, or use the config.json that came with them" if config_file
+                   else f"the file's tensors disagree with each other, so {DAMAGED}")
+            raise CheckpointError(f"{source}: tensor {name!r} has shape {short(info['shape'])}, but the config implies {list(shape)}; {fix}.")
+        if info["dtype"] not in DTYPES:
+            raise CheckpointError(f"{source}: tensor {name!r} is stored as {info['dtype']}, but GPT-2's weights are floating point; minigpt reads F32, F16 or BF16, so convert the checkpoint to one of those.")
+    extra = sorted(set(entries) - set(expected))
+    if extra:
+        warnings.warn(f"{source}: ignoring {len(extra)} tensor(s) that GPT-2 does not use: {', '.join(short(name) for name in extra[:5])}", stacklevel=3)
+    return list(expected)
+
+
+def check_values(tensors: dict, source):
+    """Every weight finite and of a size a trained network can have; lm_head, if stored, equal to wte."""
+    for name, tensor in tensors.items():
+        low, high = tensor.min(), tensor.max()  # NaN propagates through both
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values, so the file is damaged; {DAMAGED}.")
+        if max(-low, high) > MAX_WEIGHT:
+            value = high if high > -low else low
+            raise CheckpointError(f"{source}: tensor {name!r} holds the value {value:.3g}, far beyond any trained GPT-2 weight (limit {MAX_WEIGHT:g}), so the file is damaged; {DAMAGED}.")
     lm_head = tensors.get("lm_head.weight")
     if lm_head is not None and not np.array_equal(lm_head, tensors["wte.weight"]):
-        raise CheckpointError(f"{source}: lm_head.weight differs from wte.weight, but GPT-2 ties its output layer to its token embeddings.")
-    extra = sorted(set(tensors) - set(expected) - {"lm_head.weight"})
-    if extra:
-        warnings.warn(f"{source}: ignoring {len(extra)} tensor(s) that GPT-2 does not use: {', '.join(extra[:5])}", stacklevel=3)
-    return {name: tensors[name] for name in expected}
+        raise CheckpointError(f"{source}: lm_head.weight differs from wte.weight, but GPT-2 ties its output layer to its token embeddings; use a checkpoint whose lm_head.weight is wte.weight, or has none.")
 
 
 def nest(flat: dict) -> dict:
@@ -125,19 +273,33 @@ def nest(flat: dict) -> dict:
     return tree
 
 
+# -- where the weights are --------------------------------------------------------------------------
+
+
 def find_weights(folder: Path) -> Path:
     path = folder / "model.safetensors"
     if path.is_file():
         return path
-    pickled = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt*")] + [p.name for p in folder.glob("*.ckpt")]
-    if pickled:
+    shards = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLED) if folder.is_dir() else []
+    if pickled and not shards:
         raise CheckpointError(f"{folder} holds only {pickled[0]}, a pickled PyTorch file; minigpt reads only model.safetensors and never unpickles, because unpickling can run arbitrary code (convert it with the safetensors library).")
-    shards = sorted(folder.glob("*.safetensors"))
     if len(shards) == 1:
         return shards[0]
     if shards:
-        raise CheckpointError(f"{folder} holds {len(shards)} .safetensors files; minigpt reads one file, model.safetensors.")
-    raise CheckpointError(f"{folder} holds no model.safetensors; put GPT-2's model.safetensors and config.json there.")
+        raise CheckpointError(f"{folder} holds {len(shards)} .safetensors files; minigpt reads one file, model.safetensors, so merge them into it.")
+    raise CheckpointError(f"{folder} holds no model.safetensors; put GPT-2's model.safetensors and config.json there, or pass a model name such as 'gpt2'.")
+
+
+def check_weights_file(path: Path) -> Path:
+    """A path given as the weights themselves: a regular file, and not one minigpt must never open."""
+    if path.suffix in PICKLED:
+        raise CheckpointError(f"{path} is a pickled PyTorch file; minigpt reads only safetensors and never unpickles, because unpickling can run arbitrary code (convert it with the safetensors library).")
+    if path.suffix == ".json":
+        raise CheckpointError(f"{path} is a JSON file, not weights; pass the folder that holds it and model.safetensors.")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file; pass a .safetensors file or a folder holding config.json and model.safetensors.")
+    return path
 
 
 def load(name_or_path="gpt2", n_head: int | None = None) -> GPT2:
@@ -146,19 +308,27 @@ def load(name_or_path="gpt2", n_head: int | None = None) -> GPT2:
 
     Names and repo ids are downloaded once into weights/<name>/ (see hub.py). A bare .safetensors file
     gets its config from the tensor shapes; n_head is taken from the released sizes unless given.
+    Raises FileNotFoundError (hub.DownloadError included) when the files are not there, CheckpointError
+    or ConfigError (both ValueErrors) when they are not a GPT-2 checkpoint minigpt can run.
     """
     path = hub.resolve(name_or_path)
     if path.is_dir():
         weights = find_weights(path)
-        config_file = path / "config.json"
+        config_file = path / "config.json" if (path / "config.json").exists() else None
     else:
-        weights, config_file = path, None
-    tensors = read_safetensors(weights)
-    if config_file is not None and config_file.is_file():
+        weights, config_file = check_weights_file(path), None
+    header, data_start = read_header(weights)
+    entries = weight_entries(header, weights)
+    if config_file is not None:
         config = GPTConfig.from_json(config_file)
     else:
-        config = GPTConfig.from_shapes({k: v.shape for k, v in tensors.items()}, source=str(weights), n_head=n_head)
-    params = nest(check_tensors(tensors, config, weights))
+        shapes = {name: tuple(info["shape"]) for name, info in entries.items()}
+        config = GPTConfig.from_shapes(shapes, source=str(weights), n_head=n_head)
+    names = check_layout(entries, config, weights, config_file)
+    tensors = read_tensors(weights, entries, data_start, names)
+    check_values(tensors, weights)
+    tensors.pop("lm_head.weight", None)
+    params = nest(tensors)
     params["lm_head"] = params["wte"]  # tied: the output layer is the token embedding matrix
     return GPT2(config, params)
 

@@ -7,8 +7,11 @@ than silently ignored.
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 
 class ConfigError(ValueError):
@@ -17,6 +20,19 @@ class ConfigError(ValueError):
 
 # n_embd -> n_head of the released checkpoints (Radford et al. 2019; distilgpt2 shares gpt2's width).
 KNOWN_HEADS = {768: 12, 1024: 16, 1280: 20, 1600: 25}
+
+# A transformer block's tensors are named h.<i>.<...>, i a plain decimal number ("h.07." is not one).
+BLOCK_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.", re.ASCII)
+
+
+def block_indices(names) -> set[int]:
+    """The block numbers i of the tensors named h.<i>.<...>: {0, 1} for a two-block checkpoint."""
+    return {int(match[1]) for name in names if (match := BLOCK_NAME.match(name))}
+
+
+def is_count(value) -> bool:
+    """A positive integer from JSON: 12, but not 12.5, "12", true or -1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)
@@ -33,15 +49,18 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"config {name} must be a positive integer, got {value!r}.")
+            if not is_count(value):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}.")
         if self.n_embd % self.n_head:
-            raise ConfigError(f"config n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}).")
-        if self.n_inner is not None and (not isinstance(self.n_inner, int) or self.n_inner < 1):
-            raise ConfigError(f"config n_inner must be a positive integer or null, got {self.n_inner!r}.")
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}).")
+        if self.n_inner is not None and not is_count(self.n_inner):
+            raise ConfigError(f"n_inner must be a positive integer or null, got {self.n_inner!r}.")
         eps = self.layer_norm_epsilon
-        if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
-            raise ConfigError(f"config layer_norm_epsilon must be a small positive number, got {eps!r}.")
+        # float32(eps) > 0: an epsilon that float32 rounds to 0 lets a constant row divide 0 by 0.
+        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or not np.float32(eps) > 0:
+            raise ConfigError(f"layer_norm_epsilon must be a small positive number such as 1e-05, got {eps!r}.")
+        if not isinstance(self.eos_token_id, int) or isinstance(self.eos_token_id, bool) or self.eos_token_id < 0:
+            raise ConfigError(f"eos_token_id must be a token id (a non-negative integer), got {self.eos_token_id!r}.")
 
     @property
     def d_mlp(self) -> int:
@@ -57,10 +76,12 @@ class GPTConfig:
         path = Path(path)
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ConfigError(f"{path} is not a readable JSON file ({e}).") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read {path} ({e.strerror or e}); check that it is a readable file.") from None
+        except (ValueError, RecursionError) as e:
+            raise ConfigError(f"{path} is not a readable JSON file ({json_fault(e)}); replace it with the config.json of the checkpoint.") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must hold a JSON object, not {type(raw).__name__}.")
+            raise ConfigError(f"{path} must hold a JSON object such as {{\"n_layer\": 12}}, not a JSON {json_type(raw)}; replace it with the config.json of the checkpoint.")
         if raw.get("model_type", "gpt2") != "gpt2":
             raise ConfigError(f"{path} describes a {raw['model_type']!r} model; minigpt runs only GPT-2 (model_type 'gpt2').")
         # Options that change GPT-2's math: accept only the values of the released models.
@@ -86,9 +107,9 @@ class GPTConfig:
         if isinstance(eos, list):  # transformers allows a list; GPT-2 has one end-of-text token
             eos = eos[0] if eos else 50256
         try:
-            return cls(**fields, eos_token_id=eos if isinstance(eos, int) else 50256)
+            return cls(**fields, eos_token_id=eos if isinstance(eos, int) and not isinstance(eos, bool) else 50256)
         except ConfigError as e:
-            raise ConfigError(f"{path}: {e}") from None
+            raise ConfigError(f"{path}: {str(e).rstrip('.')}; correct that value in config.json.") from None
 
     @classmethod
     def from_shapes(cls, shapes: dict[str, tuple], source="the checkpoint", n_head=None) -> "GPTConfig":
@@ -96,21 +117,42 @@ class GPTConfig:
 
         Every number is visible in some shape except n_head, which is taken from the released sizes.
         """
-        for key in ("wte.weight", "wpe.weight", "h.0.mlp.c_fc.weight"):
+        for key, what in (("wte.weight", "[vocab_size, n_embd]"), ("wpe.weight", "[n_positions, n_embd]"),
+                          ("h.0.mlp.c_fc.weight", "[n_embd, n_inner]")):
             if key not in shapes:
                 raise ConfigError(f"{source} has no tensor {key!r}, so its GPT-2 config cannot be inferred; put a config.json beside it.")
+            if len(shapes[key]) != 2:
+                raise ConfigError(f"{source}: tensor {key!r} has shape {list(shapes[key])}, but GPT-2's is 2-D {what}, so it is not a GPT-2 checkpoint; download it again.")
         vocab_size, n_embd = shapes["wte.weight"]
-        n_layer = 1 + max(int(key.split(".")[1]) for key in shapes if key.startswith("h."))
+        n_layer = 1 + max(block_indices(shapes))  # a block missing below the highest is named by the loader
         if n_head is None:
             if n_embd not in KNOWN_HEADS:
                 raise ConfigError(f"{source} has n_embd={n_embd}, which is not a released GPT-2 size, so n_head is unknown; put a config.json with n_head beside it.")
             n_head = KNOWN_HEADS[n_embd]
         d_mlp = shapes["h.0.mlp.c_fc.weight"][1]
-        return cls(
-            vocab_size=vocab_size,
-            n_positions=shapes["wpe.weight"][0],
-            n_embd=n_embd,
-            n_layer=n_layer,
-            n_head=n_head,
-            n_inner=None if d_mlp == 4 * n_embd else d_mlp,
-        )
+        try:
+            return cls(
+                vocab_size=vocab_size,
+                n_positions=shapes["wpe.weight"][0],
+                n_embd=n_embd,
+                n_layer=n_layer,
+                n_head=n_head,
+                n_inner=None if d_mlp == 4 * n_embd else d_mlp,
+            )
+        except ConfigError as e:
+            raise ConfigError(f"{source}: the config inferred from its tensor shapes is invalid ({str(e).rstrip('.')}); put a config.json beside it.") from None
+
+
+def json_type(value) -> str:
+    """The JSON name of a parsed value's type: "array" for a list, "string" for a str."""
+    names = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "object")
+
+
+def json_fault(error: Exception) -> str:
+    """Why json.loads failed, in a few words: its own message for bad syntax or bytes that are not UTF-8."""
+    if isinstance(error, RecursionError):
+        return "it nests too deeply"
+    if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
+        return str(error)
+    return "a number in it is too long to read"  # Python's limit of 4300 digits for a str -> int conversion

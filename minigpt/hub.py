@@ -34,8 +34,9 @@ CHECKPOINT_FILES = ("model.safetensors", "config.json")
 _REPO_ID = re.compile(r"\w[\w.-]*/\w[\w.-]*")
 
 
-class DownloadError(OSError):
-    """A checkpoint could not be fetched from the hub or written to the weights folder."""
+class DownloadError(FileNotFoundError):
+    """A checkpoint's files are not here and could not be fetched from the hub (or written to the weights
+    folder). A FileNotFoundError, so that callers catch one documented type for "the files are not there"."""
 
 
 def weights_dir() -> Path:
@@ -78,11 +79,11 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
     An existing path is returned as is; a model name or hub repo id is downloaded on first use.
     Raises FileNotFoundError for a path that does not exist, ValueError for an argument that is
-    neither a path nor a hub name, DownloadError when the files cannot be fetched.
+    neither a path nor a hub name, DownloadError (a FileNotFoundError) when the files cannot be fetched.
     """
     name = os.fspath(name_or_path)
     path = Path(os.path.expanduser(name))
-    if name and path.exists():  # Path("") would be the working directory
+    if name and _exists(path):  # Path("") would be the working directory
         return path
     if isinstance(name_or_path, str) and _is_hub_name(name):
         return download(name)
@@ -163,6 +164,13 @@ def _check_writable(folder: Path) -> None:
             f"cannot write to the weights folder {folder} ({err.strerror or err}); "
             f"set MINIGPT_WEIGHTS to a folder you can write to."
         ) from err
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long to be a path, say: then it names no file
+        return False
 
 
 def _looks_like_path(name: str) -> bool:

@@ -64,3 +64,18 @@ def options_of(case) -> dict:
     if "logit_bias" in options:
         options["logit_bias"] = {int(t): b for t, b in options["logit_bias"]}
     return options
+
+
+def split_safetensors(path) -> tuple[dict, bytes]:
+    """A .safetensors file's JSON header (as a dict, with __metadata__ if any) and its data bytes."""
+    blob = Path(path).read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    return json.loads(blob[8 : 8 + n]), blob[8 + n :]
+
+
+def join_safetensors(path, header, data: bytes, header_length=None):
+    """Write a .safetensors file from a header (a dict, or raw JSON bytes) and data bytes, as given: for
+    tests that make a file lie. header_length overrides the 8-byte length the file starts with."""
+    blob = header if isinstance(header, bytes) else json.dumps(header).encode()
+    length = len(blob) if header_length is None else header_length
+    Path(path).write_bytes(struct.pack("<Q", length) + blob + data)

@@ -9,14 +9,7 @@ import numpy as np
 
 import minigpt
 from conftest import assert_close, load_model, reference
-
-
-def left_pad(prompts, pad_id):
-    """Prompts -> ids [B, T] padded on the left, attention_mask [B, T] (as the reference was run)."""
-    width = max(map(len, prompts))
-    ids = np.array([[pad_id] * (width - len(p)) + p for p in prompts])
-    mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    return ids, mask
+from minigpt.generate import left_pad
 
 
 def test_config_matches_the_checkpoint(fixture_name):
