@@ -16,7 +16,6 @@ Two key layouts are found in the wild, and both load:
 """
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path

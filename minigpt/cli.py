@@ -31,14 +31,28 @@ def visible(text: str) -> str:
     return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
 
 
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number such as 40, got {text!r}") from None
+
+
+def real(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.7, got {text!r}") from None
+
+
 # generate's option flags: --top-k -> top_k, and so on (transformers' GenerationConfig names).
 NUMBER_OPTIONS = {
-    "max_new_tokens": int, "min_new_tokens": int, "temperature": float, "top_k": int, "top_p": float,
-    "min_p": float, "typical_p": float, "epsilon_cutoff": float, "eta_cutoff": float, "min_tokens_to_keep": int,
-    "repetition_penalty": float, "frequency_penalty": float, "presence_penalty": float,
-    "no_repeat_ngram_size": int, "seed": int, "num_beams": int, "length_penalty": float,
-    "num_return_sequences": int, "num_beam_groups": int, "diversity_penalty": float, "penalty_alpha": float,
-    "num_assistant_tokens": int,
+    "max_new_tokens": integer, "min_new_tokens": integer, "temperature": real, "top_k": integer, "top_p": real,
+    "min_p": real, "typical_p": real, "epsilon_cutoff": real, "eta_cutoff": real, "min_tokens_to_keep": integer,
+    "repetition_penalty": real, "frequency_penalty": real, "presence_penalty": real,
+    "no_repeat_ngram_size": integer, "seed": integer, "num_beams": integer, "length_penalty": real,
+    "num_return_sequences": integer, "num_beam_groups": integer, "diversity_penalty": real, "penalty_alpha": real,
+    "num_assistant_tokens": integer,
 }
 
 
@@ -84,7 +98,7 @@ def generation_options(args, tok: Tokenizer) -> dict:
     if "do_sample" in given:
         options["do_sample"] = True
     if "draft_model" in given:
-        options["draft_model"] = load(given["draft_model"])
+        options["draft_model"] = command_line_text(given["draft_model"])  # loaded by the library, once accepted
     return options
 
 
@@ -118,8 +132,17 @@ def cmd_generate(args):
         if token != tok.eot and token < tok.n_vocab:
             print(stream.feed(token), end="", flush=True)
 
-    out = generate(model, prompt_ids, args.strategy, on_token=show if streaming else None,
-                   trace_top=trace_top, tokenizer=tok, **options)
+    try:
+        out = generate(model, prompt_ids, args.strategy, on_token=show if streaming else None,
+                       trace_top=trace_top, tokenizer=tok, truncate_prompt=args.truncate_prompt, **options)
+    except ValueError:
+        if started:  # the error comes on a line of its own, after the text streamed so far
+            print(flush=True)
+        raise
+    if prompt_ids and len(out.prompt_tokens[0]) < len(prompt_ids):
+        print(f"minigpt: note: the prompt's first {len(prompt_ids) - len(out.prompt_tokens[0])} of {len(prompt_ids)} "
+              f"tokens were dropped to fit the model's context (--truncate-prompt).", file=sys.stderr)
+        prompt_ids = out.prompt_tokens[0]
     if args.json:
         sequences = []
         for i, tokens in enumerate(out.sequences):
@@ -190,8 +213,20 @@ def cmd_download(args):
     print(hub.download(args.model))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line saying where to read more, not the whole usage."""
+
+    def error(self, message):
+        if any(hint in message for hint in ("unrecognized arguments", "ignored explicit argument", "are required")):
+            message += (" (a text that starts with '-' goes last, after '--': "
+                        "minigpt generate --max-new-tokens 5 -- '-5 degrees')")
+        elif "expected one argument" in message:
+            message += " (a value that starts with '-' is written with '=', as in --logit-bias=-1=-inf)"
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'.\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text.")
+    p = Parser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text.")
     sub = p.add_subparsers(dest="command", required=True)
     model_help = "a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id, a folder or a .safetensors file"
 
@@ -201,12 +236,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--strategy", default="greedy", choices=STRATEGIES)
     g.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     g.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the candidates")
-    g.add_argument("--trace-top", type=int, default=10, metavar="N", help="candidates per traced step (default 10)")
+    g.add_argument("--trace-top", type=integer, default=10, metavar="N", help="candidates per traced step (default 10)")
+    g.add_argument("--truncate-prompt", action="store_true",
+                   help="keep only the end of a prompt too long for the context (n_positions - max_new_tokens tokens)")
     opt = g.add_argument_group("generation options (transformers' names; only those given are passed)")
-    opt.add_argument("--max-new-tokens", type=int, default=40, metavar="N", help="(default 40)")
+    opt.add_argument("--max-new-tokens", type=integer, default=40, metavar="N", help="(default 40)")
     for name, kind in NUMBER_OPTIONS.items():
         if name != "max_new_tokens":
-            opt.add_argument("--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS, metavar="N" if kind is int else "X")
+            opt.add_argument("--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+                             metavar="N" if kind is integer else "X")
     opt.add_argument("--early-stopping", type=early_stopping, default=argparse.SUPPRESS, metavar="true|false|never")
     opt.add_argument("--stop", action="append", default=argparse.SUPPRESS, metavar="TEXT", help="stop string (repeatable)")
     opt.add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT", help="a text never to generate (repeatable)")
@@ -240,6 +278,10 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
+    except UnicodeEncodeError as e:  # a ValueError, but the fix is the terminal's, not the input's
+        print(f"minigpt: error: the output holds {e.object[e.start:e.end]!r}, which this terminal's encoding "
+              f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1) and run again.", file=sys.stderr)
+        return 1
     except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
         print(f"minigpt: error: {e}", file=sys.stderr)
         return 1

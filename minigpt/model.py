@@ -198,10 +198,12 @@ class GPT2:
         if ids.ndim != 2 or ids.shape[1] == 0:
             raise ValueError(f"ids must be a non-empty batch [B, T] of token ids, got shape {ids.shape}.")
         if ids.dtype.kind not in "iu":
-            raise ValueError(f"token ids must be integers, got dtype {ids.dtype}.")
-        if ids.min() < 0 or ids.max() >= self.config.vocab_size:
-            bad = ids[(ids < 0) | (ids >= self.config.vocab_size)][0]
-            raise ValueError(f"token id {bad} is outside the model's vocabulary (0 to {self.config.vocab_size - 1}).")
+            raise ValueError(f"token ids must be integers (at most int64), got dtype {ids.dtype}.")
+        V = self.config.vocab_size
+        if ids.min() < 0 or ids.max() >= V:
+            bad = ids[(ids < 0) | (ids >= V)][0]
+            raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={V} (ids 0 to {V - 1}); "
+                             f"give ids below {V}, or text to a model with GPT-2's full vocabulary of 50257 tokens.")
         if ids.shape[0] != cache.batch_size:
             raise ValueError(f"ids have batch size {ids.shape[0]} but the cache holds {cache.batch_size} rows.")
         if cache.length + ids.shape[1] > cache.max_length:

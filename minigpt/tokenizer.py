@@ -11,6 +11,7 @@ This module does not know about models; it only maps between text, bytes and ids
 
 import codecs
 from functools import cached_property
+from numbers import Integral
 from pathlib import Path
 
 import tiktoken
@@ -37,7 +38,11 @@ class Tokenizer:
         self.n_vocab = self.encoding.n_vocab  # 50257
 
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
-        """Text -> token ids. "<|endoftext|>" in the text is ordinary text unless allow_special is True."""
+        """Text -> token ids. "<|endoftext|>" in the text is ordinary text unless allow_special is True.
+        A lone surrogate (not a character: what undecodable bytes become in Python) is encoded as U+FFFD."""
+        if not isinstance(text, str):
+            raise ValueError(f"encode takes a str, got {type(text).__name__}; decode bytes to text first, "
+                             f"e.g. data.decode('utf-8', 'replace').")
         if allow_special:
             return self.encoding.encode(text, allowed_special={END_OF_TEXT})
         return self.encoding.encode(text, disallowed_special=())
@@ -51,6 +56,8 @@ class Tokenizer:
 
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes one token stands for (a token may hold part of a UTF-8 character)."""
+        if not isinstance(token_id, Integral) or isinstance(token_id, bool):
+            raise ValueError(f"a token id must be an integer, got {token_id!r}.")
         token_id = int(token_id)
         if not 0 <= token_id < self.n_vocab:
             raise ValueError(f"token id {token_id} is outside GPT-2's vocabulary (0 to {self.n_vocab - 1}).")

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, Step, draw, trace_step
+from .decoding import Decoding, Hypothesis, Step, check_choosable, draw, trace_step
 from .processors import LogitsChain, log_softmax, softmax
 
 # Shapes: B prompts, K num_beams, G num_beam_groups, S = K / G beams per group, V vocabulary, t tokens so far.
@@ -235,12 +235,22 @@ class BeamSearch:
             earlier = tokens.reshape(self.B, self.K)[:, : g * self.S]  # [B, g*S]
             flat = rows.ravel()
             processed[flat] = processed_scores(self.run, self.chain, raw[flat], self.history[flat], earlier, self.S)
+            self.check_candidates(g, flat, raw, processed, step)
             for b in range(self.B):
                 if not self.finished[b][g].done:
                     self.advance(self.finished[b][g], rows[b], raw, processed, step, sources, tokens, beams, scores)
         self.beams, self.scores = beams, scores
         self.history = np.concatenate([self.history[sources], tokens[:, None]], axis=1)  # [B*K, t+1]
         return sources, tokens
+
+    def check_candidates(self, g: int, flat, raw, processed, step: int):
+        """Refuse the step if, for a prompt still searching, every candidate of its group (each beam's
+        running score + processed log-probs) is -inf; a single beam left without tokens is fine."""
+        alive = np.isfinite(self.scores[flat]) & np.isfinite(processed[flat]).any(axis=-1)  # [B*S]
+        nothing_left = np.repeat(~alive.reshape(self.B, self.S).any(axis=1), self.S)  # [B*S] per prompt
+        searching = np.repeat([not self.finished[b][g].done for b in range(self.B)], self.S)
+        check_choosable(self.chain, raw[flat], self.history[flat], processed[flat], step,
+                        rows=np.flatnonzero(searching), nothing_left=nothing_left)
 
     def advance(self, finished: Finished, rows, raw, processed, step: int, sources, tokens, beams, scores):
         """One prompt's group (rows [S]): its next beams written into sources, tokens, beams, scores.

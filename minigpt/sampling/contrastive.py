@@ -27,7 +27,7 @@ What this module is not: the processors (processors.py) or the other strategies 
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, emit, raw_and_processed
+from .decoding import Decoding, Hypothesis, check_choosable, emit, raw_and_processed
 from .processors import softmax
 
 DEFAULT_TOP_K = 4  # the paper's and transformers' examples use 4 (transformers' generate() would default to 50)
@@ -74,6 +74,7 @@ def contrastive_search(run: Decoding) -> list[list[Hypothesis]]:
     context_mask = run.mask  # [B, T]
     for step in range(run.max_new_tokens):
         raw, processed = raw_and_processed(run, logits, history)  # [B, V] each
+        check_choosable(run.chain, logits, history, processed, step, rows=np.flatnonzero(~done))
         probs = softmax(processed)  # [B, V]
         candidates = top_candidates(probs, k)  # [B, k]
         confidence = np.take_along_axis(probs, candidates, axis=-1)  # [B, k]

@@ -1,5 +1,6 @@
 """What every decoding strategy shares: the call's context, the hypotheses it returns, the per-step
-trace, stop conditions, and the draw of a token from a distribution.
+trace, stop conditions, the draw of a token from a distribution, and the refusal to choose when the
+processors left no token at all (check_choosable).
 
 A strategy is a function `strategy(run: Decoding) -> list[list[Hypothesis]]`: for each prompt, its
 returned sequences, best first.
@@ -93,6 +94,8 @@ def draw(probs, rng: np.random.Generator) -> int:
     machine; a token of probability 0 is never drawn.
     """
     cdf = np.cumsum(probs, dtype=np.float64)  # [V]
+    if not cdf[-1] > 0:  # the strategies check for this first (check_choosable), with a better message
+        raise ValueError("cannot draw a token from a distribution in which every token has probability 0.")
     u = rng.random() * cdf[-1]
     return int(min(np.searchsorted(cdf, u, side="right"), np.flatnonzero(probs)[-1]))
 
@@ -124,4 +127,33 @@ def raw_and_processed(run: Decoding, logits, history):
     return log_softmax(logits), run.chain(logits, history)
 
 
-__all__ = ["Step", "Hypothesis", "Decoding", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed"]
+# What to loosen when the processors named here leave no token to choose.
+LOOSEN = {"suppress_tokens": "suppress fewer tokens", "logit_bias": "give fewer tokens a -inf logit_bias",
+          "bad_words": "ban fewer bad words", "no_repeat_ngram": "raise no_repeat_ngram_size",
+          "min_new_tokens": "lower min_new_tokens"}
+
+
+def check_choosable(chain: LogitsChain, logits, history, processed, step: int, rows=None, nothing_left=None):
+    """Refuse to choose from processed logits [B, V] (= chain(logits, history)) when, for one of `rows`
+    (default: every row), nothing is left to choose: every logit is -inf, or one is NaN.
+
+    nothing_left [B] bool overrides "every logit is -inf" (beam search: every candidate of a prompt).
+    Raises ValueError naming the step (1 = the first new token) and the processors that masked the tokens.
+    """
+    rows = np.arange(processed.shape[0]) if rows is None else np.asarray(rows)
+    if rows.size == 0:
+        return
+    if np.isnan(processed[rows]).any():
+        raise ValueError(f"the logits at step {step + 1} hold NaN, so no token can be chosen; the model's weights "
+                         f"are probably not finite numbers: check (or re-download) the checkpoint.")
+    empty = ~np.isfinite(processed[rows]).any(axis=-1) if nothing_left is None else nothing_left[rows]
+    if empty.any():
+        names = chain.masked_by(logits, history, rows[empty])
+        fixes = [LOOSEN[name] for name in names if name in LOOSEN] or ["loosen them"]
+        raise ValueError(f"every token was masked at step {step + 1} by the logit processors "
+                         f"({', '.join(names) or ', '.join(p.name for p in chain.processors)}), so there is nothing "
+                         f"left to choose; {' or '.join(fixes)} so that at least one token stays allowed.")
+
+
+__all__ = ["Step", "Hypothesis", "Decoding", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed",
+           "check_choosable"]

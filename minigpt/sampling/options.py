@@ -1,11 +1,18 @@
 """Generation options: their names (transformers' GenerationConfig's), defaults, valid ranges, and
-which strategy uses which. A bad value or an option the chosen strategy cannot use is refused with
-one sentence naming the parameter and what it accepts."""
+which strategy uses which. A bad value (wrong type, NaN, out of range), an option the chosen strategy
+cannot use, or options that contradict each other are refused with one sentence naming the parameter
+and what it accepts, before any token is generated.
 
-import math
+One decision where transformers is silent: min_new_tokens > max_new_tokens is refused (transformers
+would just never let end-of-text come), since the call cannot give what it asks for."""
+
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from numbers import Real
 
-from .processors import check_int, check_real
+from ..model import GPT2
+from .processors import build_chain, check_int, check_real, number
 
 STRATEGIES = ("greedy", "sample", "beam", "beam-sample", "diverse-beam", "contrastive", "speculative")
 
@@ -30,11 +37,24 @@ class OptionError(ValueError):
     """A generation option with a bad value, or one the chosen strategy does not use."""
 
 
+# Whole-number options and the least value each accepts (None, where a field allows it, means "the default").
+INTEGERS = {"max_new_tokens": 0, "min_new_tokens": 0, "top_k": 0, "min_tokens_to_keep": 1, "no_repeat_ngram_size": 0,
+            "seed": 0, "num_return_sequences": 1, "num_beams": 1, "num_beam_groups": 1, "num_assistant_tokens": 1,
+            "eos_token_id": 0}
+# Real-number options; their ranges are checked by the processor that uses them, or in validate().
+REALS = ("temperature", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
+         "frequency_penalty", "presence_penalty", "length_penalty", "diversity_penalty", "penalty_alpha")
+# What speculative decoding uses only when it samples (do_sample=True).
+SAMPLING_ONLY = WARPERS | {"seed"}
+MAX_LENGTH_PENALTY = 10.0  # n ** length_penalty for n up to a context's length stays a finite float
+MAX_DIVERSITY_PENALTY = 1e9
+
+
 @dataclass(frozen=True)
 class GenerationOptions:
     strategy: str = "greedy"
     max_new_tokens: int = 20
-    min_new_tokens: int = 0
+    min_new_tokens: int = 0  # at most max_new_tokens: end-of-text is held back for this many tokens
     eos_token_id: int | None = None  # None: the model's (50256 for GPT-2)
     stop: tuple[str, ...] = ()  # stop strings, matched on the text
     # processors (transformers' names, neutral defaults)
@@ -68,9 +88,9 @@ class GenerationOptions:
 
     @classmethod
     def build(cls, strategy: str = "greedy", **given) -> "GenerationOptions":
-        """Options from keyword arguments: unknown names, options the strategy cannot use and
-        values out of range are refused."""
-        if strategy not in STRATEGIES:
+        """Options from keyword arguments: unknown names, options the strategy cannot use, values of the
+        wrong type or out of range, and options that contradict each other are refused."""
+        if not isinstance(strategy, str) or strategy not in STRATEGIES:
             raise OptionError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
         known = {f.name for f in fields(cls)} - {"strategy"}
         for name in given:
@@ -79,42 +99,66 @@ class GenerationOptions:
             if name not in ACCEPTS[strategy]:
                 users = [s for s in STRATEGIES if name in ACCEPTS[s]]
                 raise OptionError(f"strategy {strategy!r} does not use {name}; it is an option of: {', '.join(users)}.")
-        if "logit_bias" in given and given["logit_bias"] is not None:
-            given["logit_bias"] = tuple(dict(given["logit_bias"]).items())
-        for name in ("stop", "bad_words_ids", "suppress_tokens"):
-            if isinstance(given.get(name), str):
-                given[name] = (given[name],)
-            if given.get(name) is not None:
-                given[name] = tuple(tuple(x) if name == "bad_words_ids" else x for x in given[name])
         given = {k: v for k, v in given.items() if v is not None}
+        if strategy == "speculative" and not given.get("do_sample", False):
+            for name in sorted(SAMPLING_ONLY & given.keys()):
+                raise OptionError(f"speculative decoding uses {name} only when it samples; add do_sample=True "
+                                  f"(--do-sample), or drop {name} for greedy speculative decoding.")
+        for name in ("logit_bias", "stop", "bad_words_ids", "suppress_tokens"):
+            if name in given:
+                given[name] = as_tuple(name, given[name])
         options = cls(strategy=strategy, **given)
-        options.validate()
+        try:
+            options.validate()
+        except OptionError:
+            raise
+        except ValueError as e:  # the processors' and check_int's own refusals
+            raise OptionError(str(e)) from None
         return options
 
     @property
     def sampling(self) -> bool:
         return self.strategy in ("sample", "beam-sample") or (self.strategy == "speculative" and self.do_sample)
 
+    def processor_options(self) -> dict:
+        """The keyword arguments of processors.build_chain that come from these options."""
+        names = ("temperature", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
+                 "frequency_penalty", "presence_penalty", "no_repeat_ngram_size", "min_new_tokens", "min_tokens_to_keep")
+        return {name: getattr(self, name) for name in names} | {
+            "top_k": 0 if self.strategy == "contrastive" else (self.top_k or 0),  # contrastive's top_k counts candidates
+            "bad_words_ids": [list(s) for s in self.bad_words_ids] or None,
+            "suppress_tokens": list(self.suppress_tokens) or None,
+            "logit_bias": dict(self.logit_bias) or None,
+        }
+
     def validate(self):
-        """The ranges of the strategy's own options. The processors' parameters (temperature, top_p,
-        penalties, bans, ...) are checked where they are used, by the processors themselves."""
-        for name in ("max_new_tokens", "min_new_tokens"):
-            check_int(name, getattr(self, name), 0)
-        for name in ("num_return_sequences", "num_beams", "num_beam_groups", "num_assistant_tokens", "min_tokens_to_keep"):
-            check_int(name, getattr(self, name), 1)
-        if self.seed is not None:
-            check_int("seed", self.seed, 0)
-        if self.eos_token_id is not None:
-            check_int("eos_token_id", self.eos_token_id, 0)
-        check_real("length_penalty", self.length_penalty, math.isfinite, "a finite number")
-        check_real("diversity_penalty", self.diversity_penalty, lambda v: 0 <= v < math.inf, "a number >= 0")
+        """Types first (a bool, a string or a float where a whole number belongs is refused), then ranges:
+        the processors' parameters by building every processor once, the strategies' own here."""
+        for name, minimum in INTEGERS.items():
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), minimum)
+        for name in REALS:
+            value = getattr(self, name)
+            if not isinstance(value, Real) or isinstance(value, bool):
+                raise OptionError(f"{name} must be a number, got {value!r}.")
+        build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, **self.processor_options())
+        check_real("length_penalty", self.length_penalty, lambda v: abs(v) <= MAX_LENGTH_PENALTY,
+                   f"a number in [-{number(MAX_LENGTH_PENALTY)}, {number(MAX_LENGTH_PENALTY)}] "
+                   f"(1 divides the score by the length)")
+        check_real("diversity_penalty", self.diversity_penalty, lambda v: 0 <= v <= MAX_DIVERSITY_PENALTY,
+                   f"a number in [0, {number(MAX_DIVERSITY_PENALTY)}]")
         check_real("penalty_alpha", self.penalty_alpha, lambda v: 0 <= v <= 1, "in [0, 1]")
-        if self.early_stopping not in (True, False, "never"):
+        if not isinstance(self.early_stopping, (bool, str)) or self.early_stopping not in (True, False, "never"):
             raise OptionError(f"early_stopping must be true, false or 'never', got {self.early_stopping!r}.")
         if not isinstance(self.do_sample, bool):
             raise OptionError(f"do_sample must be true or false, got {self.do_sample!r}.")
         if any(not isinstance(s, str) or not s for s in self.stop):
-            raise OptionError("stop must be a list of non-empty strings.")
+            raise OptionError(f"stop must be a list of non-empty strings, got {list(self.stop)!r}.")
+        if self.min_new_tokens > self.max_new_tokens:
+            raise OptionError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens ({self.max_new_tokens}), so "
+                              f"the call could not generate that many tokens; raise max_new_tokens or lower min_new_tokens.")
+        if self.draft_model is not None and not isinstance(self.draft_model, (GPT2, str, os.PathLike)):
+            raise OptionError(f"draft_model must be a GPT2 model, a name or a path, got {type(self.draft_model).__name__}.")
         self.validate_beams()
 
     def validate_beams(self):
@@ -129,3 +173,32 @@ class GenerationOptions:
         if self.strategy == "speculative" and self.draft_model is None:
             raise OptionError("speculative decoding needs draft_model: a smaller GPT-2 (a model, a name or a path).")
 
+
+# What each list-valued option takes, for the message that refuses anything else.
+LIST_OPTIONS = {
+    "stop": "a string or a list of strings, such as ['.', '\\n']",
+    "suppress_tokens": "a list of token ids, such as [198, 50256]",
+    "bad_words_ids": "a list of token-id lists, such as [[3290], [1310, 3290]]",
+    "logit_bias": "a dict of token id -> bias, such as {50256: -100.0} (-inf bans the token)",
+}
+
+
+def as_tuple(name: str, value) -> tuple:
+    """A list-valued option as a tuple (nested lists as tuples too; logit_bias as (id, bias) pairs,
+    from a dict or from pairs), or OptionError saying what the option takes (LIST_OPTIONS)."""
+    if name == "stop" and isinstance(value, str):
+        return (value,)
+    try:
+        if name == "logit_bias":
+            items = value.items() if isinstance(value, Mapping) else value
+            pairs = tuple((token, bias) for token, bias in items)
+            if len(dict(pairs)) < len(pairs):
+                raise ValueError  # a token given twice
+            return pairs
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+            raise TypeError
+        if name == "bad_words_ids":
+            return tuple(as_tuple("suppress_tokens", seq) for seq in value)
+        return tuple(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} must be {LIST_OPTIONS[name]}; got {value!r}.") from None

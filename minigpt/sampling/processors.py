@@ -2,7 +2,9 @@
 
 Each processor is a small class. Its parameters are checked when it is built; calling it maps
 (logits [B, V] float32, ids [B, t] int64) to a NEW float32 [B, V] array, never touching its input.
-A token that a processor rules out gets the logit -inf, i.e. probability 0 after a softmax.
+A token that a processor rules out gets the logit -inf, i.e. probability 0 after a softmax. A row
+left with no finite logit (every token ruled out) stays all -inf through every processor, without NaN:
+the strategies, not the processors, refuse to choose from it (decoding.check_choosable).
 `ids` is every token so far: the (left-padded) prompt followed by the tokens generated since.
 
 The numbers are those of Hugging Face transformers' `generation/logits_process.py`: each class
@@ -26,22 +28,38 @@ import numpy as np
 
 NEG_INF = np.float32(-np.inf)
 
+# The largest scale factors and biases accepted. Model logits are at most about 1e4 in size, so even the
+# extremes combined (a bias of 1e9, divided by a penalty of 1e-3 and a temperature of 1e-20, summed over a
+# beam's steps) stay far inside float32's range (3.4e38): no processor ever overflows to inf or NaN.
+MAX_BIAS = 1e9
+PENALTY_RANGE = (1e-3, 1e3)
+TEMPERATURE_RANGE = (1e-20, 1e20)
+
 # Shapes: B batch rows, V vocabulary size, t tokens so far (prompt + generated), n n-gram size.
 
 
 # ----------------------------------------------------------------------------- numerics
 
 
+def row_max(x):
+    """max x over the last axis, 0 for a row of only -inf (so that x - max stays -inf, not NaN). -> [B, 1]"""
+    top = x.max(axis=-1, keepdims=True)
+    return np.where(top == -np.inf, np.zeros_like(top), top)
+
+
 def softmax(x):
-    """p_i = exp(x_i - max x) / sum_j exp(x_j - max x) over the last axis; -inf gets probability 0."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # [B, V]
-    return e / e.sum(axis=-1, keepdims=True)
+    """p_i = exp(x_i - max x) / sum_j exp(x_j - max x) over the last axis; -inf gets probability 0.
+    A row of only -inf (every token masked) gets all zeros: no distribution, but no NaN either."""
+    e = np.exp(x - row_max(x))  # [B, V]
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total > 0, total, np.ones_like(total))
 
 
 def log_softmax(x):
-    """log p_i = x_i - max x - log sum_j exp(x_j - max x) over the last axis."""
-    shifted = x - x.max(axis=-1, keepdims=True)  # [B, V]
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """log p_i = x_i - max x - log sum_j exp(x_j - max x) over the last axis; a row of only -inf stays -inf."""
+    shifted = x - row_max(x)  # [B, V]
+    total = np.exp(shifted).sum(axis=-1, keepdims=True)
+    return shifted - np.log(np.where(total > 0, total, np.ones_like(total)))
 
 
 def entropy(logp):
@@ -78,6 +96,11 @@ def mask_columns(ids, vocab_size):
 # ----------------------------------------------------------------------------- validation
 
 
+def number(x: float) -> str:
+    """1e+09 -> 1e9, 0.001 -> 0.001: a range bound as a person writes it."""
+    return f"{x:g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+
+
 def check_real(parameter, value, ok, valid):
     """A real number for which ok(value) holds, as a Python float; otherwise ValueError naming the range."""
     if not isinstance(value, Real) or isinstance(value, bool) or math.isnan(value) or not ok(value):
@@ -101,6 +124,8 @@ def check_token_ids(parameter, token_ids, vocab_size):
 
 def check_tokens(parameter, token_ids):
     """A list of non-negative integer token ids."""
+    if isinstance(token_ids, (str, bytes, dict)) or not hasattr(token_ids, "__iter__"):
+        raise ValueError(f"{parameter} must be a list of integer token ids, got {token_ids!r}.")
     token_ids = list(token_ids)
     if not all(isinstance(i, Integral) and not isinstance(i, bool) and i >= 0 for i in token_ids):
         raise ValueError(f"{parameter} must hold integer token ids >= 0, got {token_ids!r}.")
@@ -125,13 +150,16 @@ class LogitsProcessor:
 class Temperature(LogitsProcessor):
     """x_i / T: T < 1 sharpens the distribution, T > 1 flattens it (Ackley, Hinton & Sejnowski 1985).
 
-    Matches transformers.TemperatureLogitsWarper. T must be > 0 (greedy decoding is T -> 0).
+    Matches transformers.TemperatureLogitsWarper. T must be > 0 (greedy decoding is T -> 0); it is held
+    within TEMPERATURE_RANGE, where 1e-20 already is greedy and 1e20 uniform, so x / T stays finite.
     """
 
     name = "temperature"
 
     def __init__(self, t):
-        self.t = check_real("temperature", t, lambda v: 0 < v < math.inf, "a finite number > 0")
+        low, high = TEMPERATURE_RANGE
+        self.t = check_real("temperature", t, lambda v: low <= v <= high,
+                            f"a number in [{number(low)}, {number(high)}] (for T = 0, use the greedy strategy)")
 
     def params(self):
         return {"t": self.t}
@@ -308,7 +336,9 @@ class RepetitionPenalty(LogitsProcessor):
     name = "repetition_penalty"
 
     def __init__(self, penalty, prompt_ignore_length=None):
-        self.penalty = check_real("repetition_penalty", penalty, lambda v: 0 < v < math.inf, "a finite number > 0")
+        low, high = PENALTY_RANGE
+        self.penalty = check_real("repetition_penalty", penalty, lambda v: low <= v <= high,
+                                  f"a number in [{number(low)}, {number(high)}] (1 is no penalty)")
         if prompt_ignore_length is not None:
             skip = np.asarray(prompt_ignore_length)
             if skip.ndim > 1 or not np.issubdtype(skip.dtype, np.integer) or (skip < 0).any():
@@ -393,7 +423,7 @@ class BadWords(LogitsProcessor):
     name = "bad_words"
 
     def __init__(self, sequences, eos_token_id=None):
-        if not all(isinstance(seq, (list, tuple)) and len(seq) > 0 for seq in sequences):
+        if not isinstance(sequences, (list, tuple)) or not all(isinstance(seq, (list, tuple)) and seq for seq in sequences):
             raise ValueError(f"bad_words_ids must be a list of non-empty token-id lists, got {sequences!r}.")
         sequences = [check_tokens("bad_words_ids", seq) for seq in sequences]
         self.sequences = [seq for seq in sequences if seq != [eos_token_id]]
@@ -419,15 +449,21 @@ class LogitBias(LogitsProcessor):
     """x_j + bias[j] for each token j in the map, the OpenAI API's `logit_bias`.
 
     Matches transformers.SequenceBiasLogitsProcessor given one-token sequences [[j], bias]; the bias is
-    rounded to float32 before it is added. A bias of -inf bans the token.
+    rounded to float32 before it is added. A bias of -inf bans the token; NaN and +inf are refused, and
+    so are finite biases beyond MAX_BIAS (already far more than any logit).
     """
 
     name = "logit_bias"
 
     def __init__(self, bias):
-        bias = dict(bias)  # {token: bias}, or [(token, bias), ...]
+        try:
+            bias = dict(bias)  # {token: bias}, or [(token, bias), ...]
+        except (TypeError, ValueError):
+            raise ValueError(f"logit_bias must map token ids to biases, such as {{50256: -100.0}}; got {bias!r}.") from None
         tokens = check_tokens("logit_bias", bias.keys())
-        values = [check_real("logit_bias", b, lambda v: v < math.inf, "finite or -inf") for b in bias.values()]
+        values = [check_real(f"logit_bias for token {token}", b, lambda v: v == -math.inf or abs(v) <= MAX_BIAS,
+                             f"a number in [-{number(MAX_BIAS)}, {number(MAX_BIAS)}], or -inf to ban the token")
+                  for token, b in zip(tokens, bias.values())]
         self.bias = dict(zip(tokens, values))
 
     def params(self):
@@ -517,6 +553,19 @@ class LogitsChain:
     def describe(self):
         return [repr(p) for p in self.processors]
 
+    def masked_by(self, logits, ids, rows) -> list[str]:
+        """The names of the processors that set some logit of the given rows to -inf: what to loosen when
+        they leave no token at all. Runs the chain again, one processor at a time (only on that error)."""
+        logits = np.array(logits, dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64).reshape(logits.shape[0], -1)
+        names = []
+        for processor in self.processors:
+            out = processor(logits, ids)
+            if (np.isneginf(out[rows]) & ~np.isneginf(logits[rows])).any() and processor.name not in names:
+                names.append(processor.name)
+            logits = out
+        return names
+
     def __len__(self):
         return len(self.processors)
 
@@ -535,7 +584,8 @@ def build_chain(*, sampling, prompt_length, eos_token_id, vocab_size, temperatur
     transformers. pad_lengths (one int per row, optional) is the number of left-padding tokens, which
     the repetition penalty then skips as transformers 5.x's generate does. That generate finds them as
     the argmax of the attention mask, which is 0 for a row that is all padding (an empty prompt): such
-    a row's padding is penalised after all, and so it is here.
+    a row's padding is penalised after all, and so it is here. vocab_size None skips the check that the
+    token ids given (bans, biases) are in the vocabulary: the options are then only checked for range.
     """
     if pad_lengths is not None:
         pad_lengths = [0 if pad == prompt_length else int(pad) for pad in pad_lengths]
@@ -562,6 +612,6 @@ def build_chain(*, sampling, prompt_length, eos_token_id, vocab_size, temperatur
         ]
     chain = LogitsChain(p for p in chain if p)
     for p in chain.processors:  # name the token ids outside the vocabulary now, not at the first step
-        if hasattr(p, "check_vocabulary"):
+        if vocab_size is not None and hasattr(p, "check_vocabulary"):
             p.check_vocabulary(vocab_size)
     return chain

@@ -10,16 +10,17 @@ the raw logits, and a finished row is fed padding until every row is done.
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, draw, emit, raw_and_processed
+from .decoding import Decoding, Hypothesis, check_choosable, draw, emit, raw_and_processed
 from .processors import softmax
 
 
 def choose(run: Decoding, processed) -> np.ndarray:
-    """The next token of each row [B] from its processed logits [B, V]."""
+    """The next token of each row [B] from its processed logits [B, V]. A finished row (fed padding)
+    may have every token masked; it gets the pad token, as it would anyway."""
     if not run.options.sampling:
         return processed.argmax(axis=-1)  # the first of equal maxima, as torch.argmax
     probs = softmax(processed)  # [B, V]
-    return np.array([draw(p, run.rng) for p in probs])
+    return np.array([draw(p, run.rng) if p.any() else run.pad_token_id for p in probs])
 
 
 def greedy_or_sample(run: Decoding) -> list[list[Hypothesis]]:
@@ -33,6 +34,7 @@ def greedy_or_sample(run: Decoding) -> list[list[Hypothesis]]:
     logits = model.forward(run.ids, cache, run.mask, last_only=True).logits[:, -1]  # [B, V]
     for step in range(run.max_new_tokens):
         raw, processed = raw_and_processed(run, logits, history)  # [B, V] each
+        check_choosable(run.chain, logits, history, processed, step, rows=np.flatnonzero(~done))
         tokens = choose(run, processed)  # [B]
         for row in np.flatnonzero(~done):
             done[row] = emit(run, hyps[row], int(row), int(tokens[row]), raw[row], processed[row])

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..checkpoint import load
 from ..model import GPT2
-from .decoding import Decoding, Hypothesis, draw, emit, raw_and_processed
+from .decoding import Decoding, Hypothesis, check_choosable, draw, emit, raw_and_processed
 from .processors import softmax
 
 
@@ -57,40 +57,60 @@ class Distributions:
 
     def __init__(self, run: Decoding, logits, histories):
         """logits [n, V]; histories: n token lists, the text before each position."""
+        self.run, self.logits, self.histories = run, logits, histories
         pairs = [raw_and_processed(run, logits[i : i + 1], np.array([h])) for i, h in enumerate(histories)]
         self.raw = np.concatenate([raw for raw, _ in pairs])  # [n, V] raw log-probabilities
         self.processed = np.concatenate([processed for _, processed in pairs])  # [n, V] after every processor
         self.probs = softmax(self.processed).astype(np.float64)  # [n, V]
 
+    def check(self, i: int):
+        """Refuse position i if the processors left no token there, or its logits hold NaN.
+
+        Whether the processors leave a token depends only on the history (bans, biases, n-grams, min
+        length; the warpers always keep one), not on the model: so the draft's check of a position
+        stands for the target's too, and only the target's bonus position is left (see verify)."""
+        history = np.array([self.histories[i]])
+        step = len(self.histories[i]) - self.run.ids.shape[1]
+        check_choosable(self.run.chain, self.logits[i : i + 1], history, self.processed[i : i + 1], step)
+
 
 def propose(run: Decoding, draft: GPT2, cache, sequence: list[int], n: int):
     """n draft tokens after `sequence`, one draft pass each, and the distributions q they were taken from.
 
-    The draft's cache holds a prefix of `sequence`; the rest is fed with the first pass.
-    Returns tokens (n ids) and q [n, V]."""
+    The draft's cache holds a prefix of `sequence`; the rest is fed with the first pass. Drafting stops
+    early at end-of-text, after which there is nothing to guess. Returns tokens (n ids at most) and q [n, V]."""
     tokens, q = [], []
     feed = sequence[cache.length :]
     for _ in range(n):
         logits = draft.forward(np.array([feed]), cache, last_only=True).logits[0]  # [1, V]
-        dist = Distributions(run, logits, [sequence + tokens]).probs[0]  # [V]
+        distributions = Distributions(run, logits, [sequence + tokens])
+        distributions.check(0)
+        dist = distributions.probs[0]  # [V]
         tokens.append(draw(dist, run.rng) if run.options.do_sample else int(dist.argmax()))
         q.append(dist)
+        if tokens[-1] == run.eos_token_id:
+            break
         feed = tokens[-1:]
     return tokens, np.array(q)
 
 
 def verify(run: Decoding, drafts: list[int], q, target: Distributions) -> list[int]:
-    """The tokens to emit: the accepted drafts, then one token of the target's (a correction or the bonus).
+    """The tokens to emit: the accepted drafts, then one token of the target's (a correction or the bonus;
+    no bonus where the processors leave no token, which the next round's draft then reports).
 
     drafts: n ids; q [n, V] the draft's distributions; target: the target's n + 1 distributions."""
     p = target.probs  # [n + 1, V]
     for i, token in enumerate(drafts):
         if run.options.do_sample:
             if run.rng.random() >= p[i, token] / q[i, token]:  # accepted with probability min(1, p / q)
-                return drafts[:i] + [draw(np.maximum(p[i] - q[i], 0.0), run.rng)]  # from the residual
+                residual = np.maximum(p[i] - q[i], 0.0)
+                # p <= q everywhere only by float rounding, when p = q: then the residual is p itself
+                return drafts[:i] + [draw(residual if residual.any() else p[i], run.rng)]
         elif token != target.processed[i].argmax():
             return drafts[:i] + [int(target.processed[i].argmax())]
     bonus = p[len(drafts)]  # every draft accepted: the target's next token comes free
+    if not bonus.any():
+        return drafts
     return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
 
 
@@ -117,10 +137,15 @@ def speculative_decoding(run: Decoding) -> list[list[Hypothesis]]:
         n = min(K, run.max_new_tokens - len(hyp.tokens) - 1)  # never draft past max_new_tokens
         drafts, q = propose(run, draft, draft_cache, sequence, n)
         # The target scores the last token and the n drafts in one pass: n + 1 next-token distributions.
-        logits = model.forward(np.array([sequence[-1:] + drafts]), target_cache).logits[0]  # [n + 1, V]
-        target = Distributions(run, logits, [sequence + drafts[:i] for i in range(n + 1)])
+        logits = model.forward(np.array([sequence[-1:] + drafts]), target_cache).logits[0]  # [len(drafts) + 1, V]
+        target = Distributions(run, logits, [sequence + drafts[:i] for i in range(len(drafts) + 1)])
+        if np.isnan(target.processed).any():
+            target.check(int(np.isnan(target.processed).any(axis=-1).argmax()))  # names the step
         emitted = verify(run, drafts, q, target)
-        drafted, accepted = drafted + n, accepted + len(emitted) - 1
+        if not emitted:  # no drafts and no token allowed at the target's only position
+            target.check(0)
+        ended = emitted == drafts  # all accepted, and no bonus token (after end-of-text, or nothing allowed)
+        drafted, accepted = drafted + len(drafts), accepted + len(emitted) - (0 if ended else 1)
         run.stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
 
         for i, token in enumerate(emitted):
