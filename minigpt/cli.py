@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 
 import numpy as np
 
@@ -274,10 +275,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Library warnings (e.g. tensors a checkpoint holds that GPT-2 does not use) as one line on stderr."""
+    print(f"minigpt: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning
+            args.run(args)
     except UnicodeEncodeError as e:  # a ValueError, but the fix is the terminal's, not the input's
         print(f"minigpt: error: the output holds {e.object[e.start:e.end]!r}, which this terminal's encoding "
               f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1) and run again.", file=sys.stderr)

@@ -111,3 +111,11 @@ def test_beam_json_is_best_first(capsys, checkpoint):
 def test_option_the_strategy_cannot_use_is_refused(capsys, checkpoint):
     code, out, err = run(capsys, "generate", "hi", "--model", checkpoint, "--top-p", "0.9")
     assert code == 1 and out == "" and "top_p" in err and "sample" in err and "Traceback" not in err
+
+
+def test_library_warnings_are_one_line(capsys, tmp_path):
+    from helpers import random_params
+
+    write_checkpoint(tmp_path, CONFIG, random_params(CONFIG) | {"score.weight": np.zeros((2, 8), np.float32)})
+    code, _, err = run(capsys, "score", "hello world", "--model", str(tmp_path))
+    assert code == 0 and err.count("\n") == 1 and err.startswith("minigpt: warning:") and "score.weight" in err
