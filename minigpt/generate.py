@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .model import GPT2
+from .model import GPT2, check_vocabulary
 from .sampling.decoding import Decoding, StopStrings, Step
 from .sampling.options import GenerationOptions, OptionError
 from .sampling.processors import build_chain, number
@@ -60,16 +60,6 @@ def as_prompt_batch(prompt_ids, eos_token_id: int) -> list[list[int]]:
             raise ValueError(f"prompt_ids must hold integer token ids (one list, or a list of lists), got {prompt!r:.80}.")
         result.append([int(t) for t in prompt] or [eos_token_id])
     return result
-
-
-def check_vocabulary(prompts: list[list[int]], vocab_size: int):
-    """Every prompt id must index the model's embedding: 0 <= id < vocab_size."""
-    for prompt in prompts:
-        for t in prompt:
-            if not 0 <= t < vocab_size:
-                raise ValueError(f"the prompt holds token id {t}, outside the model's vocabulary of vocab_size={vocab_size} "
-                                 f"(ids 0 to {vocab_size - 1}); give ids below {vocab_size}, or text to a model with "
-                                 f"GPT-2's full vocabulary of 50257 tokens.")
 
 
 def unpad(ids, attention_mask) -> list[list[int]]:
@@ -183,7 +173,8 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
     vocab_size = model.config.vocab_size
     pad = eos if eos < vocab_size else 0
     prompts = as_prompt_batch(prompt_ids, pad)
-    check_vocabulary(prompts, vocab_size)
+    for prompt in prompts:
+        check_vocabulary(prompt, vocab_size)
     if truncate_prompt:
         prompts = truncate(prompts, model, opts.max_new_tokens)
     check_context(model, max(len(p) for p in prompts), opts.max_new_tokens)

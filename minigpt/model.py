@@ -91,6 +91,16 @@ def unembed(x, w):
     return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], -1)  # [B*T, C] @ [C, V] -> [B, T, V]
 
 
+def check_vocabulary(ids, vocab_size: int):
+    """Every token id must index the embedding matrix: 0 <= id < vocab_size."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = ids[(ids < 0) | (ids >= vocab_size)][0]
+        raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={vocab_size} (ids 0 to "
+                         f"{vocab_size - 1}); give ids below {vocab_size}, or text to a model with GPT-2's full "
+                         f"vocabulary of 50257 tokens.")
+
+
 def position_ids(attention_mask):
     """Positions count only real tokens, as transformers' generate() does for left padding:
     cumsum(mask) - 1, and 1 at padding (where it never reaches a real token)."""
@@ -199,11 +209,7 @@ class GPT2:
             raise ValueError(f"ids must be a non-empty batch [B, T] of token ids, got shape {ids.shape}.")
         if ids.dtype.kind not in "iu":
             raise ValueError(f"token ids must be integers (at most int64), got dtype {ids.dtype}.")
-        V = self.config.vocab_size
-        if ids.min() < 0 or ids.max() >= V:
-            bad = ids[(ids < 0) | (ids >= V)][0]
-            raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={V} (ids 0 to {V - 1}); "
-                             f"give ids below {V}, or text to a model with GPT-2's full vocabulary of 50257 tokens.")
+        check_vocabulary(ids, self.config.vocab_size)
         if ids.shape[0] != cache.batch_size:
             raise ValueError(f"ids have batch size {ids.shape[0]} but the cache holds {cache.batch_size} rows.")
         if cache.length + ids.shape[1] > cache.max_length:

@@ -205,9 +205,9 @@ def test_cli_truncate_prompt(capsys, folders):
 def test_ids_beyond_the_vocabulary_are_named(folders):
     model = minigpt.load(folders["small-vocab"])
     ids = tok.encode("Hello world")  # [15496, 995]
-    with pytest.raises(ValueError, match=r"token id 15496, outside the model's vocabulary of vocab_size=1000"):
+    with pytest.raises(ValueError, match=r"token id 15496 is outside the model's vocabulary of vocab_size=1000"):
         minigpt.generate(model, ids)
-    with pytest.raises(ValueError, match=r"token id 1000, outside .* vocab_size=1000 \(ids 0 to 999\)"):
+    with pytest.raises(ValueError, match=r"token id 1000 is outside .* vocab_size=1000 \(ids 0 to 999\)"):
         minigpt.generate(model, [[5, 6], [1000]])
     with pytest.raises(ValueError, match=r"token id 15496 is outside the model's vocabulary of vocab_size=1000"):
         model(ids)
