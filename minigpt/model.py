@@ -54,24 +54,27 @@ def linear(x, weight, bias):
 
 
 def attention(q, k, v, mask):
-    """softmax(q k^T / sqrt(D), masked) v (Vaswani et al. 2017). mask is True where a query may look."""
+    """softmax(q k^T / sqrt(D), masked) v (Vaswani et al. 2017). mask is True where a query may look.
+    Returns the output [B, H, T, D] and the attention weights [B, H, T, S] (each row sums to 1)."""
     scores = q @ k.swapaxes(-1, -2)  # [B, H, T, D] @ [B, H, D, S] -> [B, H, T, S]
     scores *= 1.0 / math.sqrt(q.shape[-1])
     scores = np.where(mask, scores, -np.inf)  # mask [B, 1, T, S]
-    return softmax(scores) @ v  # [B, H, T, S] @ [B, H, S, D] -> [B, H, T, D]
+    weights = softmax(scores)  # [B, H, T, S]
+    return weights @ v, weights  # [B, H, T, S] @ [B, H, S, D] -> [B, H, T, D]
 
 
 def self_attention(x, c_attn, c_proj, n_head, k_cache, v_cache, start, mask):
     """Multi-head causal self-attention. The new keys and values are written into the cache at
-    [start, start + T), and the queries attend to everything the cache holds up to there."""
+    [start, start + T), and the queries attend to everything the cache holds up to there.
+    Returns the output [B, T, C] and the attention weights [B, H, T, S]."""
     B, T, C = x.shape
     qkv = linear(x, **c_attn)  # [B, T, 3C]
     q, k, v = qkv.reshape(B, T, 3, n_head, C // n_head).transpose(2, 0, 3, 1, 4)  # 3 x [B, H, T, D]
     k_cache[:, :, start : start + T] = k
     v_cache[:, :, start : start + T] = v
-    out = attention(q, k_cache[:, :, : start + T], v_cache[:, :, : start + T], mask)  # [B, H, T, D]
+    out, weights = attention(q, k_cache[:, :, : start + T], v_cache[:, :, : start + T], mask)  # [B, H, T, D]
     out = out.transpose(0, 2, 1, 3).reshape(B, T, C)  # merge heads: [B, T, H, D] -> [B, T, C]
-    return linear(out, **c_proj)  # [B, T, C]
+    return linear(out, **c_proj), weights  # [B, T, C], [B, H, T, S]
 
 
 def mlp(x, c_fc, c_proj):
@@ -80,10 +83,12 @@ def mlp(x, c_fc, c_proj):
 
 
 def block(x, ln_1, attn, ln_2, mlp_params, n_head, eps, k_cache, v_cache, start, mask):
-    """One pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
-    x = x + self_attention(layer_norm(x, **ln_1, eps=eps), **attn, n_head=n_head,
-                           k_cache=k_cache, v_cache=v_cache, start=start, mask=mask)
-    return x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params)  # [B, T, C]
+    """One pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)).
+    Returns the new residual stream [B, T, C] and the block's attention weights [B, H, T, S]."""
+    attended, weights = self_attention(layer_norm(x, **ln_1, eps=eps), **attn, n_head=n_head,
+                                       k_cache=k_cache, v_cache=v_cache, start=start, mask=mask)
+    x = x + attended
+    return x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params), weights  # [B, T, C]
 
 
 def unembed(x, w):
@@ -143,6 +148,9 @@ class KVCache:
 class ForwardResult:
     logits: np.ndarray  # [B, T, V] float32, or [B, 1, V] with last_only
     hidden: np.ndarray  # [B, T, C] float32: the final hidden state, after ln_f
+    # With inspect=True (None otherwise), every stage the logit lens and the attention plots look at:
+    residuals: list | None = None  # n_layer + 1 arrays [B, T, C]: the embeddings, then the stream after each block (before ln_f)
+    attention: list | None = None  # n_layer arrays [B, H, T, S]: each block's attention weights over the S cached positions
 
 
 class GPT2:
@@ -173,10 +181,11 @@ class GPT2:
             raise ValueError(f"{max_length} positions exceed the model's context of n_positions={self.config.n_positions} tokens.")
         return KVCache(self.config, batch_size, max_length)
 
-    def forward(self, ids, cache: KVCache, attention_mask=None, last_only=False) -> ForwardResult:
+    def forward(self, ids, cache: KVCache, attention_mask=None, last_only=False, inspect=False) -> ForwardResult:
         """Run T new tokens per row through the model, appending them to the cache.
 
         ids [B, T]; attention_mask [B, T] (1 real, 0 padding) for these new tokens, None for all real.
+        inspect=True also returns the residual stream after every block and every block's attention weights.
         """
         p, c = self.params, self.config
         ids = self._check_ids(ids, cache)
@@ -193,15 +202,34 @@ class GPT2:
 
         positions = position_ids(seen)[:, start:]  # [B, T]
         x = p["wte"]["weight"][ids] + p["wpe"]["weight"][positions]  # [B, T, C]
+        residuals, attention_weights = [x], []
         for i, layer in enumerate(p["h"]):
-            x = block(x, layer["ln_1"], layer["attn"], layer["ln_2"], layer["mlp"], c.n_head, c.layer_norm_epsilon,
-                      cache.k[i], cache.v[i], start, mask)
+            x, weights = block(x, layer["ln_1"], layer["attn"], layer["ln_2"], layer["mlp"], c.n_head,
+                               c.layer_norm_epsilon, cache.k[i], cache.v[i], start, mask)
+            if inspect:
+                residuals.append(x)
+                attention_weights.append(weights)
         cache.length = start + T
         if last_only:
             x = x[:, -1:]
-        hidden = layer_norm(x, **p["ln_f"], eps=c.layer_norm_epsilon)  # [B, T, C]
-        logits = unembed(hidden, p["lm_head"]["weight"])  # [B, T, V]
-        return ForwardResult(logits=logits, hidden=hidden)
+        hidden = self.final_norm(x)  # [B, T, C]
+        logits = self.unembed(hidden)  # [B, T, V]
+        if not inspect:
+            return ForwardResult(logits=logits, hidden=hidden)
+        return ForwardResult(logits=logits, hidden=hidden, residuals=residuals, attention=attention_weights)
+
+    def final_norm(self, x):
+        """The last layer norm, ln_f: the residual stream [..., C] -> the final hidden state [..., C]."""
+        return layer_norm(x, **self.params["ln_f"], eps=self.config.layer_norm_epsilon)
+
+    def unembed(self, hidden):
+        """Logits [..., V] from final hidden states [..., C], through the output matrix tied to wte."""
+        return unembed(hidden, self.params["lm_head"]["weight"])
+
+    def read_out(self, residual):
+        """The logit lens (nostalgebraist 2020): logits [..., V] read from any layer's residual stream [..., C]
+        as if it were the last, unembed(ln_f(residual)). At the last layer this is the model's own logits."""
+        return self.unembed(self.final_norm(residual))
 
     def _check_ids(self, ids, cache):
         ids = np.asarray(ids)

@@ -23,6 +23,8 @@ class Step:
     token: int
     logprob: float  # log p(token) under the model's raw distribution, before any processor
     candidates: list[tuple[int, float]]  # the final distribution it was chosen from: (id, p), most probable first
+    raw_candidates: list[tuple[int, float]] = field(default_factory=list)  # the model's own distribution, before the chain
+    state: dict = field(default_factory=dict)  # a stateful processor's state after this step (mirostat's mu), by name
 
 
 @dataclass
@@ -59,17 +61,26 @@ class Decoding:
         return self.model.new_cache(batch_size, self.ids.shape[1] + self.max_new_tokens)
 
 
+def top_candidates(probs, top: int) -> list[tuple[int, float]]:
+    """The `top` most probable tokens of probs [V] as (id, p), most probable first (ties by id),
+    zero-probability ones left out."""
+    if top <= 0:
+        return []
+    k = min(top, probs.size)
+    best = np.argpartition(-probs, k - 1)[:k]
+    best = best[np.lexsort((best, -probs[best]))]
+    return [(int(i), float(probs[i])) for i in best if probs[i] > 0]
+
+
 def trace_step(token: int, raw_logprobs, final_logits, top: int) -> Step:
     """A Step for `token`: raw_logprobs [V] (log-softmax of the model's logits), final_logits [V]
-    (after every processor); the top candidates of softmax(final_logits), zero-probability ones left out."""
-    candidates = []
-    if top > 0:
-        probs = softmax(final_logits[None])[0]  # [V]
-        k = min(top, probs.size)
-        best = np.argpartition(-probs, k - 1)[:k]
-        best = best[np.lexsort((best, -probs[best]))]  # most probable first, ties by id
-        candidates = [(int(i), float(probs[i])) for i in best if probs[i] > 0]
-    return Step(token=int(token), logprob=float(raw_logprobs[token]), candidates=candidates)
+    (after every processor); the top candidates before the chain (exp(raw_logprobs)) and after it
+    (softmax(final_logits))."""
+    if top <= 0:
+        return Step(token=int(token), logprob=float(raw_logprobs[token]), candidates=[])
+    return Step(token=int(token), logprob=float(raw_logprobs[token]),
+                candidates=top_candidates(softmax(final_logits[None])[0], top),
+                raw_candidates=top_candidates(np.exp(raw_logprobs), top))
 
 
 def emit(run: Decoding, hyp: Hypothesis, row: int, token: int, raw_logprobs, final_logits) -> bool:
@@ -155,5 +166,5 @@ def check_choosable(chain: LogitsChain, logits, history, processed, step: int, r
                          f"left to choose; {' or '.join(fixes)} so that at least one token stays allowed.")
 
 
-__all__ = ["Step", "Hypothesis", "Decoding", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed",
+__all__ = ["Step", "Hypothesis", "Decoding", "top_candidates", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed",
            "check_choosable"]
