@@ -170,19 +170,43 @@ def weight_entries(header: dict, source) -> dict[str, dict]:
 
 
 def read_tensors(path: Path, entries: dict, data_start: int, names) -> dict[str, np.ndarray]:
-    """The named tensors (F32, F16 or BF16, already checked) as float32 arrays, copied out of the file."""
-    data = np.memmap(path, dtype=np.uint8, mode="r")
+    """The named tensors (F32, F16 or BF16, already checked) as float32 arrays, each read from the file
+    straight into its own array: no second copy of the weights ever exists, so loading peaks at the
+    model's size. (The file may change after loading; the arrays do not.)
+
+    wte.weight [V, C] is returned as a view of a contiguous [C, V] array: GPT-2's output layer is wte^T,
+    and x @ W runs ~1.5x faster along W's long axis (see model.GPT2). It is transposed in blocks of rows,
+    so that the [V, C] and [C, V] copies never coexist."""
     tensors = {}
-    for name in names:
-        info = entries[name]
-        begin, end = info["data_offsets"]
-        raw = data[data_start + begin : data_start + end].view(DTYPES[info["dtype"]]).reshape(info["shape"])
-        if info["dtype"] == "BF16":
-            tensors[name] = (raw.astype(np.uint32) << 16).view(np.float32)
-        else:
-            tensors[name] = raw.astype(np.float32)  # a copy: the file may change after loading
-    del data
+    with open(path, "rb") as f:
+        for name in names:
+            info = entries[name]
+            f.seek(data_start + info["data_offsets"][0])
+            if name == "wte.weight":
+                tensors[name] = read_transposed(f, info, path).T
+            else:
+                tensors[name] = read_array(f, info["dtype"], tuple(info["shape"]), path)
     return tensors
+
+
+def read_array(f, dtype: str, shape: tuple, path) -> np.ndarray:
+    """The next tensor in file f as a float32 array of `shape` (F32 read in place; F16/BF16 widened)."""
+    stored = np.empty(shape, dtype=DTYPES[dtype])
+    if f.readinto(memoryview(stored).cast("B")) != stored.nbytes:
+        raise CheckpointError(f"{path} ended while reading its tensors (the file is truncated); {DAMAGED}.")
+    if dtype == "BF16":  # a bfloat16 is the top 16 bits of a float32
+        return (stored.astype(np.uint32) << 16).view(np.float32)
+    return stored.astype(np.float32, copy=False)  # no copy for F32 on a little-endian machine
+
+
+def read_transposed(f, info: dict, path, rows: int = 4096) -> np.ndarray:
+    """The next tensor [V, C] in file f as a contiguous float32 [C, V], read `rows` rows at a time."""
+    V, C = info["shape"]
+    out = np.empty((C, V), dtype=np.float32)
+    for start in range(0, V, rows):
+        n = min(rows, V - start)
+        out[:, start : start + n] = read_array(f, info["dtype"], (n, C), path).T
+    return out
 
 
 def read_safetensors(path) -> dict[str, np.ndarray]:
@@ -327,9 +351,7 @@ def load(name_or_path="gpt2", n_head: int | None = None) -> GPT2:
     tensors = read_tensors(weights, entries, data_start, names)
     check_values(tensors, weights)
     tensors.pop("lm_head.weight", None)
-    params = nest(tensors)
-    params["lm_head"] = params["wte"]  # tied: the output layer is the token embedding matrix
-    return GPT2(config, params)
+    return GPT2(config, nest(tensors))  # the output layer is tied to wte (lm_head.weight, if stored, was checked equal)
 
 
 __all__ = ["load", "read_safetensors", "CheckpointError", "ConfigError"]

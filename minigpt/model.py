@@ -31,19 +31,32 @@ def layer_norm(x, weight, bias, eps):
 
 
 def gelu(x):
-    """GELU, tanh approximation (Hendrycks & Gimpel 2016), as GPT-2 uses it ("gelu_new").
+    """GELU, tanh approximation (Hendrycks & Gimpel 2016), as GPT-2 uses it ("gelu_new"):
 
-    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The constant is a Python float: a NumPy float64
-    scalar here would turn every later matmul into float64. x * x * x, because NumPy's float32 x**3
-    calls pow() and is two orders of magnitude slower.
+        0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+
+    computed from the inside out in one temporary y, since x is the MLP's widest array. The constants are
+    Python floats: a NumPy float64 scalar would turn every later matmul into float64. x * x * x, because
+    NumPy's float32 x**3 calls pow() and is two orders of magnitude slower.
     """
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
+    y = x * x * x  # x^3
+    y *= 0.044715
+    y += x
+    y *= math.sqrt(2.0 / math.pi)
+    np.tanh(y, out=y)
+    y += 1.0
+    y *= x
+    y *= 0.5
+    return y
 
 
-def softmax(x):
-    """exp(x - max) / sum(exp(x - max)) over the last axis; -inf entries get probability 0."""
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def softmax(x, out=None):
+    """exp(x - max) / sum(exp(x - max)) over the last axis; -inf entries get probability 0.
+    out=x computes it in x's own memory."""
+    e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def linear(x, weight, bias):
@@ -56,10 +69,10 @@ def linear(x, weight, bias):
 def attention(q, k, v, mask):
     """softmax(q k^T / sqrt(D), masked) v (Vaswani et al. 2017). mask is True where a query may look.
     Returns the output [B, H, T, D] and the attention weights [B, H, T, S] (each row sums to 1)."""
+    q = q * (1.0 / math.sqrt(q.shape[-1]))  # scaling q ([T, D]) costs less than scaling the scores ([T, S])
     scores = q @ k.swapaxes(-1, -2)  # [B, H, T, D] @ [B, H, D, S] -> [B, H, T, S]
-    scores *= 1.0 / math.sqrt(q.shape[-1])
-    scores = np.where(mask, scores, -np.inf)  # mask [B, 1, T, S]
-    weights = softmax(scores)  # [B, H, T, S]
+    np.copyto(scores, -np.inf, where=~mask)  # mask [B, 1, T, S]
+    weights = softmax(scores, out=scores)  # [B, H, T, S], in the scores' own memory
     return weights @ v, weights  # [B, H, T, S] @ [B, H, S, D] -> [B, H, T, D]
 
 
@@ -91,9 +104,10 @@ def block(x, ln_1, attn, ln_2, mlp_params, n_head, eps, k_cache, v_cache, start,
     return x + mlp(layer_norm(x, **ln_2, eps=eps), **mlp_params), weights  # [B, T, C]
 
 
-def unembed(x, w):
-    """Logits x @ W^T. GPT-2's output layer is its token embedding matrix W [V, C] (tied weights)."""
-    return (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], -1)  # [B*T, C] @ [C, V] -> [B, T, V]
+def unembed(x, w_out):
+    """Logits x @ wte^T. GPT-2's output layer is its token embedding matrix (tied weights), held here
+    as w_out = wte^T, a contiguous [C, V], so that the widest matmul of all reads W along its long axis."""
+    return (x.reshape(-1, x.shape[-1]) @ w_out).reshape(*x.shape[:-1], -1)  # [B*T, C] @ [C, V] -> [B, T, V]
 
 
 def check_vocabulary(ids, vocab_size: int):
@@ -130,11 +144,16 @@ class KVCache:
         return self.k.shape[1]
 
     def reorder(self, indices):
-        """Keep batch rows `indices` (in that order, repeats allowed): beam search's reshuffle."""
+        """Keep batch rows `indices` (in that order, repeats allowed): beam search's reshuffle.
+        Only the filled positions move, in place, when the batch size stays; nothing moves for the identity."""
         indices = np.asarray(indices, dtype=np.int64)
-        self.k = self.k[:, indices]
-        self.v = self.v[:, indices]
-        self.mask = self.mask[indices]
+        if len(indices) != self.batch_size:  # a new batch size (contrastive search's copies): new arrays
+            self.k, self.v, self.mask = self.k[:, indices], self.v[:, indices], self.mask[indices]
+        elif (indices != np.arange(len(indices))).any():
+            n = self.length
+            self.k[:, :, :, :n] = self.k[:, indices, :, :n]  # the right side is gathered first, then written
+            self.v[:, :, :, :n] = self.v[:, indices, :, :n]
+            self.mask[:] = self.mask[indices]
 
     def crop(self, length: int):
         """Forget every position from `length` on (speculative decoding drops rejected tokens)."""
@@ -157,8 +176,12 @@ class GPT2:
     """GPT-2 with its weights. `model(ids)` gives logits; `model.forward` works through a KV cache."""
 
     def __init__(self, config: GPTConfig, params: dict):
+        # The output layer is tied to the token embeddings: lm_head.weight = wte^T, kept once as a contiguous
+        # [C, V] ([in, out], like every other weight) with wte [V, C] a view of the same bytes. No copy
+        # when the loader stored wte that way (checkpoint.read_transposed).
+        w_out = np.ascontiguousarray(params["wte"]["weight"].T)  # [C, V]
         self.config = config
-        self.params = params
+        self.params = params | {"wte": {"weight": w_out.T}, "lm_head": {"weight": w_out}}
 
     def __repr__(self):
         c = self.config

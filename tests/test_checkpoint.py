@@ -130,3 +130,36 @@ def test_extra_tensors_are_ignored_with_a_warning(tmp_path):
     write_checkpoint(tmp_path, CONFIG, params)
     with pytest.warns(UserWarning, match="score.weight"):
         minigpt.load(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_the_tied_output_matrix_is_read_transposed_in_blocks_and_stored_once(tmp_path, dtype):
+    """wte [V, C] is read straight into a contiguous [C, V] (the output layer's layout), a few rows at a
+    time; wte and lm_head are two views of one buffer, not two copies."""
+    import minigpt.checkpoint as ckpt
+    params = random_params(CONFIG)
+    folder = write_checkpoint(tmp_path, CONFIG, params, dtype=dtype)
+    path = folder / "model.safetensors"
+    header, data_start = ckpt.read_header(path)
+    with open(path, "rb") as f:
+        f.seek(data_start + header["wte.weight"]["data_offsets"][0])
+        blocks = ckpt.read_transposed(f, header["wte.weight"], path, rows=7)  # 50 rows: 7 blocks, the last short
+    np.testing.assert_array_equal(blocks, params["wte.weight"].astype(dtype).astype(np.float32).T)
+    assert blocks.flags.c_contiguous and blocks.dtype == np.float32
+    model = minigpt.load(folder)
+    wte, head = model.params["wte"]["weight"], model.params["lm_head"]["weight"]
+    assert head.shape == (CONFIG.n_embd, CONFIG.vocab_size) and head.flags.c_contiguous
+    assert np.shares_memory(wte, head)
+    np.testing.assert_array_equal(wte, params["wte.weight"].astype(dtype).astype(np.float32))
+
+
+def test_a_tensor_cut_short_while_reading_is_named(tmp_path):
+    """The header is checked against the file's size first; a file that shrinks after that is still caught."""
+    import minigpt.checkpoint as ckpt
+    path = write_checkpoint(tmp_path, CONFIG, random_params(CONFIG)) / "model.safetensors"
+    header, data_start = ckpt.read_header(path)
+    entries = ckpt.weight_entries(header, path)
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 10)
+    with pytest.raises(CheckpointError, match="ended while reading its tensors"):
+        ckpt.read_tensors(path, entries, data_start, sorted(entries, key=lambda n: entries[n]["data_offsets"]))

@@ -125,3 +125,50 @@ def test_bad_ids_and_context_are_refused(model):
         model(list(range(33)))
     with pytest.raises(ValueError, match="integers"):
         model([1.5, 2.0])
+
+
+def test_cache_reorder_in_place_identity_and_new_batch_size(model):
+    """Same batch size: the filled positions move in place (no new arrays); the identity moves nothing;
+    another batch size (contrastive search's copies) gives new arrays. Each matches a fresh full pass."""
+    ids = np.random.default_rng(4).integers(0, 97, size=(2, 4))
+    cache = model.new_cache(2, 6)
+    model.forward(ids, cache)
+    k = cache.k
+    cache.reorder([0, 1])
+    assert cache.k is k
+    cache.reorder([1, 1])
+    assert cache.k is k
+    got = model.forward(np.array([[5], [6]]), cache).logits[:, -1]
+    want = model(np.concatenate([ids[[1, 1]], [[5], [6]]], axis=1))[:, -1]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    cache.reorder([0, 0, 1])
+    assert cache.batch_size == 3 and cache.k is not k
+    got = model.forward(np.array([[7], [8], [9]]), cache).logits[:, -1]
+    rows = np.concatenate([ids[[1, 1]], [[5], [6]]], axis=1)[[0, 0, 1]]
+    want = model(np.concatenate([rows, [[7], [8], [9]]], axis=1))[:, -1]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_inspect_hands_out_the_residual_stream_and_attention(model):
+    """inspect=True: n_layer + 1 residuals (the last read out through ln_f and the head is the logits),
+    n_layer attention maps whose rows are distributions that never look ahead."""
+    ids = np.random.default_rng(5).integers(0, 97, size=(1, 6))
+    cache = model.new_cache(1, 6)
+    out = model.forward(ids, cache, inspect=True)
+    assert len(out.residuals) == CONFIG.n_layer + 1 and len(out.attention) == CONFIG.n_layer
+    np.testing.assert_allclose(model.read_out(out.residuals[-1]), out.logits, rtol=0, atol=1e-6 * np.abs(out.logits).max())
+    for weights in out.attention:
+        assert weights.shape == (1, CONFIG.n_head, 6, 6)
+        np.testing.assert_allclose(weights.sum(-1), 1, atol=1e-6)
+        assert (np.triu(weights[0], k=1) == 0).all()
+    plain = model.forward(ids, model.new_cache(1, 6))
+    assert plain.residuals is None and plain.attention is None
+    np.testing.assert_array_equal(plain.logits, out.logits)
+
+
+def test_the_tied_output_matrix_is_one_buffer(model):
+    wte, head = model.params["wte"]["weight"], model.params["lm_head"]["weight"]
+    assert head.shape == (CONFIG.n_embd, CONFIG.vocab_size) and head.flags.c_contiguous
+    assert np.shares_memory(wte, head)
+    x = np.random.default_rng(6).standard_normal((3, CONFIG.n_embd)).astype(np.float32)
+    np.testing.assert_allclose(model.unembed(x), x @ wte.T, rtol=1e-6, atol=1e-6)
