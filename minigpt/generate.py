@@ -18,6 +18,7 @@ import numpy as np
 
 from .model import GPT2, check_vocabulary
 from .sampling.decoding import Decoding, StopStrings, Step
+from .sampling.mirostat import Mirostat
 from .sampling.options import GenerationOptions, OptionError
 from .sampling.processors import build_chain, number
 from .tokenizer import Tokenizer
@@ -33,7 +34,7 @@ class GenerationOutput:
     finish_reasons: list[str] = field(default_factory=list)  # "eos", "stop" or "length"
     prompt_index: list[int] = field(default_factory=list)  # which prompt each sequence continues
     steps: list[list[Step]] = field(default_factory=list)  # the per-step trace of each sequence
-    chain: list[str] = field(default_factory=list)  # the logit processors, in the order applied
+    chain: list[str] = field(default_factory=list)  # the logit processors, in the order applied; last, mirostat if on
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
 
 
@@ -144,7 +145,7 @@ def strategy_function(name: str):
 
 def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=None,
              on_token: Callable[[int, int], None] | None = None, trace_top: int = 10, tokenizer: Tokenizer | None = None,
-             truncate_prompt: bool = False, **options) -> GenerationOutput:
+             truncate_prompt: bool = False, record: list | None = None, **options) -> GenerationOutput:
     """Continue each prompt by the named strategy.
 
     prompt_ids: one prompt [T] or a batch of prompts (padded on the left here).
@@ -156,6 +157,8 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
     trace_top: how many candidates each traced step keeps.
     truncate_prompt: a prompt too long for the context keeps only its last n_positions - max_new_tokens
       tokens; without it such a prompt is refused.
+    record: a list to which the beam strategies append a BeamEvent (sampling/beam.py) for every candidate
+      they weigh, for inspection.beam_tree; None records nothing.
 
     Bad input (options, ids outside the vocabulary, a prompt too long) raises ValueError before any
     token is generated; processors that leave no token to choose raise ValueError naming the step.
@@ -167,6 +170,9 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
         raise OptionError(f"truncate_prompt must be true or false, got {truncate_prompt!r}.")
     if on_token is not None and not callable(on_token):
         raise OptionError(f"on_token must be a function (row, token_id) -> None, got {on_token!r}.")
+    if record is not None and (not isinstance(record, list) or strategy not in ("beam", "beam-sample", "diverse-beam")):
+        raise OptionError(f"record must be a list, and only the beam strategies (beam, beam-sample, diverse-beam) fill "
+                          f"it; got {type(record).__name__} with strategy {strategy!r}.")
     if attention_mask is not None:
         prompt_ids = unpad(prompt_ids, attention_mask)
     eos = model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
@@ -181,6 +187,7 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
     n = opts.num_return_sequences if strategy == "sample" else 1  # beams return several per prompt themselves
     copies = {"beam": opts.num_beams, "beam-sample": opts.num_beams, "diverse-beam": opts.num_beams,
               "contrastive": min(opts.top_k or 4, vocab_size)}.get(strategy, n)  # the rows the KV cache holds per prompt
+    copies *= 2 if opts.guidance_scale != 1 else 1  # guidance adds an unconditional row for each (sampling/guidance.py)
     check_memory(model, len(prompts) * copies, max(len(p) for p in prompts) + opts.max_new_tokens)
     rows = [p for p in prompts for _ in range(n)]
     ids, mask = left_pad(rows, pad)
@@ -190,19 +197,22 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
         chain_options["min_tokens_to_keep"] = 2  # as transformers: every beam keeps one continuation besides eos
     if eos >= vocab_size:  # a small test vocabulary without GPT-2's end-of-text: nothing to hold back
         chain_options["min_new_tokens"] = 0
+    tokenizer = tokenizer or default_tokenizer()
+    rng = np.random.default_rng(opts.seed)  # every random draw of the run (tokens, XTC): a seed reproduces the text
     chain_for = partial(build_chain, sampling=opts.sampling, prompt_length=ids.shape[1], eos_token_id=eos,
-                        vocab_size=vocab_size, **chain_options)
+                        vocab_size=vocab_size, tokenizer=tokenizer, rng=rng, **chain_options)
     pad_lengths = (mask == 0).sum(axis=1)  # [B] the repetition penalty skips each row's padding
     chain = chain_for(pad_lengths=pad_lengths)
-    tokenizer = tokenizer or default_tokenizer()
     run = Decoding(model=model, ids=ids, mask=mask, options=opts, chain=chain,
                    chain_for_copies=lambda copies: chain_for(pad_lengths=np.repeat(pad_lengths, copies)),
                    eos_token_id=eos, pad_token_id=pad,
-                   rng=np.random.default_rng(opts.seed), trace_top=trace_top, on_token=on_token,
+                   rng=rng, trace_top=trace_top, on_token=on_token, record=record,
                    stop=StopStrings(opts.stop, tokenizer, len(rows)) if opts.stop else None)
     per_row = strategy_function(strategy)(run)
 
-    out = GenerationOutput(prompt_tokens=prompts, sequences=[], chain=chain.describe(), stats=run.stats)
+    final = [repr(Mirostat(opts.mirostat, opts.mirostat_tau, opts.mirostat_eta))] if opts.mirostat else []
+    out = GenerationOutput(prompt_tokens=prompts, sequences=[], chain=[run.scores_from] * bool(run.scores_from) + chain.describe() + final,
+                           stats=run.stats)
     for row, hyps in enumerate(per_row):
         for hyp in hyps:
             text = tokenizer.decode(t for t in hyp.tokens if t != eos and t < tokenizer.n_vocab)

@@ -31,6 +31,10 @@ Strategies (run.options.strategy):
 All beams of all prompts run as one batch [B * num_beams] through the KV cache, which is reordered
 after each step so that each row follows the beam it now holds.
 
+When run.record is a list (generate(..., record=[])), every candidate a step weighs is appended to it
+as a BeamEvent: the beam it extends, its token and scores, and whether it runs on, finishes or is
+pruned. inspection.beam_tree builds the search tree from them; with record None nothing is kept.
+
 What this module is not: the processors (processors.py) and the option checks (options.py).
 """
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, Step, check_choosable, draw, trace_step
+from .decoding import Decoding, Hypothesis, Step, check_choosable, draw, largest, trace_step
 from .processors import LogitsChain, log_softmax, softmax
 
 # Shapes: B prompts, K num_beams, G num_beam_groups, S = K / G beams per group, V vocabulary, t tokens so far.
@@ -46,6 +50,20 @@ from .processors import LogitsChain, log_softmax, softmax
 # The initial score of every beam but the first of a group: all beams start as copies of the prompt, so
 # the first step must take its candidates from one of them, or every beam would pick the same token.
 NOT_STARTED = np.float32(-1e9)
+
+
+@dataclass
+class BeamEvent:
+    """One candidate the search weighed: beam `parent` (its new tokens) extended by `token`. Recorded,
+    when run.record is a list, for every one of a step's 2S best candidates (inspection.beam_tree)."""
+    step: int  # 0 = the first new token
+    prompt: int
+    group: int
+    parent: tuple[int, ...]  # the new tokens of the beam it extends
+    token: int
+    logprob: float  # log p(token) under the model's raw distribution
+    score: float  # the candidate's beam score: its running sum of processed log-probs ("finished": / length ** alpha)
+    outcome: str  # "running": a next beam; "finished": a hypothesis (end-of-text, or the last step); "pruned"
 
 
 @dataclass
@@ -74,13 +92,16 @@ class Finished:
     def worst(self) -> float:
         return min(h.score for h in self.hyps)
 
-    def add(self, sum_logprobs: float, beam: Beam, reason: str):
-        """Score sum_logprobs / n ** length_penalty, n = len(beam.tokens) (end-of-text included)."""
+    def add(self, sum_logprobs: float, beam: Beam, reason: str) -> float | None:
+        """Score sum_logprobs / n ** length_penalty, n = len(beam.tokens) (end-of-text included).
+        Returns that score if the hypothesis entered, None if it was not good enough."""
         score = sum_logprobs / len(beam.tokens) ** self.length_penalty
         if not self.full or score > self.worst:
             self.hyps.append(Hypothesis(tokens=beam.tokens, score=score, finish_reason=reason, steps=beam.steps))
             if len(self.hyps) > self.size:
                 self.hyps.remove(min(self.hyps, key=lambda h: h.score))
+            return score
+        return None
 
 
 def follows_446(run: Decoding) -> bool:
@@ -115,8 +136,7 @@ def cannot_improve(finished: Finished, best_running: float, generated: int, run:
 def best_candidates(scores, n: int, rng) -> np.ndarray:
     """The n highest of scores [S*V], best first (equal scores: lower index first). rng is unused: the
     signature is sampled_candidates'."""
-    top = np.argpartition(-scores, n - 1)[:n]
-    return top[np.lexsort((top, -scores[top]))]
+    return largest(scores, n)
 
 
 def sampled_candidates(scores, n: int, rng) -> np.ndarray:
@@ -162,9 +182,10 @@ def processed_scores(run: Decoding, chain: LogitsChain, logprobs, history, earli
     return rest(scores, history)
 
 
-def advance_group(run: Decoding, finished: Finished, total, beams, raw, processed, step: int):
+def advance_group(run: Decoding, finished: Finished, total, beams, raw, processed, step: int, where=(0, 0)):
     """One prompt's group: candidates from total [S, V] (running score + processed log-probs of each beam),
     the finished ones handed to `finished`, the next beams returned as (beam in group, token, score).
+    where = (prompt, group) labels the BeamEvents recorded when run.record is a list.
 
     A candidate ending in end-of-text is finished only if it ranks within the first S; the next beams
     are the S best that do not end (there are at least S among 2S: each beam gives one end-of-text).
@@ -173,16 +194,25 @@ def advance_group(run: Decoding, finished: Finished, total, beams, raw, processe
     choose = sampled_candidates if run.options.sampling else best_candidates
     flat = total.reshape(-1)  # [S*V]
     picks = choose(flat, min(2 * S, flat.size), run.rng)  # [2S] best first
-    chosen = []
+    chosen, outcomes = [], []  # outcomes: (outcome, score) of each pick looked at
     for rank, pick in enumerate(picks):
         k, token = divmod(int(pick), V)
         if token == run.eos_token_id:
+            entered = None
             if rank < S:
-                finished.add(float(flat[pick]), extend(beams[k], token, raw[k], processed[k], run), "eos")
+                entered = finished.add(float(flat[pick]), extend(beams[k], token, raw[k], processed[k], run), "eos")
+            outcomes.append(("pruned", float(flat[pick])) if entered is None else ("finished", entered))
         else:
             chosen.append((k, token, flat[pick]))
+            outcomes.append(("running", float(flat[pick])))
         if len(chosen) == S:
             break
+    if run.record is not None:
+        outcomes += [("pruned", float(flat[pick])) for pick in picks[len(outcomes):]]
+        for pick, (outcome, score) in zip(picks, outcomes):
+            k, token = divmod(int(pick), V)
+            run.record.append(BeamEvent(step, where[0], where[1], tuple(beams[k].tokens), token,
+                                        float(raw[k, token]), score, outcome))
     # transformers 4.46 compares with the best candidate of the step, 5.x with the best running beam
     best = flat[picks[0]] if follows_446(run) else chosen[0][2]
     finished.done = cannot_improve(finished, float(best), step + 1, run)
@@ -238,7 +268,8 @@ class BeamSearch:
             self.check_candidates(g, flat, raw, processed, step)
             for b in range(self.B):
                 if not self.finished[b][g].done:
-                    self.advance(self.finished[b][g], rows[b], raw, processed, step, sources, tokens, beams, scores)
+                    self.advance(self.finished[b][g], rows[b], raw, processed, step, sources, tokens, beams, scores,
+                                 where=(b, g))
         self.beams, self.scores = beams, scores
         self.history = np.concatenate([self.history[sources], tokens[:, None]], axis=1)  # [B*K, t+1]
         return sources, tokens
@@ -252,19 +283,23 @@ class BeamSearch:
         check_choosable(self.chain, raw[flat], self.history[flat], processed[flat], step,
                         rows=np.flatnonzero(searching), nothing_left=nothing_left)
 
-    def advance(self, finished: Finished, rows, raw, processed, step: int, sources, tokens, beams, scores):
-        """One prompt's group (rows [S]): its next beams written into sources, tokens, beams, scores.
-        At max_new_tokens they are finished as they are."""
+    def advance(self, finished: Finished, rows, raw, processed, step: int, sources, tokens, beams, scores, where=(0, 0)):
+        """One prompt's group (rows [S]; where = (prompt, group)): its next beams written into sources,
+        tokens, beams, scores. At max_new_tokens they are finished as they are."""
         total = processed[rows] + self.scores[rows, None]  # [S, V]
         group_beams = [self.beams[i] for i in rows]
-        chosen = advance_group(self.run, finished, total, group_beams, raw[rows], processed[rows], step)
+        chosen = advance_group(self.run, finished, total, group_beams, raw[rows], processed[rows], step, where)
         for slot, (k, token, score) in zip(rows, chosen):
             source = rows[k]
             sources[slot], tokens[slot], scores[slot] = source, token, score
             beams[slot] = extend(self.beams[source], token, raw[source], processed[source], self.run)
         if step == self.run.max_new_tokens - 1 and not (finished.done and follows_446(self.run)):
             for slot in rows:
-                finished.add(float(scores[slot]), beams[slot], "length")
+                entered = finished.add(float(scores[slot]), beams[slot], "length")
+                if self.run.record is not None and entered is not None:
+                    tokens_so_far = beams[slot].tokens
+                    self.run.record.append(BeamEvent(step, *where, tuple(tokens_so_far[:-1]), tokens_so_far[-1],
+                                                     float(raw[sources[slot], tokens_so_far[-1]]), entered, "finished"))
 
     def results(self) -> list[list[Hypothesis]]:
         """Each prompt's num_return_sequences best finished hypotheses (of all its groups), best first."""

@@ -14,7 +14,7 @@ import numpy as np
 from ..model import GPT2
 from ..tokenizer import Tokenizer
 from .options import GenerationOptions
-from .processors import LogitsChain, log_softmax, softmax
+from .processors import LogitsChain, log_softmax
 
 
 @dataclass
@@ -52,6 +52,8 @@ class Decoding:
     on_token: Callable[[int, int], None] | None = None  # (row, token) as soon as a token is chosen
     stop: "StopStrings | None" = None
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    scores_from: str = ""  # what the chain starts from when not the model's logits (guidance, DoLa), for GenerationOutput.chain
+    record: list | None = None  # beam search appends a BeamEvent for every candidate it weighs (inspection.beam_tree)
 
     @property
     def max_new_tokens(self) -> int:
@@ -61,34 +63,61 @@ class Decoding:
         return self.model.new_cache(batch_size, self.ids.shape[1] + self.max_new_tokens)
 
 
-def top_candidates(probs, top: int) -> list[tuple[int, float]]:
-    """The `top` most probable tokens of probs [V] as (id, p), most probable first (ties by id),
-    zero-probability ones left out."""
+def largest(scores, n: int) -> np.ndarray:
+    """Indices of the n largest of scores [N], largest first, equal scores by lower index. A few are
+    picked by repeated argmax (each pass ~50x cheaper than a selection over 50257 entries); many by
+    one selection (argpartition) and a sort of the n chosen."""
+    n = min(n, scores.size)
+    if n > 32:
+        nth = np.partition(scores, scores.size - n)[scores.size - n]  # the n-th largest value
+        above = np.flatnonzero(scores > nth)
+        best = np.concatenate([above, np.flatnonzero(scores == nth)[: n - above.size]])  # ties at nth: lower ids
+        return best[np.lexsort((best, -scores[best]))]
+    rest = scores.copy()
+    best = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        best[j] = rest.argmax()  # the first of equal maxima
+        rest[best[j]] = -np.inf
+    return best
+
+
+def top_candidates(scores, top: int, log_total: float = 0.0) -> list[tuple[int, float]]:
+    """The `top` most probable tokens of the distribution p = exp(scores - log_total) over [V], as (id, p),
+    most probable first (ties by id), zero-probability ones left out. Only the chosen are exponentiated."""
     if top <= 0:
         return []
-    k = min(top, probs.size)
-    best = np.argpartition(-probs, k - 1)[:k]
-    best = best[np.lexsort((best, -probs[best]))]
-    return [(int(i), float(probs[i])) for i in best if probs[i] > 0]
+    best = largest(scores, top)
+    probs = np.exp(scores[best] - log_total)
+    return [(int(i), float(p)) for i, p in zip(best, probs) if p > 0]
+
+
+def log_normalizer(logits) -> float:
+    """log sum_i exp(logits_i) over [V]: softmax(logits) = exp(logits - log_normalizer(logits))."""
+    m = float(logits.max())
+    return m if m == -np.inf else m + float(np.log(np.exp(logits - m).sum()))
 
 
 def trace_step(token: int, raw_logprobs, final_logits, top: int) -> Step:
     """A Step for `token`: raw_logprobs [V] (log-softmax of the model's logits), final_logits [V]
     (after every processor); the top candidates before the chain (exp(raw_logprobs)) and after it
     (softmax(final_logits))."""
-    if top <= 0:
-        return Step(token=int(token), logprob=float(raw_logprobs[token]), candidates=[])
-    return Step(token=int(token), logprob=float(raw_logprobs[token]),
-                candidates=top_candidates(softmax(final_logits[None])[0], top),
-                raw_candidates=top_candidates(np.exp(raw_logprobs), top))
+    step = Step(token=int(token), logprob=float(raw_logprobs[token]), candidates=[])
+    if top > 0:
+        step.raw_candidates = top_candidates(raw_logprobs, top)
+        log_total = log_normalizer(final_logits)
+        if log_total > -np.inf:  # every token masked: nothing to show
+            step.candidates = top_candidates(final_logits, top, log_total)
+    return step
 
 
-def emit(run: Decoding, hyp: Hypothesis, row: int, token: int, raw_logprobs, final_logits) -> bool:
-    """Append a chosen token to a row's hypothesis: its score, its trace step, the stream.
-    True when the token ends the sequence (end-of-text, or a stop string now in the text)."""
+def emit(run: Decoding, hyp: Hypothesis, row: int, token: int, raw_logprobs, final_logits, state: dict | None = None) -> bool:
+    """Append a chosen token to a row's hypothesis: its score, its trace step (with `state`, if given,
+    in Step.state), the stream. True when the token ends the sequence (end-of-text, or a stop string now in the text)."""
     hyp.tokens.append(token)
     hyp.score += float(raw_logprobs[token])
     hyp.steps.append(trace_step(token, raw_logprobs, final_logits, run.trace_top))
+    if state:
+        hyp.steps[-1].state.update(state)
     if run.on_token:
         run.on_token(row, token)
     if token == run.eos_token_id:
@@ -166,5 +195,5 @@ def check_choosable(chain: LogitsChain, logits, history, processed, step: int, r
                          f"left to choose; {' or '.join(fixes)} so that at least one token stays allowed.")
 
 
-__all__ = ["Step", "Hypothesis", "Decoding", "top_candidates", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed",
+__all__ = ["Step", "Hypothesis", "Decoding", "largest", "top_candidates", "log_normalizer", "trace_step", "emit", "draw", "StopStrings", "raw_and_processed",
            "check_choosable"]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from numbers import Real
 
 from ..model import GPT2
+from .dola import READ_OUTS, as_dola_layers
+from .guidance import as_negative_prompts, check_guidance_scale
 from .processors import build_chain, check_int, check_real, number
 
 STRATEGIES = ("greedy", "sample", "beam", "beam-sample", "diverse-beam", "contrastive", "speculative")
@@ -19,12 +21,20 @@ STRATEGIES = ("greedy", "sample", "beam", "beam-sample", "diverse-beam", "contra
 # Options every strategy honours: lengths and the processors that penalise or constrain tokens.
 COMMON = {"max_new_tokens", "min_new_tokens", "eos_token_id", "repetition_penalty", "frequency_penalty",
           "presence_penalty", "no_repeat_ngram_size", "bad_words_ids", "suppress_tokens", "logit_bias"}
+# llama.cpp's DRY penalty: like the repetition penalty, it constrains tokens for every strategy.
+COMMON |= {"dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers"}
 # The processors that reshape the distribution a token is drawn from: only meaningful when sampling.
-WARPERS = {"temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "min_tokens_to_keep"}
+WARPERS = {"temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "min_tokens_to_keep",
+           "top_n_sigma", "xtc_probability", "xtc_threshold", "dynatemp_range", "dynatemp_exponent", "sampler_order"}
+# Mirostat replaces the final draw of plain sampling (sampling/mirostat.py).
+MIROSTAT = {"mirostat", "mirostat_tau", "mirostat_eta"}
+# What the chain starts from instead of the model's logits: classifier-free guidance (sampling/guidance.py)
+# or DoLa (sampling/dola.py); token-by-token greedy decoding and sampling only.
+SCORES_FROM = {"guidance_scale", "negative_prompt_ids", "dola_layers", "dola_read_out"}
 BEAM = {"num_beams", "length_penalty", "early_stopping", "num_return_sequences"}
 ACCEPTS = {
-    "greedy": COMMON | {"stop"},
-    "sample": COMMON | WARPERS | {"stop", "seed", "num_return_sequences"},
+    "greedy": COMMON | SCORES_FROM | {"stop"},
+    "sample": COMMON | WARPERS | MIROSTAT | SCORES_FROM | {"stop", "seed", "num_return_sequences"},
     "beam": COMMON | BEAM,
     "beam-sample": COMMON | BEAM | WARPERS | {"seed"},
     "diverse-beam": COMMON | BEAM | {"num_beam_groups", "diversity_penalty"},
@@ -40,10 +50,12 @@ class OptionError(ValueError):
 # Whole-number options and the least value each accepts (None, where a field allows it, means "the default").
 INTEGERS = {"max_new_tokens": 0, "min_new_tokens": 0, "top_k": 0, "min_tokens_to_keep": 1, "no_repeat_ngram_size": 0,
             "seed": 0, "num_return_sequences": 1, "num_beams": 1, "num_beam_groups": 1, "num_assistant_tokens": 1,
-            "eos_token_id": 0}
+            "eos_token_id": 0, "mirostat": 0, "dry_allowed_length": 1, "dry_penalty_last_n": -1}
 # Real-number options; their ranges are checked by the processor that uses them, or in validate().
 REALS = ("temperature", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
-         "frequency_penalty", "presence_penalty", "length_penalty", "diversity_penalty", "penalty_alpha")
+         "frequency_penalty", "presence_penalty", "length_penalty", "diversity_penalty", "penalty_alpha",
+         "top_n_sigma", "xtc_probability", "xtc_threshold", "dynatemp_range", "dynatemp_exponent", "dry_multiplier",
+         "dry_base", "mirostat_tau", "mirostat_eta")
 # What speculative decoding uses only when it samples (do_sample=True).
 SAMPLING_ONLY = WARPERS | {"seed"}
 MAX_LENGTH_PENALTY = 10.0  # n ** length_penalty for n up to a context's length stays a finite float
@@ -73,6 +85,26 @@ class GenerationOptions:
     bad_words_ids: tuple[tuple[int, ...], ...] = ()
     suppress_tokens: tuple[int, ...] = ()
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token, bias) pairs; given as a dict
+    # llama.cpp's processors (sampling/llama_samplers.py), off by default
+    top_n_sigma: float = 0.0
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    dynatemp_range: float = 0.0
+    dynatemp_exponent: float = 1.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1  # -1: the whole context
+    dry_sequence_breakers: tuple[str, ...] = ("\n", ":", "\"", "*")
+    sampler_order: tuple[str, ...] = ()  # warper names to apply first, in this order
+    mirostat: int = 0  # 0 off, 1 or 2: the version (sampling/mirostat.py)
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    # classifier-free guidance and DoLa (sampling/guidance.py, sampling/dola.py), off by default
+    guidance_scale: float = 1.0  # 1: no guidance
+    negative_prompt_ids: tuple[tuple[int, ...], ...] | None = None  # one, or one per prompt; None: each prompt's last token
+    dola_layers: str | tuple[int, ...] | None = None  # "low", "high" or layer indices; None: no DoLa
+    dola_read_out: str | None = None  # "lens" (through ln_f, the logit lens; None means this) or "raw" (lm_head on the residual stream, as transformers 4.46)
     # strategies
     seed: int | None = None
     num_return_sequences: int = 1
@@ -104,9 +136,15 @@ class GenerationOptions:
             for name in sorted(SAMPLING_ONLY & given.keys()):
                 raise OptionError(f"speculative decoding uses {name} only when it samples; add do_sample=True "
                                   f"(--do-sample), or drop {name} for greedy speculative decoding.")
-        for name in ("logit_bias", "stop", "bad_words_ids", "suppress_tokens"):
+        for name in ("logit_bias", "stop", "bad_words_ids", "suppress_tokens", "dry_sequence_breakers", "sampler_order"):
             if name in given:
                 given[name] = as_tuple(name, given[name])
+        for name, normalise in (("negative_prompt_ids", as_negative_prompts), ("dola_layers", as_dola_layers)):
+            if name in given:
+                try:
+                    given[name] = normalise(given[name])
+                except ValueError as e:
+                    raise OptionError(str(e)) from None
         options = cls(strategy=strategy, **given)
         try:
             options.validate()
@@ -123,8 +161,10 @@ class GenerationOptions:
     def processor_options(self) -> dict:
         """The keyword arguments of processors.build_chain that come from these options."""
         names = ("temperature", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
-                 "frequency_penalty", "presence_penalty", "no_repeat_ngram_size", "min_new_tokens", "min_tokens_to_keep")
-        return {name: getattr(self, name) for name in names} | {
+                 "frequency_penalty", "presence_penalty", "no_repeat_ngram_size", "min_new_tokens", "min_tokens_to_keep",
+                 "top_n_sigma", "xtc_probability", "xtc_threshold", "dynatemp_range", "dynatemp_exponent", "dry_multiplier",
+                 "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers")
+        return {name: getattr(self, name) for name in names} | {"order": self.sampler_order} | {
             "top_k": 0 if self.strategy == "contrastive" else (self.top_k or 0),  # contrastive's top_k counts candidates
             "bad_words_ids": [list(s) for s in self.bad_words_ids] or None,
             "suppress_tokens": list(self.suppress_tokens) or None,
@@ -142,6 +182,10 @@ class GenerationOptions:
             if not isinstance(value, Real) or isinstance(value, bool):
                 raise OptionError(f"{name} must be a number, got {value!r}.")
         build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, **self.processor_options())
+        if self.mirostat != 0:
+            from .mirostat import Mirostat  # here: mirostat.py imports decoding.py, which imports this module
+
+            Mirostat(self.mirostat, self.mirostat_tau, self.mirostat_eta)  # refuses a bad version, tau or eta
         check_real("length_penalty", self.length_penalty, lambda v: abs(v) <= MAX_LENGTH_PENALTY,
                    f"a number in [-{number(MAX_LENGTH_PENALTY)}, {number(MAX_LENGTH_PENALTY)}] "
                    f"(1 divides the score by the length)")
@@ -160,6 +204,20 @@ class GenerationOptions:
         if self.draft_model is not None and not isinstance(self.draft_model, (GPT2, str, os.PathLike)):
             raise OptionError(f"draft_model must be a GPT2 model, a name or a path, got {type(self.draft_model).__name__}.")
         self.validate_beams()
+        self.validate_scores_from()
+
+    def validate_scores_from(self):
+        check_guidance_scale(self.guidance_scale)
+        if self.negative_prompt_ids is not None and self.guidance_scale == 1:
+            raise OptionError("negative_prompt_ids is used only with guidance_scale other than 1 (1 is no guidance); "
+                              "set guidance_scale, such as 1.5, or drop the negative prompt.")
+        if self.dola_read_out is not None and self.dola_read_out not in READ_OUTS:
+            raise OptionError(f"dola_read_out must be one of {', '.join(READ_OUTS)}; got {self.dola_read_out!r}.")
+        if self.dola_read_out is not None and self.dola_layers is None:
+            raise OptionError("dola_read_out is used only with dola_layers; set dola_layers ('low', 'high' or layer indices).")
+        if self.dola_layers is not None and self.guidance_scale != 1:
+            raise OptionError("guidance_scale and dola_layers cannot be combined, since each replaces the model's "
+                              "next-token scores; choose one.")
 
     def validate_beams(self):
         if self.strategy in ("beam", "beam-sample", "diverse-beam"):
@@ -180,6 +238,8 @@ LIST_OPTIONS = {
     "suppress_tokens": "a list of token ids, such as [198, 50256]",
     "bad_words_ids": "a list of token-id lists, such as [[3290], [1310, 3290]]",
     "logit_bias": "a dict of token id -> bias, such as {50256: -100.0} (-inf bans the token)",
+    "dry_sequence_breakers": "a list of texts, such as ['\\n', ':'] (an empty list for none)",
+    "sampler_order": "a list of warper names, such as ['top_k', 'top_p', 'temperature']",
 }
 
 

@@ -16,7 +16,9 @@ token is kept at a cut-off), and tests/test_processors.py checks that they agree
 (sequence bias, repetition penalty, n-gram ban, bad words, min new tokens, suppressed tokens), then,
 only when sampling, the "warpers" temperature, top-k, top-p, min-p, typical-p, epsilon, eta.
 transformers has no frequency/presence penalty; ours sits next to its cousin, the repetition penalty.
-`LogitsChain.describe()` prints that order, as llama.cpp's sampler chain does.
+`LogitsChain.describe()` prints that order, as llama.cpp's sampler chain does. llama.cpp's own processors
+(top-nσ, XTC, DRY, dynamic temperature) live in llama_samplers.py and join the chain here; the user may
+reorder the warpers (`order`).
 
 What this module is not: it does not turn logits into a token (no softmax draw, no argmax, no beams).
 """
@@ -553,6 +555,10 @@ class LogitsChain:
     def describe(self):
         return [repr(p) for p in self.processors]
 
+    def state(self, row: int) -> dict:
+        """What the processors decided for one row at their last call (XTC, dynamic temperature), by name."""
+        return {name: values[row].item() for p in self.processors for name, values in getattr(p, "state", {}).items()}
+
     def masked_by(self, logits, ids, rows) -> list[str]:
         """The names of the processors that set some logit of the given rows to -inf: what to loosen when
         they leave no token at all. Runs the chain again, one processor at a time (only on that error)."""
@@ -577,8 +583,18 @@ def build_chain(*, sampling, prompt_length, eos_token_id, vocab_size, temperatur
                 min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, repetition_penalty=1.0,
                 frequency_penalty=0.0, presence_penalty=0.0, no_repeat_ngram_size=0, bad_words_ids=None,
                 logit_bias=None, min_new_tokens=0, suppress_tokens=None, min_tokens_to_keep=1,
-                pad_lengths=None):
+                pad_lengths=None, top_n_sigma=0.0, xtc_probability=0.0, xtc_threshold=0.1, dynatemp_range=0.0,
+                dynatemp_exponent=1.0, dry_multiplier=0.0, dry_base=1.75, dry_allowed_length=2, dry_penalty_last_n=-1,
+                dry_sequence_breakers=(), tokenizer=None, order=(), rng=None):
     """The processors whose options are not neutral, in transformers' order (see the module docstring).
+
+    llama.cpp's processors (llama_samplers.py) join them: DRY after the frequency/presence penalty, for
+    every strategy; when sampling, dynamic temperature in temperature's place (dynatemp_range > 0), and
+    top-nσ and XTC after the other warpers. XTC draws from `rng` (the run's seeded generator). The DRY
+    sequence breakers are texts, turned into token sequences with `tokenizer` (without one, they are
+    only checked, and DRY runs without breakers). `order` (names of warpers, as printed) moves the warpers named to the front of the
+    warpers, in that order; the others follow in the default order. "temperature" also names
+    dynamic_temperature.
 
     The sampling-only options (temperature ... eta_cutoff) are ignored when sampling is False, as in
     transformers. pad_lengths (one int per row, optional) is the number of left-padding tokens, which
@@ -587,6 +603,11 @@ def build_chain(*, sampling, prompt_length, eos_token_id, vocab_size, temperatur
     a row's padding is penalised after all, and so it is here. vocab_size None skips the check that the
     token ids given (bans, biases) are in the vocabulary: the options are then only checked for range.
     """
+    from .llama_samplers import DRY, XTC, DynamicTemperature, TopNSigma, check_breakers, sequence_breaker_tokens
+
+    order = check_order(order)
+    breakers = check_breakers(dry_sequence_breakers)
+    dry_pads = None if pad_lengths is None else [int(pad) for pad in pad_lengths]
     if pad_lengths is not None:
         pad_lengths = [0 if pad == prompt_length else int(pad) for pad in pad_lengths]
     keep = {"min_tokens_to_keep": min_tokens_to_keep}
@@ -595,23 +616,50 @@ def build_chain(*, sampling, prompt_length, eos_token_id, vocab_size, temperatur
         repetition_penalty != 1.0 and RepetitionPenalty(repetition_penalty, prompt_ignore_length=pad_lengths),
         (frequency_penalty != 0.0 or presence_penalty != 0.0)
         and FrequencyPresencePenalty(frequency_penalty, presence_penalty, prompt_length),
+        dry_multiplier != 0.0 and DRY(dry_multiplier, dry_base, dry_allowed_length, dry_penalty_last_n,
+                                      sequence_breaker_tokens(tokenizer, breakers, vocab_size) if tokenizer else (),
+                                      prompt_ignore_length=dry_pads, breaker_texts=breakers if tokenizer else ()),
         no_repeat_ngram_size != 0 and NoRepeatNGram(no_repeat_ngram_size),
         bad_words_ids and BadWords(bad_words_ids, eos_token_id=eos_token_id),
         min_new_tokens != 0 and MinNewTokens(eos_token_id, prompt_length, min_new_tokens),
         suppress_tokens and SuppressTokens(suppress_tokens),
     ]
     if sampling:
-        chain += [
-            temperature != 1.0 and Temperature(temperature),
-            top_k != 0 and TopK(top_k, **keep),
-            top_p != 1.0 and TopP(top_p, **keep),
-            min_p != 0.0 and MinP(min_p, **keep),
-            typical_p != 1.0 and TypicalP(typical_p, **keep),
-            epsilon_cutoff != 0.0 and EpsilonCutoff(epsilon_cutoff, **keep),
-            eta_cutoff != 0.0 and EtaCutoff(eta_cutoff, **keep),
-        ]
+        warpers = {  # in the default order
+            "temperature": DynamicTemperature(temperature, dynatemp_range, dynatemp_exponent) if dynatemp_range != 0.0
+            else temperature != 1.0 and Temperature(temperature),
+            "top_k": top_k != 0 and TopK(top_k, **keep),
+            "top_p": top_p != 1.0 and TopP(top_p, **keep),
+            "min_p": min_p != 0.0 and MinP(min_p, **keep),
+            "typical_p": typical_p != 1.0 and TypicalP(typical_p, **keep),
+            "epsilon_cutoff": epsilon_cutoff != 0.0 and EpsilonCutoff(epsilon_cutoff, **keep),
+            "eta_cutoff": eta_cutoff != 0.0 and EtaCutoff(eta_cutoff, **keep),
+            "top_n_sigma": top_n_sigma != 0.0 and TopNSigma(top_n_sigma),
+            "xtc": xtc_probability != 0.0 and XTC(xtc_probability, xtc_threshold, min_tokens_to_keep, rng),
+        }
+        chain += [warpers[name] for name in [*order, *(name for name in warpers if name not in order)]]
     chain = LogitsChain(p for p in chain if p)
     for p in chain.processors:  # name the token ids outside the vocabulary now, not at the first step
         if vocab_size is not None and hasattr(p, "check_vocabulary"):
             p.check_vocabulary(vocab_size)
     return chain
+
+
+# The warpers --sampler-order can arrange, by the names the chain prints (the slot of temperature takes
+# dynamic temperature when dynatemp_range > 0).
+ORDERABLE = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "top_n_sigma", "xtc")
+
+
+def check_order(order) -> tuple[str, ...]:
+    """A sampler order: warper names from ORDERABLE, each at most once ("dynamic_temperature" means
+    "temperature"); otherwise ValueError naming the offending name."""
+    if isinstance(order, str) or not all(isinstance(name, str) for name in order):
+        raise ValueError(f"sampler_order must be a list of warper names such as ['top_k', 'temperature'], got {order!r}.")
+    names = ["temperature" if name == "dynamic_temperature" else name for name in order]
+    for name in names:
+        if name not in ORDERABLE:
+            raise ValueError(f"sampler_order names {name!r}, which is not a warper that can be reordered; "
+                             f"use names from: {', '.join(ORDERABLE)}.")
+        if names.count(name) > 1:
+            raise ValueError(f"sampler_order names {name!r} twice; name each warper at most once.")
+    return tuple(names)

@@ -1,0 +1,232 @@
+"""What the model computes on the way to a token, as arrays: the data behind `minigpt plot`.
+
+- next_token_distribution: p(next token) at one or more temperatures, and which tokens top-k, top-p
+  and min-p keep (the processors of sampling/processors.py, applied as generate() applies them).
+- logit_lens: the token each layer would predict if it were the last (nostalgebraist 2020, "interpreting
+  GPT: the logit lens"): softmax(unembed(ln_f(residual))) at every layer and position.
+- attention_maps: every head's attention weights over the prompt.
+- beam_tree: every candidate beam search weighed, as a tree, from a real run of generate(..., "beam").
+
+Everything is NumPy and returns dataclasses of arrays or plain lists. What this module is not: it draws
+nothing (plots.py does, with matplotlib) and prints nothing (cli.py does).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .generate import generate
+from .model import GPT2
+from .sampling.decoding import draw
+from .sampling.processors import MinP, Temperature, TopK, TopP, build_chain, check_int, softmax
+
+# Shapes: L n_layer, H n_head, T prompt tokens, V vocabulary, M temperatures, N tokens shown.
+
+
+def prompt_ids(model: GPT2, ids) -> np.ndarray:
+    """One prompt of token ids [T], checked: not empty, within the context and the vocabulary. -> [1, T]"""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu":
+        raise ValueError(f"ids must be one non-empty prompt of integer token ids [T], got {ids.tolist()!r:.80}.")
+    if ids.size > model.config.n_positions:
+        raise ValueError(f"the prompt has {ids.size} tokens, more than the model's context of "
+                         f"n_positions={model.config.n_positions}; give a shorter prompt.")
+    return ids.astype(np.int64)[None]
+
+
+def inspect_prompt(model: GPT2, ids):
+    """One forward pass over the prompt that keeps every residual stream and attention map."""
+    ids = prompt_ids(model, ids)
+    return model.forward(ids, model.new_cache(1, ids.shape[1]), inspect=True)
+
+
+# ----------------------------------------------------------------------------- next-token distribution
+
+
+@dataclass
+class NextTokenDistribution:
+    """p(next token | prompt) at each temperature, and what each cut-off keeps of it."""
+    tokens: np.ndarray  # [N] int64: the N most probable tokens, most probable first (the same order at every T)
+    temperatures: tuple[float, ...]  # [M]
+    probs: np.ndarray  # [M, N] float32: softmax(logits / T) of those tokens, before any cut-off
+    rest: np.ndarray  # [M] float32: the probability of every token not shown
+    cutoffs: dict[str, float]  # the cut-offs given, by processor name: {"top_k": 10, "top_p": 0.9, "min_p": 0.05}
+    kept: dict[str, np.ndarray]  # name -> [M, N] bool: which shown tokens the cut-off keeps, applied alone after T
+    kept_count: dict[str, np.ndarray]  # name -> [M] int64: how many tokens of the whole vocabulary it keeps
+    final: np.ndarray  # [M, N] float32: the distribution sampling draws from: T, then every cut-off, renormalised
+    final_count: np.ndarray  # [M] int64: how many tokens of the vocabulary that distribution keeps
+    selected: int  # the chosen token: the most probable, or with a seed the one drawn at the first temperature
+    seed: int | None = None
+    chain: list[str] = field(default_factory=list)  # the processors of `final` at the first temperature, in order
+
+
+def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, top_p=None, min_p=None, top=20,
+                            seed=None) -> NextTokenDistribution:
+    """The distribution of the token after prompt `ids` [T], as sampling sees it.
+
+    At each temperature T: p = softmax(logits / T); each given cut-off (TopK, TopP, MinP of
+    sampling/processors.py) applied alone to logits / T says which tokens it keeps; `final` is the chain
+    generate(..., "sample") builds (temperature, top-k, top-p, min-p, in transformers' order),
+    renormalised. With a seed, `selected` is the token generate(..., "sample", seed=seed) would draw first
+    at the first temperature; without one, the most probable token (greedy decoding's choice).
+    """
+    ids = prompt_ids(model, ids)
+    temperatures = tuple(temperatures)
+    if not temperatures:
+        raise ValueError("temperatures must hold at least one temperature, e.g. (1.0,).")
+    for t in temperatures:
+        Temperature(t)  # checks the range
+    top = check_int("top", top, 1)
+    if seed is not None:
+        check_int("seed", seed, 0)
+    logits = model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True).logits[:, -1]  # [1, V]
+    V = logits.shape[-1]
+    tokens = np.argsort(-logits[0], kind="stable")[: min(top, V)]  # [N] most probable first, ties by id
+    cutoffs = {name: value for name, value in (("top_k", top_k), ("top_p", top_p), ("min_p", min_p)) if value is not None}
+    processors = {"top_k": TopK, "top_p": TopP, "min_p": MinP}
+    alone = {name: processors[name](value) for name, value in cutoffs.items()}  # checks each value
+    settings = dict(top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, min_p=min_p or 0.0)
+
+    probs, final, final_count, chains = [], [], [], []
+    kept = {name: [] for name in cutoffs}
+    kept_count = {name: [] for name in cutoffs}
+    for t in temperatures:
+        tempered = Temperature(t)(logits, ids)  # [1, V]
+        probs.append(softmax(tempered)[0])
+        for name, processor in alone.items():
+            allowed = np.isfinite(processor(tempered, ids))[0]  # [V]
+            kept[name].append(allowed[tokens])
+            kept_count[name].append(int(allowed.sum()))
+        chain = build_chain(sampling=True, prompt_length=ids.shape[1], eos_token_id=model.config.eos_token_id,
+                            vocab_size=V, temperature=t, **settings)
+        chains.append(chain.describe())
+        final.append(softmax(chain(logits, ids))[0])  # [V]
+        final_count.append(int((final[-1] > 0).sum()))
+    if seed is None:
+        selected = int(tokens[0])
+    else:
+        selected = draw(final[0], np.random.default_rng(seed))
+    return NextTokenDistribution(
+        tokens=tokens, temperatures=temperatures,
+        probs=np.stack([p[tokens] for p in probs]),  # [M, N]
+        rest=np.array([1 - p[tokens].sum(dtype=np.float32) for p in probs], dtype=np.float32),
+        cutoffs=cutoffs, kept={k: np.stack(v) for k, v in kept.items()},
+        kept_count={k: np.array(v, dtype=np.int64) for k, v in kept_count.items()},
+        final=np.stack([f[tokens] for f in final]), final_count=np.array(final_count, dtype=np.int64),
+        selected=selected, seed=seed, chain=chains[0])
+
+
+# ----------------------------------------------------------------------------- logit lens
+
+
+@dataclass
+class LogitLens:
+    """What each layer would predict: at layer l and position t, the most probable next token read out of
+    the residual stream as if the remaining blocks were skipped."""
+    tokens: list[int]  # [T] the prompt
+    top_tokens: np.ndarray  # [L+1, T] int64: row 0 reads the embeddings, row l the output of block l-1, row L the model's output
+    top_probs: np.ndarray  # [L+1, T] float32: their probabilities, softmax(unembed(ln_f(residual)))
+
+
+def logit_lens(model: GPT2, ids) -> LogitLens:
+    """The logit lens (nostalgebraist 2020): p_l = softmax(W_e ln_f(x_l)) for each residual stream x_l
+    (the embeddings, then the stream after each block), through the model's own final layer norm and
+    tied output matrix. At l = L it is the model's own next-token distribution."""
+    result = inspect_prompt(model, ids)
+    top_tokens, top_probs = [], []
+    for residual in result.residuals:  # L+1 arrays [1, T, C]
+        probs = softmax(model.read_out(residual[0]))  # [T, V]
+        best = probs.argmax(axis=-1)  # [T]
+        top_tokens.append(best)
+        top_probs.append(probs[np.arange(best.size), best])
+    return LogitLens(tokens=[int(i) for i in ids], top_tokens=np.stack(top_tokens).astype(np.int64),
+                     top_probs=np.stack(top_probs))
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def attention_maps(model: GPT2, ids) -> np.ndarray:
+    """Every head's attention weights over the prompt: [L, H, T, T] float32, row t (a query) holding
+    softmax(q_t k^T / sqrt(D)) over the positions 0..t (zero after t: causal)."""
+    return np.stack([weights[0] for weights in inspect_prompt(model, ids).attention])  # L x [H, T, T]
+
+
+# ----------------------------------------------------------------------------- beam tree
+
+
+@dataclass
+class BeamNode:
+    """One candidate of beam search: a beam extended by one token."""
+    id: int
+    parent: int  # the node it extends; -1 for the root (the prompt)
+    tokens: tuple[int, ...]  # the new tokens from the prompt to here, this node's token last
+    step: int  # 0 = the first new token; -1 for the root
+    prob: float  # p(token | the tokens before) under the model's raw distribution
+    score: float  # the beam score: the running sum of processed log-probs; a finished hypothesis's is / n ** length_penalty
+    status: str  # "running" (a beam after this step), "finished" (a hypothesis), "pruned" (weighed, not kept), "root"
+    group: int = 0  # diverse beam search's group
+    result: int | None = None  # the rank (0 = best) of the returned sequence whose path goes through it
+
+    @property
+    def token(self) -> int | None:
+        return self.tokens[-1] if self.tokens else None
+
+
+@dataclass
+class BeamTree:
+    """Every candidate a beam search run weighed, linked to the beam it extends, and what it returned."""
+    prompt: list[int]
+    nodes: list[BeamNode]  # nodes[0] is the root; a parent comes before its children
+    sequences: list[list[int]]  # the returned sequences, best first: generate(..., strategy).sequences
+    scores: list[float]
+    strategy: str = "beam"
+    options: dict = field(default_factory=dict)
+
+    def path(self, node: BeamNode) -> list[BeamNode]:
+        """The nodes from the root's first child down to `node`."""
+        nodes = []
+        while node.parent >= 0:
+            nodes.append(node)
+            node = self.nodes[node.parent]
+        return nodes[::-1]
+
+
+def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.0, early_stopping=False,
+              strategy="beam", num_return_sequences=None, **options) -> BeamTree:
+    """Run generate(model, ids, strategy, ...) once, recording every candidate it weighs (sampling/beam.py's
+    BeamEvent), and link them into a tree: a node per (group, tokens so far), its parent the beam it
+    extends. The nodes on the paths of the returned sequences carry their rank in `result`.
+    num_return_sequences defaults to num_beams: every hypothesis the search kept."""
+    ids = prompt_ids(model, ids)[0].tolist()
+    num_beams = check_int("num_beams", num_beams, 1)  # before it becomes the default num_return_sequences
+    events = []
+    out = generate(model, ids, strategy, num_beams=num_beams, max_new_tokens=max_new_tokens,
+                   length_penalty=length_penalty, early_stopping=early_stopping,
+                   num_return_sequences=num_beams if num_return_sequences is None else num_return_sequences,
+                   record=events, trace_top=0, **options)
+    root = BeamNode(id=0, parent=-1, tokens=(), step=-1, prob=1.0, score=0.0, status="root")
+    nodes, index = [root], {}  # index: (group, tokens) -> node id
+    for e in events:
+        key = (e.group, e.parent + (e.token,))
+        if key in index:  # a running beam finished at the last step, or (beam sampling) a repeated candidate
+            node = nodes[index[key]]
+            if e.outcome == "finished" or node.status == "pruned":
+                node.status, node.score = e.outcome, e.score
+            continue
+        parent = index.get((e.group, e.parent), 0)
+        index[key] = len(nodes)
+        nodes.append(BeamNode(id=len(nodes), parent=parent, tokens=key[1], step=e.step, prob=float(np.exp(e.logprob)),
+                              score=e.score, status=e.outcome, group=e.group))
+    for rank, tokens in reversed(list(enumerate(out.sequences))):  # the best rank wins where paths share nodes
+        for node in nodes[1:]:
+            if tokens[: len(node.tokens)] == list(node.tokens):
+                node.result = rank
+    settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
+                    early_stopping=early_stopping, **options)
+    return BeamTree(prompt=ids, nodes=nodes, sequences=out.sequences, scores=out.scores, strategy=strategy,
+                    options=settings)
+
+
+__all__ = ["NextTokenDistribution", "next_token_distribution", "LogitLens", "logit_lens", "attention_maps",
+           "BeamNode", "BeamTree", "beam_tree"]

@@ -1,0 +1,134 @@
+"""Classifier-free guidance (Sanchez et al. 2023, "Stay on Topic with Classifier-Free Guidance",
+arXiv:2306.17806): follow the prompt more closely by contrasting it with a context without it.
+
+At every step the model reads two contexts: the prompt (conditional) and an unconditional one, which is
+a negative prompt or, without one, only the prompt's last token. Their log-distributions are combined as
+
+    log p_g(x) = log p(x | uncond) + g * (log p(x | prompt) - log p(x | uncond))
+
+g = 1 is the model itself (guidance is then off, as in transformers); g > 1 (the paper: 1.25 to 3)
+pushes away from the unconditional context, towards the prompt and away from a negative prompt; g < 1
+leans towards it, and g = 0 continues the negative prompt as if it were the prompt. log p_g is not
+normalised; it is what the processor chain (penalties, temperature, top-k ...) then reshapes.
+
+The unconditional rows share the batch: rows [0, B) hold the prompts, rows [B, 2B) their unconditional
+contexts, all left-padded to one width, so one forward pass per step over 2B rows serves both, and the
+token chosen for row b is appended to rows b and B + b alike (a finished row's padding too).
+
+The semantics are transformers' UnbatchedClassifierFreeGuidanceLogitsProcessor (generate(guidance_scale=...,
+negative_prompt_ids=...), the same in 4.46 and 5.24): first in the chain, on the raw logits; the default
+unconditional context is each row's last prompt token; generated tokens are appended to the unconditional
+context; g = 1 adds nothing at all. Two differences: transformers runs the unconditional context as a second
+forward pass with a cache of its own, and it numbers the positions of a left-padded negative prompt from
+the padding on, where ours count only real tokens (as generate() does for prompts): per-prompt negative
+prompts of different lengths can continue differently from transformers.
+
+What this module is not: the strategies (sample.py; greedy and sampling accept guidance) or the
+processors (processors.py).
+"""
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..model import check_vocabulary
+from .processors import check_real, log_softmax, number
+
+if TYPE_CHECKING:  # decoding.py imports the options, which import this module
+    from .decoding import Decoding
+
+MAX_GUIDANCE_SCALE = 1e3  # far beyond any useful value (the paper stops at 3), yet g * log p stays finite in float32
+
+
+def check_guidance_scale(value) -> float:
+    """guidance_scale as a float in [0, MAX_GUIDANCE_SCALE]; ValueError naming the range otherwise."""
+    return check_real("guidance_scale", value, lambda v: 0 <= v <= MAX_GUIDANCE_SCALE,
+                      f"a number in [0, {number(MAX_GUIDANCE_SCALE)}] (1 is no guidance; the paper uses 1.25 to 3)")
+
+
+def as_negative_prompts(value) -> tuple[tuple[int, ...], ...]:
+    """negative_prompt_ids as given (one prompt, a list of ids, for every prompt; or one list of ids per
+    prompt) -> a tuple of prompts. ValueError, in one sentence, for anything else."""
+    valid = "a list of token ids (one negative prompt for every prompt) or a list of such lists (one per prompt)"
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"negative_prompt_ids must be {valid}; got {value!r:.80}.")
+    prompts = list(value) if value and all(isinstance(p, (list, tuple)) for p in value) else [value]
+    for p in prompts:
+        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) and t >= 0 for t in p):
+            raise ValueError(f"negative_prompt_ids must be {valid}; got {value!r:.80}.")
+    return tuple(tuple(int(t) for t in p) for p in prompts)
+
+
+def guided_log_probs(conditional_logits, unconditional_logits, scale: float):
+    """log p_u + g * (log p_c - log p_u), with log p = log_softmax(logits). [B, V], [B, V] -> [B, V]"""
+    cond, uncond = log_softmax(conditional_logits), log_softmax(unconditional_logits)  # [B, V] each
+    return np.float32(scale) * (cond - uncond) + uncond
+
+
+def unconditional_contexts(run: "Decoding") -> list[list[int]]:
+    """The unconditional context of each row of run.ids: the negative prompt of its prompt (an empty one
+    becomes [<|endoftext|>]), or, without negative_prompt_ids, the row's last prompt token."""
+    B = run.ids.shape[0]
+    negatives = run.options.negative_prompt_ids
+    if negatives is None:
+        return [[int(t)] for t in run.ids[:, -1]]  # left padding: the last column is always a real token
+    prompts = B // (run.options.num_return_sequences if run.options.strategy == "sample" else 1)
+    if len(negatives) not in (1, prompts):
+        raise ValueError(f"negative_prompt_ids holds {len(negatives)} negative prompts for {prompts} prompts; give one "
+                         f"negative prompt (a list of ids) for all of them, or one per prompt.")
+    per_prompt = list(negatives) * prompts if len(negatives) == 1 else list(negatives)
+    contexts = [list(per_prompt[row * prompts // B]) or [run.pad_token_id] for row in range(B)]
+    for context in contexts:
+        check_vocabulary(context, run.model.config.vocab_size)
+    longest = max(len(c) for c in contexts)
+    if longest + run.max_new_tokens > run.model.config.n_positions:
+        raise ValueError(f"the negative prompt ({longest} tokens) plus max_new_tokens ({run.max_new_tokens}) exceed the "
+                         f"model's context of n_positions={run.model.config.n_positions} tokens; shorten the negative prompt.")
+    return contexts
+
+
+def paired_batch(ids, mask, contexts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The prompts ids [B, T] (mask [B, T]) stacked over their unconditional contexts, all left-padded to
+    one width W = max(T, longest context) -> ids [2B, W], mask [2B, W]."""
+    B, T = ids.shape
+    W = max(T, max(len(c) for c in contexts))
+    both = np.full((2 * B, W), pad_id, dtype=np.int64)
+    both_mask = np.zeros((2 * B, W), dtype=np.int64)
+    both[:B, W - T :], both_mask[:B, W - T :] = ids, mask
+    for row, context in enumerate(contexts):
+        both[B + row, W - len(context) :] = context
+        both_mask[B + row, W - len(context) :] = 1
+    return both, both_mask
+
+
+class Guided:
+    """Next-token scores under classifier-free guidance, for greedy decoding and sampling.
+
+    start() reads the prompts and their unconditional contexts in one forward pass; advance(tokens [B])
+    appends each row's token to both of its contexts. Each returns (logits [B, V], scores [B, V], state):
+    the conditional logits (the model's own distribution, which the trace and the score report), the
+    guided log-probabilities the processor chain starts from, and no per-step state."""
+
+    def __init__(self, run: "Decoding"):
+        self.run, self.scale = run, run.options.guidance_scale
+        self.B = run.ids.shape[0]
+        self.ids, self.mask = paired_batch(run.ids, run.mask, unconditional_contexts(run), run.pad_token_id)
+        self.cache = run.model.new_cache(2 * self.B, self.ids.shape[1] + run.max_new_tokens)
+
+    def describe(self) -> str:
+        negative = self.run.options.negative_prompt_ids is not None
+        return f"classifier_free_guidance(scale={self.scale!r}, unconditional={'negative prompt' if negative else 'last prompt token'!r})"
+
+    def combine(self, logits):
+        """logits [2B, V] of both halves -> (conditional logits [B, V], guided scores [B, V], None)."""
+        cond, uncond = logits[: self.B], logits[self.B :]
+        return cond, guided_log_probs(cond, uncond, self.scale), None
+
+    def start(self):
+        return self.combine(self.run.model.forward(self.ids, self.cache, self.mask, last_only=True).logits[:, -1])
+
+    def advance(self, tokens):
+        both = np.concatenate([tokens, tokens])[:, None]  # [2B, 1] row b's token goes to rows b and B + b
+        return self.combine(self.run.model.forward(both, self.cache, last_only=True).logits[:, -1])

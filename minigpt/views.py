@@ -1,0 +1,138 @@
+"""Text views of the pipeline: the library's data laid out as lines for a terminal.
+
+Each function takes what a library function returned (a token's merges, a traced generation step,
+a comparison of strategies) and returns lines of text; the command line prints them, and so does
+scripts/decoding_strategies.py. Spaces, newlines and tabs in tokens are made visible (␣ ↵ ⇥), and a
+token that is only part of a UTF-8 character is shown as its bytes in hex, <e2 80>.
+
+What this module is not: it computes nothing that a test should check (that is tokenizer.py,
+generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
+"""
+
+from .tokenizer import Merge, Tokenizer, replay_merges, visible
+
+WIDTH = 16  # the widest a token is shown in a table; longer ones end in …
+
+
+def shown_bytes(data: bytes) -> str:
+    """Bytes as visible text when they are whole UTF-8 characters, else as hex in angle brackets."""
+    try:
+        return visible(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "<" + data.hex(" ") + ">"
+
+
+def shown_token(tok: Tokenizer, token_id: int, width: int | None = None) -> str:
+    """A token id as its visible text (an id beyond the tokenizer's vocabulary as #id), cut to width."""
+    text = shown_bytes(tok.token_bytes(token_id)) if token_id < tok.n_vocab else f"#{token_id}"
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+# ----------------------------------------------------------------------------- tokenize --merges
+
+
+def merge_lines(tok: Tokenizer, position: int, token_id: int, merges: list[Merge]) -> list[str]:
+    """How BPE built one token: its bytes, then each merge with the pieces it leaves."""
+    data = tok.token_bytes(token_id)
+    states = replay_merges(data, merges)
+    head = f"token {position} is {token_id} {shown_token(tok, token_id)}"
+    if not merges:
+        return [f"{head}: a single byte, which no merge builds"]
+    lines = [f"{head}: {len(data)} bytes, {len(merges)} merge{'' if len(merges) == 1 else 's'} in the order BPE makes them "
+             f"(a merge's rank is the id of the piece it makes)",
+             f"  {'rank':>6}  {'merge':<24}  pieces"]
+    lines.append(f"  {'':>6}  {'(bytes)':<24}  {' '.join(shown_bytes(p) for p in states[0])}")
+    for m, pieces in zip(merges, states[1:]):
+        merge = f"{shown_bytes(m.left)} + {shown_bytes(m.right)}"
+        lines.append(f"  {m.rank:>6}  {merge:<24}  {' '.join(shown_bytes(p) for p in pieces)}")
+    return lines
+
+
+# ----------------------------------------------------------------------------- generate --show-candidates
+
+
+def chain_line(chain: list[str]) -> str:
+    """The processor chain, in the order it runs."""
+    if not chain:
+        return "processor chain: none; tokens are chosen from the model's own distribution"
+    return "processor chain, in order: " + " -> ".join(chain)
+
+
+def state_text(state: dict) -> str:
+    """A stateful processor's state after a step: "mu=3.125"."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in state.items())
+
+
+def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -> list[str]:
+    """One traced step as a table: rank, then the `top` candidates before the chain (the model's softmax)
+    and after it (the distribution the token was chosen from), each with its probability; * marks the
+    chosen token."""
+    header = f"step {number}: chose {step.token} {shown_token(tok, step.token)} (log p {step.logprob:.4f} before the chain)"
+    if step.state:
+        header += f"; state {state_text(step.state)}"
+    before, after = step.raw_candidates[:top], step.candidates[:top]
+    if not before and not after:
+        return [header]
+
+    def cell(candidates, rank):
+        if rank >= len(candidates):
+            return " " * (WIDTH + 11)
+        token, p = candidates[rank]
+        return f"{shown_token(tok, token, WIDTH):<{WIDTH}} {p:8.4f} {'*' if token == step.token else ' '}"
+
+    lines = [header, f"  {'rank':>4}  {'before the chain':<{WIDTH + 11}}  after the chain"]
+    for rank in range(max(len(before), len(after))):
+        lines.append(f"  {rank + 1:>4}  {cell(before, rank)}  {cell(after, rank)}".rstrip())
+    if all(token != step.token for token, _ in after):
+        lines.append(f"        (the chosen token is not among the {len(after)} most probable after the chain)")
+    return lines
+
+
+def trace_lines(tok: Tokenizer, chain: list[str], steps_per_sequence: list[list], top: int | None = None) -> list[str]:
+    """The chain once, then every step of every returned sequence as a table of its `top` candidates."""
+    lines = [chain_line(chain)]
+    for i, steps in enumerate(steps_per_sequence):
+        if len(steps_per_sequence) > 1:
+            lines.append(f"--- sequence {i + 1}")
+        for number, step in enumerate(steps, start=1):
+            lines.extend(candidate_lines(tok, number, step, top))
+    return lines
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def measure_text(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def comparison_block(prompt: str, r) -> list[str]:
+    """One run of compare.compare: its settings, the prompt and its continuation, log p and distinct-n."""
+    settings = " ".join(f"{k}={v}" for k, v in r.options.items() if k != "max_new_tokens")
+    lines = [f"=== {r.run.label or r.run.strategy}: {r.run.strategy}{' ' + settings if settings else ''}"]
+    lines.extend("    " + line for line in (prompt + r.text).split("\n"))
+    distinct = "  ".join(f"distinct-{n} {measure_text(d)}" for n, d in r.distinct.items())
+    lines.append(f"    log p {r.logprob:.3f} ({measure_text(r.mean_logprob)} per token over {len(r.tokens)} tokens, "
+                 f"ended by {r.finish_reason})  {distinct}")
+    return lines
+
+
+def comparison_lines(prompt: str, results) -> list[str]:
+    """One block per run (comparison_block), then a table of the numbers, a row per run."""
+    lines = []
+    for r in results:
+        lines.extend(comparison_block(prompt, r) + [""])
+    lines.extend(comparison_table(results))
+    return lines
+
+
+def comparison_table(results) -> list[str]:
+    """log p, log p per token and distinct-n of each run, a row per run."""
+    lines = []
+    ns = list(results[0].distinct) if results else []
+    width = max([len(r.run.label or r.run.strategy) for r in results] + [3])
+    lines.append(f"{'run':<{width}}  {'log p':>9}  {'per token':>9}" + "".join(f"  {f'distinct-{n}':>10}" for n in ns))
+    for r in results:
+        lines.append(f"{r.run.label or r.run.strategy:<{width}}  {r.logprob:9.3f}  {measure_text(r.mean_logprob):>9}"
+                     + "".join(f"  {measure_text(r.distinct[n]):>10}" for n in ns))
+    return lines

@@ -1,0 +1,83 @@
+"""`minigpt plot ...`: each picture is written as a valid PNG on a fixture checkpoint with GPT-2's full
+vocabulary (so real text prompts work), with no glyph missing from the font; bad input and a missing
+matplotlib end in one line."""
+
+import struct
+import sys
+
+import pytest
+
+from conftest import load_model, reference
+from minigpt.cli import main
+
+pytest.importorskip("matplotlib")
+
+CHECKPOINT = str(reference("fullvocab").folder)
+PROMPT = "The quick brown fox\njumps over the lazy dog"
+
+COMMANDS = {
+    "probs": ["probs", PROMPT],
+    "probs-cutoffs": ["probs", PROMPT, "--temperature", "0.7", "1", "1.5", "--top-k", "5", "--top-p", "0.9",
+                      "--min-p", "0.05", "--top", "12", "--seed", "1"],
+    "beam-tree": ["beam-tree", PROMPT, "--num-beams", "3", "--max-new-tokens", "4"],
+    "beam-tree-score": ["beam-tree", PROMPT, "--color-by", "score", "--length-penalty", "2", "--no-repeat-ngram-size", "2"],
+    "lens": ["lens", PROMPT],
+    "attention-head": ["attention", PROMPT, "--layer", "1", "--head", "0"],
+    "attention-grid": ["attention", PROMPT, "--layer", "0"],
+}
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from a PNG's header, after checking its signature and that IHDR comes first."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_plot_writes_a_png(name, tmp_path, capsys):
+    out = tmp_path / f"{name}.png"
+    code = main(["plot", *COMMANDS[name], "--model", CHECKPOINT, "--out", str(out)])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    assert printed.strip() == str(out)
+    assert "missing from" not in err, err  # every label's glyph (␣, ↵, ✓ ...) is in the font
+    width, height = png_size(out)
+    assert width > 300 and height > 200 and out.stat().st_size > 5000
+
+
+def test_library_functions_return_the_figure(tmp_path):
+    from matplotlib.figure import Figure
+
+    from minigpt.inspection import attention_maps
+    from minigpt.plots import plot_attention
+
+    model = load_model("tiny-hub")
+    maps = attention_maps(model, [1, 2, 3])
+    fig = plot_attention(maps, 1, None, ["a", " b", "\n"], "a title", tmp_path / "grid.png")
+    assert isinstance(fig, Figure) and len(fig.axes) == 4 + 1  # four heads and the colour bar
+    assert fig.axes[0].get_yticklabels()[1].get_text() == "␣b"
+    assert fig.axes[0].get_yticklabels()[2].get_text() == "↵"
+    png_size(tmp_path / "grid.png")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["attention", "Hello", "--layer", "2"], "layer must be a whole number from 0 to 1 (the model has 2 layers"),
+    (["attention", "Hello", "--layer", "0", "--head", "-1"], "head must be a whole number from 0 to 1"),
+    (["probs", "Hello", "--top-p", "1.5"], "top_p must be in (0, 1]"),
+    (["beam-tree", "Hello", "--num-beams", "0"], "num_beams"),
+])
+def test_bad_settings_are_one_line(argv, message, tmp_path, capsys):
+    out = tmp_path / "never.png"
+    code = main(["plot", *argv, "--model", CHECKPOINT, "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 1 and message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_missing_matplotlib_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    code = main(["plot", "lens", "Hello", "--model", CHECKPOINT, "--out", str(tmp_path / "lens.png")])
+    _, err = capsys.readouterr()
+    assert code == 1 and err == 'minigpt: error: plotting needs matplotlib, an optional extra: install it with pip install -e ".[plots]".\n'
