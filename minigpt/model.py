@@ -25,9 +25,10 @@ from .config import GPTConfig
 
 def layer_norm(x, weight, bias, eps):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (Ba et al. 2016)."""
-    mean = x.mean(axis=-1, keepdims=True)  # [B, T, 1]
-    var = x.var(axis=-1, keepdims=True)  # [B, T, 1]
-    return (x - mean) / np.sqrt(var + eps) * weight + bias  # [B, T, C]
+    centered = x - x.mean(axis=-1, keepdims=True)  # [B, T, C]
+    var = (centered * centered).mean(axis=-1, keepdims=True)  # [B, T, 1]
+    centered /= np.sqrt(var + eps)
+    return centered * weight + bias  # [B, T, C]
 
 
 def gelu(x):
@@ -145,15 +146,16 @@ class KVCache:
 
     def reorder(self, indices):
         """Keep batch rows `indices` (in that order, repeats allowed): beam search's reshuffle.
-        Only the filled positions move, in place, when the batch size stays; nothing moves for the identity."""
+        When the batch size stays, only the rows that change are written, and only their filled positions."""
         indices = np.asarray(indices, dtype=np.int64)
         if len(indices) != self.batch_size:  # a new batch size (contrastive search's copies): new arrays
             self.k, self.v, self.mask = self.k[:, indices], self.v[:, indices], self.mask[indices]
-        elif (indices != np.arange(len(indices))).any():
-            n = self.length
-            self.k[:, :, :, :n] = self.k[:, indices, :, :n]  # the right side is gathered first, then written
-            self.v[:, :, :, :n] = self.v[:, indices, :, :n]
-            self.mask[:] = self.mask[indices]
+            return
+        rows = np.flatnonzero(indices != np.arange(len(indices)))  # a beam that continues itself stays put
+        sources, n = indices[rows], self.length
+        self.k[:, rows, :, :n] = self.k[:, sources, :, :n]  # the right side is gathered first, then written
+        self.v[:, rows, :, :n] = self.v[:, sources, :, :n]
+        self.mask[rows] = self.mask[sources]
 
     def crop(self, length: int):
         """Forget every position from `length` on (speculative decoding drops rejected tokens)."""

@@ -151,6 +151,9 @@ def test_the_tied_output_matrix_is_read_transposed_in_blocks_and_stored_once(tmp
     assert head.shape == (CONFIG.n_embd, CONFIG.vocab_size) and head.flags.c_contiguous
     assert np.shares_memory(wte, head)
     np.testing.assert_array_equal(wte, params["wte.weight"].astype(dtype).astype(np.float32))
+    down = model.params["h"][1]["mlp"]["c_proj"]["weight"]  # also column-major: decoding's one-row product
+    assert down.flags.f_contiguous and down.shape == (CONFIG.d_mlp, CONFIG.n_embd)
+    np.testing.assert_array_equal(down, params["h.1.mlp.c_proj.weight"].astype(dtype).astype(np.float32))
 
 
 def test_a_tensor_cut_short_while_reading_is_named(tmp_path):
