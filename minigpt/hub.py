@@ -119,7 +119,10 @@ def _download_file(repo: str, filename: str, folder: Path) -> None:
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
     )
+    from huggingface_hub.utils import logging as hub_logging
 
+    verbosity = hub_logging.get_verbosity()
+    hub_logging.set_verbosity_error()  # its "Retrying in 1s" lines would come before our one sentence
     try:
         hf_hub_download(repo, filename, local_dir=folder)
     except HFValidationError as err:
@@ -151,6 +154,8 @@ def _download_file(repo: str, filename: str, folder: Path) -> None:
             f"downloading {filename} of {repo} into {folder} failed ({type(err).__name__}: {_first_line(err)}); "
             f"no partial file was kept, so trying again starts afresh."
         ) from err
+    finally:
+        hub_logging.set_verbosity(verbosity)
 
 
 def _check_writable(folder: Path) -> None:
