@@ -140,17 +140,17 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
         raise ValueError("compare takes one prompt (a list of token ids), not a batch; compare each prompt on its own.")
     for n in ns:
         distinct_n([], n)  # refuses a bad n now, not after generating
-    options = [run_options(r, max_new_tokens, seed) for r in runs]
+    options, checked = [run_options(r, max_new_tokens, seed) for r in runs], []
     for run, opts in zip(runs, options):
         try:
-            GenerationOptions.build(run.strategy, **opts)
+            checked.append(GenerationOptions.build(run.strategy, **opts))
         except ValueError as e:
             raise type(e)(f"run {run.label or run.describe()!r}: {e}") from None
     results = []
-    for run, opts in zip(runs, options):
+    for run, opts, built in zip(runs, options, checked):
         out = generate(model, prompt_ids, run.strategy, trace_top=0, tokenizer=tokenizer, **opts)
         tokens, steps = out.sequences[0], out.steps[0]
-        eos = opts.get("eos_token_id", model.config.eos_token_id)
+        eos = model.config.eos_token_id if built.eos_token_id is None else built.eos_token_id  # generate()'s rule
         text_tokens = [t for t in tokens if t != eos]
         results.append(Comparison(
             run=run, options=opts, tokens=tokens, text=out.texts[0], logprob=float(sum(step.logprob for step in steps)),

@@ -18,7 +18,6 @@ import numpy as np
 
 from .model import GPT2, check_vocabulary
 from .sampling.decoding import Decoding, StopStrings, Step
-from .sampling.mirostat import Mirostat
 from .sampling.options import GenerationOptions, OptionError
 from .sampling.processors import build_chain, number
 from .tokenizer import Tokenizer
@@ -210,8 +209,8 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
                    stop=StopStrings(opts.stop, tokenizer, len(rows)) if opts.stop else None)
     per_row = strategy_function(strategy)(run)
 
-    final = [repr(Mirostat(opts.mirostat, opts.mirostat_tau, opts.mirostat_eta))] if opts.mirostat else []
-    out = GenerationOutput(prompt_tokens=prompts, sequences=[], chain=[run.scores_from] * bool(run.scores_from) + chain.describe() + final,
+    described = [run.scores_from, *chain.describe(), run.drawn_by]  # the chain, and what comes before and after it
+    out = GenerationOutput(prompt_tokens=prompts, sequences=[], chain=[d for d in described if d],
                            stats=run.stats)
     for row, hyps in enumerate(per_row):
         for hyp in hyps:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .generate import generate
 from .model import GPT2
-from .sampling.decoding import draw
+from .sampling.decoding import draw, largest
 from .sampling.processors import MinP, Temperature, TopK, TopP, build_chain, check_int, softmax
 
 # Shapes: L n_layer, H n_head, T prompt tokens, V vocabulary, M temperatures, N tokens shown.
@@ -35,9 +35,10 @@ def prompt_ids(model: GPT2, ids) -> np.ndarray:
 
 
 def inspect_prompt(model: GPT2, ids):
-    """One forward pass over the prompt that keeps every residual stream and attention map."""
+    """One forward pass over the prompt that keeps every residual stream and attention map (the logits
+    of the last position only: the lens reads every position out of the residuals itself)."""
     ids = prompt_ids(model, ids)
-    return model.forward(ids, model.new_cache(1, ids.shape[1]), inspect=True)
+    return model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True, inspect=True)
 
 
 # ----------------------------------------------------------------------------- next-token distribution
@@ -74,14 +75,13 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
     temperatures = tuple(temperatures)
     if not temperatures:
         raise ValueError("temperatures must hold at least one temperature, e.g. (1.0,).")
-    for t in temperatures:
-        Temperature(t)  # checks the range
+    tempers = [Temperature(t) for t in temperatures]  # checks each range
     top = check_int("top", top, 1)
     if seed is not None:
         check_int("seed", seed, 0)
     logits = model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True).logits[:, -1]  # [1, V]
     V = logits.shape[-1]
-    tokens = np.argsort(-logits[0], kind="stable")[: min(top, V)]  # [N] most probable first, ties by id
+    tokens = largest(logits[0], top)  # [N] most probable first, ties by id
     cutoffs = {name: value for name, value in (("top_k", top_k), ("top_p", top_p), ("min_p", min_p)) if value is not None}
     processors = {"top_k": TopK, "top_p": TopP, "min_p": MinP}
     alone = {name: processors[name](value) for name, value in cutoffs.items()}  # checks each value
@@ -90,8 +90,8 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
     probs, final, final_count, chains = [], [], [], []
     kept = {name: [] for name in cutoffs}
     kept_count = {name: [] for name in cutoffs}
-    for t in temperatures:
-        tempered = Temperature(t)(logits, ids)  # [1, V]
+    for t, temper in zip(temperatures, tempers):
+        tempered = temper(logits, ids)  # [1, V]
         probs.append(softmax(tempered)[0])
         for name, processor in alone.items():
             allowed = np.isfinite(processor(tempered, ids))[0]  # [V]

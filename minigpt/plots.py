@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from .tokenizer import Tokenizer, visible
+from .views import shown_token
 
 
 class PlotsUnavailable(ImportError, ValueError):
@@ -48,16 +49,9 @@ def save(fig, out, dpi=100):
 
 
 def token_text(tokenizer: Tokenizer, token: int, width: int = 12) -> str:
-    """A token as a label: its text made visible, bytes that are not whole UTF-8 as \\xNN, an id outside
-    GPT-2's vocabulary as #id; cut to `width` characters with an ellipsis."""
-    if not 0 <= token < tokenizer.n_vocab:
-        return f"#{token}"
-    data = tokenizer.token_bytes(token)
-    try:
-        text = "<|endoftext|>" if token == tokenizer.eot else visible(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        text = "".join(f"\\x{b:02x}" for b in data)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """A token as a label, as the command line shows it (views.shown_token): its text made visible, bytes
+    that are not whole UTF-8 as <hex>, an id outside GPT-2's vocabulary as #id, cut to `width` characters."""
+    return shown_token(tokenizer, token, width)
 
 
 def text_colour(rgba) -> str:

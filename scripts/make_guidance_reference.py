@@ -86,7 +86,9 @@ def main():
     encoding = gpt2_encoding()
     models, records, arrays = {}, [], {}
     for model_name, case, prompts, negative, options in cases(encoding):
-        model = models.setdefault(model_name, reference_model(FIXTURES / model_name))
+        if model_name not in models:
+            models[model_name] = reference_model(FIXTURES / model_name)
+        model = models[model_name]
         sequences, scores = run(model, prompts, negative, options)
         plain = {k: v for k, v in options.items() if k != "guidance_scale"}
         greedy, _ = run(model, prompts, None, plain)

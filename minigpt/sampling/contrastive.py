@@ -27,15 +27,10 @@ What this module is not: the processors (processors.py) or the other strategies 
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, check_choosable, emit, raw_and_processed
+from .decoding import Decoding, Hypothesis, check_choosable, emit, largest, raw_and_processed
 from .processors import softmax
 
 DEFAULT_TOP_K = 4  # the paper's and transformers' examples use 4 (transformers' generate() would default to 50)
-
-
-def top_candidates(probs, k):
-    """The k most probable tokens of each row, most probable first, ties by lower id. probs [B, V] -> [B, k]."""
-    return np.argsort(-probs, axis=-1, kind="stable")[:, :k]
 
 
 def unit(x):
@@ -76,7 +71,7 @@ def contrastive_search(run: Decoding) -> list[list[Hypothesis]]:
         raw, processed = raw_and_processed(run, logits, history)  # [B, V] each
         check_choosable(run.chain, logits, history, processed, step, rows=np.flatnonzero(~done))
         probs = softmax(processed)  # [B, V]
-        candidates = top_candidates(probs, k)  # [B, k]
+        candidates = np.stack([largest(row, k) for row in probs])  # [B, k] most probable first, ties by lower id
         confidence = np.take_along_axis(probs, candidates, axis=-1)  # [B, k]
 
         # Look ahead: every row's cache repeated k times, one candidate fed to each copy.

@@ -52,7 +52,10 @@ class Decoding:
     on_token: Callable[[int, int], None] | None = None  # (row, token) as soon as a token is chosen
     stop: "StopStrings | None" = None
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
-    scores_from: str = ""  # what the chain starts from when not the model's logits (guidance, DoLa), for GenerationOutput.chain
+    # For GenerationOutput.chain, set by the strategy: what the chain starts from when not the model's logits
+    # (guidance, DoLa), and what draws the token after it when not the plain draw (mirostat).
+    scores_from: str = ""
+    drawn_by: str = ""
     record: list | None = None  # beam search appends a BeamEvent for every candidate it weighs (inspection.beam_tree)
 
     @property

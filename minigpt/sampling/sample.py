@@ -71,6 +71,7 @@ def greedy_or_sample(run: Decoding) -> list[list[Hypothesis]]:
     done = np.zeros(B, dtype=bool)
     opts = run.options  # mirostat, when on, takes the place of the final draw
     mirostat = opts.mirostat and Mirostat(opts.mirostat, opts.mirostat_tau, opts.mirostat_eta, run.model.config.vocab_size, B)
+    run.drawn_by = repr(mirostat) if mirostat else ""
     history = run.ids  # [B, t] every token so far, what the processors look at
     logits, scores, state = source.start()  # [B, V] each, and the per-row trace state (or None)
     for step in range(run.max_new_tokens):
