@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .decoding import largest
 from .processors import (NEG_INF, TEMPERATURE_RANGE, LogitsProcessor, check_int, check_real, number, softmax)
 
 # llama.cpp's limits on a sequence breaker: its first 40 bytes count, and a breaker's continuation
@@ -100,10 +101,9 @@ class XTC(LogitsProcessor):
             if self.rng.random() > self.probability:
                 continue
             probs = softmax(logits[row : row + 1])[0]  # [V]
-            order = np.argsort(-logits[row], kind="stable")[: count[row]]  # candidates, most probable first
-            drop = int((probs[order] >= np.float32(self.threshold)).sum()) - 1  # all at or above it but the last
+            drop = int((probs >= np.float32(self.threshold)).sum()) - 1  # all at or above it but the last
             if drop > 0 and count[row] - drop >= self.min_tokens_to_keep:
-                out[row, order[:drop]] = NEG_INF
+                out[row, largest(logits[row], drop)] = NEG_INF  # the most probable, ties by lower id
                 excluded[row] = drop
         self.state = {"xtc_excluded": excluded}
         return out

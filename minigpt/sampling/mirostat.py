@@ -23,7 +23,7 @@ place of the final draw (sample.py), as it is the last sampler of llama.cpp's ch
 
 import numpy as np
 
-from .decoding import draw
+from .decoding import draw, largest
 from .processors import NEG_INF, check_int, check_real, softmax
 
 M = 100  # tokens of the Zipf fit (llama.cpp's m)
@@ -48,9 +48,8 @@ class Mirostat:
     def __repr__(self):
         return f"{self.name}(tau={self.tau!r}, eta={self.eta!r})"
 
-    def top_k(self, x, mu):
-        """v1's k for one row of candidates' logits sorted descending x [n] (all finite)."""
-        n = x.size
+    def top_k(self, x, mu, n):
+        """v1's k for one row of n candidates, x [min(M, n)] the largest of their logits, sorted descending."""
         pairs = min(M - 1, n - 1)
         if pairs < 1:
             return n
@@ -67,18 +66,18 @@ class Mirostat:
 
     def truncate(self, logits):
         """The candidates each row's mu allows: logits [B, V] -> [B, V] with -inf for the others."""
+        count = np.isfinite(logits).sum(axis=-1)  # [B] candidates per row
+        if self.version == 2:  # surprise only grows down the sorted candidates: keep those within mu, at least the top
+            with np.errstate(divide="ignore"):
+                keep = -np.log2(softmax(logits)) <= self.mu[:, None]  # [B, V]
+            keep[np.arange(len(count)), logits.argmax(axis=-1)] = True
+            return np.where(keep & (count > 0)[:, None], logits, NEG_INF)
         out = np.full_like(logits, NEG_INF)
-        for row in range(logits.shape[0]):
-            count = int(np.isfinite(logits[row]).sum())
-            if count == 0:
-                continue
-            order = np.argsort(-logits[row], kind="stable")[:count]  # candidates, most probable first
-            if self.version == 1:
-                keep = self.top_k(logits[row, order], self.mu[row])
-            else:
-                surprise = -np.log2(softmax(logits[row : row + 1])[0, order])  # [count]
-                keep = max(int(np.argmax(surprise > self.mu[row])) if (surprise > self.mu[row]).any() else count, 1)
-            out[row, order[:keep]] = logits[row, order[:keep]]
+        for row in np.flatnonzero(count):
+            top = largest(logits[row], min(M, count[row]))  # the most probable candidates, in order
+            keep = self.top_k(logits[row, top], self.mu[row], int(count[row]))
+            kept = top[:keep] if keep <= top.size else largest(logits[row], keep)
+            out[row, kept] = logits[row, kept]
         return out
 
     def observe(self, truncated, tokens, rows):
