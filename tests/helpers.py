@@ -2,13 +2,18 @@
 
 import json
 import struct
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
 
+import minigpt
 from minigpt.checkpoint import expected_shapes
+from minigpt.cli import main
 from minigpt.config import GPTConfig
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def random_params(config: GPTConfig, seed=0, scale=0.2) -> dict[str, np.ndarray]:
@@ -79,3 +84,31 @@ def join_safetensors(path, header, data: bytes, header_length=None):
     blob = header if isinstance(header, bytes) else json.dumps(header).encode()
     length = len(blob) if header_length is None else header_length
     Path(path).write_bytes(struct.pack("<Q", length) + blob + data)
+
+
+@lru_cache(maxsize=None)
+def fixture_model(name: str):
+    """A checkpoint under tests/fixtures/, loaded once per test session."""
+    return minigpt.load(FIXTURES / name)
+
+
+def run_cli(capsys, *argv):
+    """`minigpt *argv` in this process -> (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def log_softmax64(x):
+    """log softmax over the last axis, in float64: an independent definition to check the package against."""
+    x = np.asarray(x, dtype=np.float64)
+    shifted = x - x.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from a PNG's header, after checking its signature and that IHDR comes first."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{Path(path).name} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])

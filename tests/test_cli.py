@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 import minigpt
-from helpers import write_checkpoint
-from minigpt.cli import main
+from helpers import run_cli as run, write_checkpoint
 from minigpt.config import GPTConfig
 
 # GPT-2's full vocabulary, so that any text runs end to end; tiny otherwise.
@@ -20,12 +19,6 @@ CONFIG = GPTConfig(vocab_size=50257, n_positions=64, n_embd=8, n_layer=1, n_head
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return str(write_checkpoint(tmp_path_factory.mktemp("cli"), CONFIG))
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_generate_json_matches_the_library(capsys, checkpoint):

@@ -2,29 +2,22 @@
 (fixtures recorded by scripts/make_contrastive_reference.py), and its invariants."""
 
 import json
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minigpt
+from helpers import FIXTURES, fixture_model as load
 from minigpt.generate import left_pad
 from minigpt.sampling.contrastive import contrastive_search
 from minigpt.sampling.decoding import Decoding
 from minigpt.sampling.options import GenerationOptions
 from minigpt.sampling.processors import build_chain, log_softmax, softmax
 
-FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "strategies" / "contrastive.json").read_text())
 CASES = {case["name"]: case for case in REFERENCE["cases"]}
 MODELS = sorted({case["model"] for case in CASES.values()})
 SMALL = min(MODELS, key=lambda name: json.loads((FIXTURES / name / "config.json").read_text())["vocab_size"])
-
-
-@lru_cache(maxsize=None)
-def load(name):
-    return minigpt.load(FIXTURES / name)
 
 
 def pads_penalised(case):

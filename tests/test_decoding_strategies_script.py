@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import reference
+from helpers import png_size
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "decoding_strategies.py"
 HEADINGS = ["Greedy search", "Beam search", "Beam search, no repeated bigram", "Sampling", "Temperature",
@@ -41,7 +42,8 @@ def test_writes_every_figure(capsys, tmp_path):
     for name in FIGURES:
         path = tmp_path / "figures" / name
         assert f"wrote {path}" in out
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = png_size(path)
+        assert width > 0 and height > 0
 
 
 def test_missing_weights_end_in_one_line(capsys, tmp_path):

@@ -4,27 +4,19 @@ tests/fixtures/dola-model); the candidate layers, the divergence and the contras
 definitions; the trace, the CLI and refusals."""
 
 import json
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 import minigpt
-from minigpt.cli import main
+from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
 from minigpt.sampling.dola import RELATIVE_TOP, contrast, layer_divergence, premature_layers
 from minigpt.sampling.options import GenerationOptions, OptionError
 
-FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "strategies" / "dola.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "dola.safetensors"))
 CASES = {case["name"]: case for case in REFERENCE["cases"]}
-
-
-@lru_cache(maxsize=None)
-def load(name):
-    return minigpt.load(FIXTURES / name)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -69,11 +61,6 @@ def test_candidate_layers_as_transformers_chooses_them(n_layer):
         else:
             assert premature_layers(n_layer, which) == want
     assert premature_layers(n_layer, [0]) == [0]
-
-
-def log_softmax64(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
 
 
 def test_divergence_by_its_definition():
@@ -149,12 +136,6 @@ def test_sampling_with_dola():
     top1 = minigpt.generate(model, case["prompt"], "sample", top_k=1, seed=1, **case["options"])
     assert top1.sequences[0] == case["sequence"]
     assert [s.state["dola_layer"] for s in top1.steps[0]] == case["layers"]
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_json_and_trace(capsys):

@@ -3,8 +3,6 @@ negative_prompt_ids=...) and its processed scores (fixtures recorded by scripts/
 the formula against an independent computation, the batch sharing, the CLI, and refusals."""
 
 import json
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,23 +10,17 @@ from safetensors.numpy import load_file
 
 import minigpt
 from conftest import assert_close
-from minigpt.cli import main
+from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
 from minigpt.generate import left_pad
 from minigpt.sampling.decoding import Decoding
 from minigpt.sampling.guidance import Guided, guided_log_probs
 from minigpt.sampling.options import GenerationOptions, OptionError
 from minigpt.sampling.processors import build_chain
 
-FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "strategies" / "guidance.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "guidance.safetensors"))
 CASES = {case["name"]: case for case in REFERENCE["cases"]}
 SAD = "A very sad and gloomy story:"
-
-
-@lru_cache(maxsize=None)
-def load(name):
-    return minigpt.load(FIXTURES / name)
 
 
 def options_of(case):
@@ -49,11 +41,6 @@ def test_fixtures_exercise_guidance():
     """Guided cases must differ from greedy, or the replay would prove little; scale 1 must not."""
     for case in CASES.values():
         assert (case["sequences"] == case["greedy"]) == (case["options"]["guidance_scale"] == 1), case["name"]
-
-
-def log_softmax64(x):
-    x = np.asarray(x, dtype=np.float64)
-    return x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
 
 
 def definition_scores(model, prompt, negative, generated, scale):
@@ -144,12 +131,6 @@ def test_trace_lists_guidance_first_and_keeps_the_model_distribution():
         assert step.raw_candidates[0][0] == int(lp.argmax())
     assert out.scores[0] == pytest.approx(sum(s.logprob for s in out.steps[0]), abs=1e-4)
     assert any(step.candidates[0][0] != step.raw_candidates[0][0] for step in out.steps[0])  # guidance changed a choice
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_matches_transformers(capsys):

@@ -2,12 +2,12 @@
 vocabulary (so real text prompts work), with no glyph missing from the font; bad input and a missing
 matplotlib end in one line."""
 
-import struct
 import sys
 
 import pytest
 
 from conftest import load_model, reference
+from helpers import png_size
 from minigpt.cli import main
 
 pytest.importorskip("matplotlib")
@@ -25,14 +25,6 @@ COMMANDS = {
     "attention-head": ["attention", PROMPT, "--layer", "1", "--head", "0"],
     "attention-grid": ["attention", PROMPT, "--layer", "0"],
 }
-
-
-def png_size(path) -> tuple[int, int]:
-    """(width, height) from a PNG's header, after checking its signature and that IHDR comes first."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path.name} is not a PNG"
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -316,32 +316,18 @@ def _(tmp_path):
 # -- config.json ------------------------------------------------------------------------------------
 
 
-@case("config not JSON")
-def _(tmp_path):
-    folder = good(tmp_path)
-    (folder / "config.json").write_text('{"n_embd": 16,')
-    return Bad(folder, ConfigError, ("config.json is not a readable JSON file", "replace it"))
+def raw_config(name, content: bytes, *fragments):
+    @case(name)
+    def _(tmp_path):
+        folder = good(tmp_path)
+        (folder / "config.json").write_bytes(content)
+        return Bad(folder, ConfigError, fragments)
 
 
-@case("config not UTF-8")
-def _(tmp_path):
-    folder = good(tmp_path)
-    (folder / "config.json").write_bytes(b'{"n_embd": "\xff"}')
-    return Bad(folder, ConfigError, ("config.json is not a readable JSON file",))
-
-
-@case("config nested too deeply")
-def _(tmp_path):
-    folder = good(tmp_path)
-    (folder / "config.json").write_text("[" * 100_000)
-    return Bad(folder, ConfigError, ("config.json is not a readable JSON file", "nests too deeply"))
-
-
-@case("config not an object")
-def _(tmp_path):
-    folder = good(tmp_path)
-    (folder / "config.json").write_text('["n_embd", 16]')
-    return Bad(folder, ConfigError, ("config.json must hold a JSON object", "not a JSON array"))
+raw_config("config not JSON", b'{"n_embd": 16,', "config.json is not a readable JSON file", "replace it")
+raw_config("config not UTF-8", b'{"n_embd": "\xff"}', "config.json is not a readable JSON file")
+raw_config("config nested too deeply", b"[" * 100_000, "config.json is not a readable JSON file", "nests too deeply")
+raw_config("config not an object", b'["n_embd", 16]', "config.json must hold a JSON object", "not a JSON array")
 
 
 @case("config of another model type")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import minigpt
-from helpers import random_params, write_checkpoint
+from helpers import random_params, run_cli as cli, write_checkpoint
 from minigpt.cli import main
 from minigpt.config import GPTConfig
 from minigpt.sampling.options import GenerationOptions, OptionError
@@ -68,12 +68,6 @@ def run(model, strategy, draft=None, prompt=PROMPT, **options):
     if strategy == "speculative":
         options["draft_model"] = draft
     return minigpt.generate(model, prompt, strategy, **options)
-
-
-def cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, err, *needles):

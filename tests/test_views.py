@@ -8,7 +8,7 @@ import numpy as np
 
 import minigpt
 from conftest import load_model, reference
-from minigpt.cli import main
+from helpers import run_cli as run
 from minigpt.sampling.decoding import Step
 from minigpt.views import WIDTH, candidate_lines, shown_token
 
@@ -16,12 +16,6 @@ tok = minigpt.Tokenizer()
 PROMPT = "I have a dream"
 # Sampling with a penalty and a cut-off, so that the chain changes the distribution.
 SAMPLE = dict(strategy="sample", seed=0, top_k=5, repetition_penalty=1.3, max_new_tokens=5)
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def flags(options: dict) -> list[str]:
