@@ -25,17 +25,12 @@ import torch
 import transformers
 from transformers import GPT2LMHeadModel
 
+from reference_model import left_pad
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 OUT = FIXTURES / "strategies" / "contrastive.json"
 MODELS = ("tiny-hub", "tiny-pretrained", "odd-f16", "fullvocab", "contrastive-model")
-
-
-def left_pad(prompts, pad):
-    T = max(len(p) for p in prompts)
-    ids = [[pad] * (T - len(p)) + list(p) for p in prompts]
-    mask = [[0] * (T - len(p)) + [1] * len(p) for p in prompts]
-    return torch.tensor(ids), torch.tensor(mask)
 
 
 def new_tokens(row, T, eos):
@@ -47,7 +42,7 @@ def new_tokens(row, T, eos):
 def run(model, prompts, options):
     """transformers' generate() on left-padded prompts; options use minigpt's names (the same as transformers')."""
     eos = options["eos_token_id"]
-    ids, mask = left_pad(prompts, pad=eos)
+    ids, mask = left_pad(prompts, eos)
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=eos, use_cache=True,
                              **options)
