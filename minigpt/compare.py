@@ -25,13 +25,14 @@ import numpy as np
 
 from .generate import generate
 from .model import GPT2
-from .sampling.options import ACCEPTS, STRATEGIES, GenerationOptions
+from .sampling.link import STRATEGIES
+from .sampling.options import ACCEPTS, GenerationOptions
 from .tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
-class Run:
-    """A strategy with its options (transformers' names), under a label."""
+class RunSpec:
+    """What to run: a strategy with its options (transformers' names), under a label."""
     strategy: str
     options: dict = field(default_factory=dict)
     label: str = ""
@@ -44,18 +45,18 @@ class Run:
 # The study's five runs on "I have a dream". Beam search blocks repeated bigrams, as the study does
 # after showing that plain beam search loops.
 CLASSIC = {
-    "greedy": Run("greedy", {}, "greedy"),
-    "beam": Run("beam", {"num_beams": 5, "no_repeat_ngram_size": 2}, "beam"),
-    "top-k": Run("sample", {"top_k": 50}, "top-k"),
-    "top-p": Run("sample", {"top_p": 0.92, "top_k": 0}, "top-p"),
-    "temperature": Run("sample", {"temperature": 0.7}, "temperature"),
+    "greedy": RunSpec("greedy", {}, "greedy"),
+    "beam": RunSpec("beam", {"num_beams": 5, "no_repeat_ngram_size": 2}, "beam"),
+    "top-k": RunSpec("sample", {"top_k": 50}, "top-k"),
+    "top-p": RunSpec("sample", {"top_p": 0.92, "top_k": 0}, "top-p"),
+    "temperature": RunSpec("sample", {"temperature": 0.7}, "temperature"),
 }
 
 
 @dataclass
 class Comparison:
     """One run's output and its measures."""
-    run: Run
+    spec: RunSpec
     options: dict  # what generate() was given: the run's options, max_new_tokens and the seed
     tokens: list[int]  # the new tokens, end-of-text included if it was chosen
     text: str
@@ -94,7 +95,7 @@ def parse_value(text: str):
     return text
 
 
-def parse_run(text: str) -> Run:
+def parse_run(text: str) -> RunSpec:
     """A run from its description: the name of a classic run ("top-p"), or a strategy followed by
     NAME=VALUE options ("sample top_p=0.9 temperature=0.8"; top-p=0.9 is read as top_p=0.9)."""
     words = text.split() if isinstance(text, str) else []
@@ -113,27 +114,27 @@ def parse_run(text: str) -> Run:
             raise ValueError(f"each option of a run is written NAME=VALUE with no spaces, such as top_p=0.9; "
                              f"got {word!r} in {text!r}.")
         options[name.replace("-", "_")] = parse_value(value)
-    return Run(strategy, options, " ".join(words))
+    return RunSpec(strategy, options, " ".join(words))
 
 
-def run_options(run: Run, max_new_tokens: int, seed: int | None) -> dict:
-    """The run's options for generate(): its own, over the comparison's max_new_tokens and (for the
+def run_options(spec: RunSpec, max_new_tokens: int, seed: int | None) -> dict:
+    """A run's options for generate(): its own, over the comparison's max_new_tokens and (for the
     strategies that draw at random) seed."""
     shared = {"max_new_tokens": max_new_tokens}
-    if seed is not None and "seed" in ACCEPTS.get(run.strategy, ()):
+    if seed is not None and "seed" in ACCEPTS.get(spec.strategy, ()):
         shared["seed"] = seed
-    return shared | run.options
+    return shared | spec.options
 
 
 def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, seed: int | None = 0,
             tokenizer: Tokenizer | None = None, ns=(1, 2, 3)) -> list[Comparison]:
     """Continue one prompt by each run (default: the CLASSIC five), and measure each output.
 
-    prompt_ids: one prompt's token ids. runs: Run objects or descriptions for parse_run. Every run's
+    prompt_ids: one prompt's token ids. runs: RunSpec objects or descriptions for parse_run. Every run's
     options are checked before anything is generated, so a bad one fails fast. For beam strategies the
     best returned sequence is measured. ns: the n of distinct-n.
     """
-    runs = list(CLASSIC.values()) if runs is None else [r if isinstance(r, Run) else parse_run(r) for r in runs]
+    runs = list(CLASSIC.values()) if runs is None else [r if isinstance(r, RunSpec) else parse_run(r) for r in runs]
     if not runs:
         raise ValueError("runs is empty; give at least one run, such as 'greedy', or None for the classic five.")
     if len(prompt_ids) and isinstance(prompt_ids[0], (list, tuple, np.ndarray)):
@@ -141,18 +142,18 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
     for n in ns:
         distinct_n([], n)  # refuses a bad n now, not after generating
     options, checked = [run_options(r, max_new_tokens, seed) for r in runs], []
-    for run, opts in zip(runs, options):
+    for spec, opts in zip(runs, options):
         try:
-            checked.append(GenerationOptions.build(run.strategy, **opts))
+            checked.append(GenerationOptions.build(spec.strategy, **opts))
         except ValueError as e:
-            raise type(e)(f"run {run.label or run.describe()!r}: {e}") from None
+            raise type(e)(f"run {spec.label or spec.describe()!r}: {e}") from None
     results = []
-    for run, opts, built in zip(runs, options, checked):
-        out = generate(model, prompt_ids, run.strategy, trace_top=0, tokenizer=tokenizer, **opts)
+    for spec, opts, built in zip(runs, options, checked):
+        out = generate(model, prompt_ids, spec.strategy, trace_top=0, tokenizer=tokenizer, **opts)
         tokens, steps = out.sequences[0], out.steps[0]
         eos = model.config.eos_token_id if built.eos_token_id is None else built.eos_token_id  # generate()'s rule
         text_tokens = [t for t in tokens if t != eos]
         results.append(Comparison(
-            run=run, options=opts, tokens=tokens, text=out.texts[0], logprob=float(sum(step.logprob for step in steps)),
+            spec=spec, options=opts, tokens=tokens, text=out.texts[0], logprob=float(sum(step.logprob for step in steps)),
             distinct={n: distinct_n(text_tokens, n) for n in ns}, finish_reason=out.finish_reasons[0]))
     return results

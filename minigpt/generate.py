@@ -1,26 +1,51 @@
-"""Generation: prompts in, new tokens out, by any decoding strategy.
+"""generate(): prompts in, new tokens out, by any decoding strategy, in three steps.
 
-    prompt ids -> left-padded batch -> options checked -> processor chain built -> strategy:
-    prefill the prompts once, then step through the KV cache, choosing tokens -> sequences + trace
+    1. prepare   options checked, prompts checked and left-padded, the chain built    (prepare_run)
+    2. run       the strategy's own loop over the KV cache                            (STRATEGIES[name].run)
+    3. pack      each returned sequence with its text, score and trace                (pack_output)
 
-The strategies live in minigpt/sampling/: sample.py (greedy, sampling), beam.py (beam search, beam
-sampling, diverse beam search), contrastive.py and speculative.py; the logit processors they share
-in processors.py. This module only prepares the batch, picks the strategy and packs the result.
+The per-step loop lives in the strategies (sampling/tokenwise.py for greedy and sampling, beam.py,
+contrastive.py, speculative.py); what every step shares is in sampling/run.py (trace, stop strings)
+and sampling/chain.py (the processors and the chooser).
+
+What this module is not: the strategies, the options' declarations (sampling/options.py) or the model.
 """
 
-import importlib
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
-from .model import GPT2, check_vocabulary
-from .sampling.decoding import Decoding, StopStrings, Step
+from .checks import number
+from .model import GPT2
+from .prompts import as_prompt_batch, fit_context, left_pad, unpad
+from .sampling import beam, contrastive, speculative, tokenwise
+from .sampling.chain import build_chain
 from .sampling.options import GenerationOptions, OptionError
-from .sampling.processors import build_chain, number
+from .sampling.run import Outcome, Run, Step, StopStrings
 from .tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Strategy:
+    run: Callable[[Run], Outcome]  # the decoding loop
+    cache_rows: Callable[[GenerationOptions, int], int]  # (options, vocab_size) -> KV cache rows per prompt
+    help: str  # one line, for --help
+
+
+STRATEGIES = {
+    "greedy": Strategy(tokenwise.token_by_token, tokenwise.cache_rows, "the most probable token at every step"),
+    "sample": Strategy(tokenwise.token_by_token, tokenwise.cache_rows, "draw each token from the distribution"),
+    "beam": Strategy(beam.beam_search, beam.cache_rows, "keep the num_beams most probable sequences"),
+    "beam-sample": Strategy(beam.beam_search, beam.cache_rows, "beam search that draws its candidates"),
+    "diverse-beam": Strategy(beam.beam_search, beam.cache_rows, "beam groups kept from choosing the same tokens"),
+    "contrastive": Strategy(contrastive.contrastive_search, contrastive.cache_rows,
+                            "probable tokens unlike what was already said"),
+    "speculative": Strategy(speculative.speculative_decoding, speculative.cache_rows,
+                            "a small draft model guesses, the model checks: the model's own text, faster"),
+}
 
 
 @dataclass
@@ -29,79 +54,12 @@ class GenerationOutput:
                                     # and truncate_prompt keeps only the last tokens of a long one
     sequences: list[list[int]]  # the new tokens of each returned sequence, prompt excluded
     texts: list[str] = field(default_factory=list)  # their text (without end-of-text, cut before a stop string)
-    scores: list[float] = field(default_factory=list)  # see Hypothesis.score
+    scores: list[float] = field(default_factory=list)  # see run.Hypothesis.score
     finish_reasons: list[str] = field(default_factory=list)  # "eos", "stop" or "length"
     prompt_index: list[int] = field(default_factory=list)  # which prompt each sequence continues
     steps: list[list[Step]] = field(default_factory=list)  # the per-step trace of each sequence
-    chain: list[str] = field(default_factory=list)  # the logit processors, in the order applied; last, mirostat if on
+    chain: list[str] = field(default_factory=list)  # what the chain starts from if not the model, its links in order
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
-
-
-def as_prompt_batch(prompt_ids, eos_token_id: int) -> list[list[int]]:
-    """One prompt (a list of ids) or a batch (a list of lists, or a 2-D array) -> a list of prompts.
-    An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional text."""
-    if isinstance(prompt_ids, (str, bytes)):
-        raise ValueError("prompt_ids must be token ids, not text; encode the text first: minigpt.Tokenizer().encode(text).")
-    if isinstance(prompt_ids, np.ndarray):
-        if prompt_ids.ndim not in (1, 2):
-            raise ValueError(f"prompt_ids must be one prompt [T] or a batch [B, T], got an array of shape {prompt_ids.shape}.")
-        prompt_ids = prompt_ids.tolist()
-    if not isinstance(prompt_ids, (list, tuple, range)):
-        raise ValueError(f"prompt_ids must be a list of token ids or a list of such lists, got {type(prompt_ids).__name__}.")
-    if len(prompt_ids) and all(isinstance(p, (list, tuple, range, np.ndarray)) for p in prompt_ids):
-        prompts = [np.asarray(p).tolist() if isinstance(p, np.ndarray) else list(p) for p in prompt_ids]
-    else:
-        prompts = [list(prompt_ids)]
-    if not prompts:
-        raise ValueError("prompt_ids holds no prompt; give a list of token ids or a list of such lists.")
-    result = []
-    for prompt in prompts:
-        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in prompt):
-            raise ValueError(f"prompt_ids must hold integer token ids (one list, or a list of lists), got {prompt!r:.80}.")
-        result.append([int(t) for t in prompt] or [eos_token_id])
-    return result
-
-
-def unpad(ids, attention_mask) -> list[list[int]]:
-    """An already padded batch ids [B, T] with its attention_mask [B, T] (1 real, 0 padding) -> its prompts."""
-    ids, mask = np.asarray(ids), np.asarray(attention_mask)
-    if ids.ndim != 2 or mask.shape != ids.shape:
-        raise ValueError(f"attention_mask must have the shape of the batch prompt_ids [B, T]; got {mask.shape} for {ids.shape}.")
-    if not np.isin(mask, (0, 1)).all():
-        raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding).")
-    return [row[m == 1].tolist() for row, m in zip(ids, mask)]
-
-
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prompts of different lengths -> ids [B, T] and attention_mask [B, T], padding on the left so
-    that every row's last token sits in the last column, where the next token is read off."""
-    T = max(len(p) for p in prompts)
-    ids = np.full((len(prompts), T), pad_id, dtype=np.int64)
-    mask = np.zeros((len(prompts), T), dtype=np.int64)
-    for row, prompt in enumerate(prompts):
-        ids[row, T - len(prompt) :] = prompt
-        mask[row, T - len(prompt) :] = 1
-    return ids, mask
-
-
-def check_context(model: GPT2, prompt_length: int, max_new_tokens: int):
-    limit = model.config.n_positions
-    if prompt_length + max_new_tokens > limit:
-        raise ValueError(f"the prompt ({prompt_length} tokens) plus max_new_tokens ({max_new_tokens}) exceed "
-                         f"the model's context of n_positions={limit} tokens; shorten the prompt, ask for fewer tokens, "
-                         f"or pass truncate_prompt=True (--truncate-prompt) to keep only the prompt's last "
-                         f"{max(limit - max_new_tokens, 0)} tokens.")
-
-
-def truncate(prompts: list[list[int]], model: GPT2, max_new_tokens: int) -> list[list[int]]:
-    """Each prompt's last n_positions - max_new_tokens tokens: the most recent text the context can hold
-    with room for the new tokens. Only on request (truncate_prompt=True): dropping text changes the answer."""
-    keep = model.config.n_positions - max_new_tokens
-    if keep < 1:
-        raise ValueError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the model's context of "
-                         f"n_positions={model.config.n_positions} tokens, even truncated; ask for at most "
-                         f"{model.config.n_positions - 1} new tokens.")
-    return [p[-keep:] for p in prompts]
 
 
 def check_memory(model: GPT2, rows: int, length: int):
@@ -125,21 +83,61 @@ def default_tokenizer() -> Tokenizer:
     return Tokenizer()
 
 
-# strategy -> (module in minigpt/sampling/, function); each module is imported when first used.
-STRATEGY_FUNCTIONS = {
-    "greedy": ("sample", "greedy_or_sample"),
-    "sample": ("sample", "greedy_or_sample"),
-    "beam": ("beam", "beam_search"),
-    "beam-sample": ("beam", "beam_search"),
-    "diverse-beam": ("beam", "beam_search"),
-    "contrastive": ("contrastive", "contrastive_search"),
-    "speculative": ("speculative", "speculative_decoding"),
-}
+def check_call(strategy: str, trace_top, truncate_prompt, on_token, record):
+    """The arguments of generate() that are not generation options."""
+    if not isinstance(trace_top, int) or isinstance(trace_top, bool) or trace_top < 0:
+        raise OptionError(f"trace_top must be a whole number >= 0, got {trace_top!r}.")
+    if not isinstance(truncate_prompt, bool):
+        raise OptionError(f"truncate_prompt must be true or false, got {truncate_prompt!r}.")
+    if on_token is not None and not callable(on_token):
+        raise OptionError(f"on_token must be a function (row, token_id) -> None, got {on_token!r}.")
+    if record is not None and (not isinstance(record, list) or strategy not in ("beam", "beam-sample", "diverse-beam")):
+        raise OptionError(f"record must be a list, and only the beam strategies (beam, beam-sample, diverse-beam) fill "
+                          f"it; got {type(record).__name__} with strategy {strategy!r}.")
 
 
-def strategy_function(name: str):
-    module, function = STRATEGY_FUNCTIONS[name]
-    return getattr(importlib.import_module(f".sampling.{module}", __package__), function)
+def prepare_run(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, given: dict, tokenizer: Tokenizer,
+                **run_arguments) -> Run:
+    """Step 1: the left-padded batch (sample's num_return_sequences as copies of each prompt), its memory
+    checked, and the chain built for its rows, with the run's one seeded generator."""
+    eos = model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
+    pad = eos if eos < model.config.vocab_size else 0
+    n = opts.num_return_sequences if opts.strategy == "sample" else 1  # beams return several per prompt themselves
+    rows_per_prompt = STRATEGIES[opts.strategy].cache_rows(opts, model.config.vocab_size)
+    check_memory(model, len(prompts) * rows_per_prompt, max(len(p) for p in prompts) + opts.max_new_tokens)
+    rows = [p for p in prompts for _ in range(n)]
+    ids, mask = left_pad(rows, pad)
+    chain_options = opts.chain_options()
+    if opts.strategy == "beam-sample" and opts.num_beams > 1 and "min_tokens_to_keep" not in given:
+        chain_options["min_tokens_to_keep"] = 2  # as transformers: every beam keeps one continuation besides eos
+    rng = np.random.default_rng(opts.seed)  # every random draw of the run (tokens, XTC): a seed reproduces the text
+    pad_lengths = (mask == 0).sum(axis=1)  # [B] the penalties skip each row's padding
+
+    def chain_for_copies(copies: int):
+        return build_chain(sampling=opts.sampling, prompt_length=ids.shape[1], eos_token_id=eos,
+                           vocab_size=model.config.vocab_size, pad_lengths=np.repeat(pad_lengths, copies),
+                           tokenizer=tokenizer, rng=rng, pad_token_id=pad, **chain_options)
+
+    return Run(model=model, ids=ids, mask=mask, options=opts, chain=chain_for_copies(1), eos_token_id=eos,
+               pad_token_id=pad, rng=rng, chain_for_copies=chain_for_copies,
+               stop=StopStrings(opts.stop, tokenizer, len(rows)) if opts.stop else None, **run_arguments)
+
+
+def pack_output(run: Run, outcome: Outcome, prompts: list[list[int]], tokenizer: Tokenizer) -> GenerationOutput:
+    """Step 3: every returned sequence, with its text (end-of-text left out, cut before a stop string)."""
+    n = run.ids.shape[0] // len(prompts)  # rows per prompt in the batch
+    out = GenerationOutput(prompt_tokens=prompts, sequences=[], stats=outcome.stats,
+                           chain=[d for d in [outcome.scores_from, *run.chain.describe()] if d])
+    for row, hyps in enumerate(outcome.hypotheses):
+        for hyp in hyps:
+            text = tokenizer.decode(t for t in hyp.tokens if t != run.eos_token_id and t < tokenizer.n_vocab)
+            out.sequences.append(hyp.tokens)
+            out.texts.append(run.stop.cut(text) if run.stop else text)
+            out.scores.append(hyp.score)
+            out.finish_reasons.append(hyp.finish_reason)
+            out.prompt_index.append(row // n)
+            out.steps.append(hyp.steps)
+    return out
 
 
 def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=None,
@@ -163,62 +161,13 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
     token is generated; processors that leave no token to choose raise ValueError naming the step.
     """
     opts = GenerationOptions.build(strategy, **options)
-    if not isinstance(trace_top, int) or isinstance(trace_top, bool) or trace_top < 0:
-        raise OptionError(f"trace_top must be a whole number >= 0, got {trace_top!r}.")
-    if not isinstance(truncate_prompt, bool):
-        raise OptionError(f"truncate_prompt must be true or false, got {truncate_prompt!r}.")
-    if on_token is not None and not callable(on_token):
-        raise OptionError(f"on_token must be a function (row, token_id) -> None, got {on_token!r}.")
-    if record is not None and (not isinstance(record, list) or strategy not in ("beam", "beam-sample", "diverse-beam")):
-        raise OptionError(f"record must be a list, and only the beam strategies (beam, beam-sample, diverse-beam) fill "
-                          f"it; got {type(record).__name__} with strategy {strategy!r}.")
-    if attention_mask is not None:
-        prompt_ids = unpad(prompt_ids, attention_mask)
+    check_call(strategy, trace_top, truncate_prompt, on_token, record)
     eos = model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
-    vocab_size = model.config.vocab_size
-    pad = eos if eos < vocab_size else 0
-    prompts = as_prompt_batch(prompt_ids, pad)
-    for prompt in prompts:
-        check_vocabulary(prompt, vocab_size)
-    if truncate_prompt:
-        prompts = truncate(prompts, model, opts.max_new_tokens)
-    check_context(model, max(len(p) for p in prompts), opts.max_new_tokens)
-    n = opts.num_return_sequences if strategy == "sample" else 1  # beams return several per prompt themselves
-    copies = {"beam": opts.num_beams, "beam-sample": opts.num_beams, "diverse-beam": opts.num_beams,
-              "contrastive": min(opts.top_k or 4, vocab_size)}.get(strategy, n)  # the rows the KV cache holds per prompt
-    copies *= 2 if opts.guidance_scale != 1 else 1  # guidance adds an unconditional row for each (sampling/guidance.py)
-    check_memory(model, len(prompts) * copies, max(len(p) for p in prompts) + opts.max_new_tokens)
-    rows = [p for p in prompts for _ in range(n)]
-    ids, mask = left_pad(rows, pad)
-
-    chain_options = opts.processor_options()
-    if strategy == "beam-sample" and opts.num_beams > 1 and "min_tokens_to_keep" not in options:
-        chain_options["min_tokens_to_keep"] = 2  # as transformers: every beam keeps one continuation besides eos
-    if eos >= vocab_size:  # a small test vocabulary without GPT-2's end-of-text: nothing to hold back
-        chain_options["min_new_tokens"] = 0
+    prompts = as_prompt_batch(unpad(prompt_ids, attention_mask) if attention_mask is not None else prompt_ids,
+                              eos if eos < model.config.vocab_size else 0)
+    prompts = fit_context(prompts, model.config.n_positions, model.config.vocab_size, opts.max_new_tokens,
+                          truncate_prompt)
     tokenizer = tokenizer or default_tokenizer()
-    rng = np.random.default_rng(opts.seed)  # every random draw of the run (tokens, XTC): a seed reproduces the text
-    chain_for = partial(build_chain, sampling=opts.sampling, prompt_length=ids.shape[1], eos_token_id=eos,
-                        vocab_size=vocab_size, tokenizer=tokenizer, rng=rng, **chain_options)
-    pad_lengths = (mask == 0).sum(axis=1)  # [B] the repetition penalty skips each row's padding
-    chain = chain_for(pad_lengths=pad_lengths)
-    run = Decoding(model=model, ids=ids, mask=mask, options=opts, chain=chain,
-                   chain_for_copies=lambda copies: chain_for(pad_lengths=np.repeat(pad_lengths, copies)),
-                   eos_token_id=eos, pad_token_id=pad,
-                   rng=rng, trace_top=trace_top, on_token=on_token, record=record,
-                   stop=StopStrings(opts.stop, tokenizer, len(rows)) if opts.stop else None)
-    per_row = strategy_function(strategy)(run)
-
-    described = [run.scores_from, *chain.describe(), run.drawn_by]  # the chain, and what comes before and after it
-    out = GenerationOutput(prompt_tokens=prompts, sequences=[], chain=[d for d in described if d],
-                           stats=run.stats)
-    for row, hyps in enumerate(per_row):
-        for hyp in hyps:
-            text = tokenizer.decode(t for t in hyp.tokens if t != eos and t < tokenizer.n_vocab)
-            out.sequences.append(hyp.tokens)
-            out.texts.append(run.stop.cut(text) if run.stop else text)
-            out.scores.append(hyp.score)
-            out.finish_reasons.append(hyp.finish_reason)
-            out.prompt_index.append(row // n)
-            out.steps.append(hyp.steps)
-    return out
+    run = prepare_run(model, prompts, opts, options, tokenizer, trace_top=trace_top, on_token=on_token, record=record)
+    outcome = STRATEGIES[strategy].run(run)
+    return pack_output(run, outcome, prompts, tokenizer)

@@ -1,5 +1,6 @@
 """What the model computes on the way to a token, as arrays: the data behind `minigpt plot`.
 
+- token_logprobs: log p of each token of a text given the ones before it (minigpt score).
 - next_token_distribution: p(next token) at one or more temperatures, and which tokens top-k, top-p
   and min-p keep (the processors of sampling/processors.py, applied as generate() applies them).
 - logit_lens: the token each layer would predict if it were the last (nostalgebraist 2020, "interpreting
@@ -11,14 +12,17 @@ Everything is NumPy and returns dataclasses of arrays or plain lists. What this 
 nothing (plots.py does, with matplotlib) and prints nothing (cli.py does).
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .generate import generate
 from .model import GPT2
-from .sampling.decoding import draw, largest
-from .sampling.processors import MinP, Temperature, TopK, TopP, build_chain, check_int, softmax
+from .checks import check_int
+from .numerics import draw, largest, log_softmax, softmax
+from .sampling.chain import build_chain
+from .sampling.processors import MinP, Temperature, TopK, TopP
 
 # Shapes: L n_layer, H n_head, T prompt tokens, V vocabulary, M temperatures, N tokens shown.
 
@@ -39,6 +43,22 @@ def inspect_prompt(model: GPT2, ids):
     of the last position only: the lens reads every position out of the residuals itself)."""
     ids = prompt_ids(model, ids)
     return model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True, inspect=True)
+
+
+# ----------------------------------------------------------------------------- token log-probabilities
+
+
+def token_logprobs(model: GPT2, ids) -> list[float]:
+    """log p(token_i | tokens before it) for i >= 1, read off one forward pass over ids [T]."""
+    ids = prompt_ids(model, ids)  # [1, T]
+    logits = model.forward(ids, model.new_cache(1, ids.shape[1])).logits[0]  # [T, V]
+    logp = log_softmax(logits[:-1])  # [T-1, V]: the distribution over the token after each position
+    return [float(logp[t, ids[0, t + 1]]) for t in range(ids.shape[1] - 1)]
+
+
+def perplexity(logprobs: list[float]) -> float | None:
+    """exp(-mean log p) over the scored tokens; None when there is none (a text of one token)."""
+    return math.exp(-sum(logprobs) / len(logprobs)) if logprobs else None
 
 
 # ----------------------------------------------------------------------------- next-token distribution
@@ -228,5 +248,5 @@ def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.
                     options=settings)
 
 
-__all__ = ["NextTokenDistribution", "next_token_distribution", "LogitLens", "logit_lens", "attention_maps",
+__all__ = ["token_logprobs", "perplexity", "NextTokenDistribution", "next_token_distribution", "LogitLens", "logit_lens", "attention_maps",
            "BeamNode", "BeamTree", "beam_tree"]

@@ -9,7 +9,7 @@ Parameters are nested dicts that mirror the checkpoint's names (`h[0]["attn"]["c
 is the tensor `h.0.attn.c_attn.weight`), so each function below reads like the paper. GPT-2's weights
 were saved from a TensorFlow "Conv1D", so every weight matrix is [in, out]: a linear layer is `x @ W + b`.
 
-What this module is not: it does not read files (checkpoint.py) or choose tokens (generate.py).
+What this module is not: it does not read files (checkpoint.py) or choose tokens (sampling/).
 """
 
 import math
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_vocabulary
 from .config import GPTConfig
 
 # Shapes: B batch, T new tokens, S positions attended to (cache + new), C n_embd, H n_head, D head_dim,
@@ -53,7 +54,12 @@ def gelu(x):
 
 def softmax(x, out=None):
     """exp(x - max) / sum(exp(x - max)) over the last axis; -inf entries get probability 0.
-    out=x computes it in x's own memory."""
+    out=x computes it in x's own memory.
+
+    The attention scores [B, H, T, S] are the largest temporary of a long prompt's forward pass; working
+    in place saves allocating and filling two more arrays of that size (numerics.softmax, which guards
+    rows of only -inf, cannot: it makes x - max and exp as new arrays). No row here is all -inf, since
+    every query may look at itself, so the guard is not needed."""
     e = np.subtract(x, x.max(axis=-1, keepdims=True), out=out)
     np.exp(e, out=e)
     e /= e.sum(axis=-1, keepdims=True)
@@ -111,19 +117,10 @@ def unembed(x, w_out):
     return (x.reshape(-1, x.shape[-1]) @ w_out).reshape(*x.shape[:-1], -1)  # [B*T, C] @ [C, V] -> [B, T, V]
 
 
-def check_vocabulary(ids, vocab_size: int):
-    """Every token id must index the embedding matrix: 0 <= id < vocab_size."""
-    ids = np.asarray(ids)
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        bad = ids[(ids < 0) | (ids >= vocab_size)][0]
-        raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={vocab_size} (ids 0 to "
-                         f"{vocab_size - 1}); give ids below {vocab_size}, or text to a model with GPT-2's full "
-                         f"vocabulary of 50257 tokens.")
-
-
 def position_ids(attention_mask):
-    """Positions count only real tokens, as transformers' generate() does for left padding:
-    cumsum(mask) - 1, and 1 at padding (where it never reaches a real token)."""
+    """Positions count only real tokens, as transformers' generate() does for left padding: a row's first
+    real token is at position 0, whatever padding comes before it (cumsum(mask) - 1). A padding slot gets
+    position 1, the value transformers fills in; it never matters, since no real token attends to padding."""
     positions = np.cumsum(attention_mask, axis=-1) - 1  # [B, S]
     return np.where(attention_mask == 1, positions, 1)
 

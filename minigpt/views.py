@@ -109,7 +109,7 @@ def measure_text(value: float | None, digits: int = 3) -> str:
 def comparison_block(prompt: str, r) -> list[str]:
     """One run of compare.compare: its settings, the prompt and its continuation, log p and distinct-n."""
     settings = " ".join(f"{k}={v}" for k, v in r.options.items() if k != "max_new_tokens")
-    lines = [f"=== {r.run.label or r.run.strategy}: {r.run.strategy}{' ' + settings if settings else ''}"]
+    lines = [f"=== {r.spec.label or r.spec.strategy}: {r.spec.strategy}{' ' + settings if settings else ''}"]
     lines.extend("    " + line for line in (prompt + r.text).split("\n"))
     distinct = "  ".join(f"distinct-{n} {measure_text(d)}" for n, d in r.distinct.items())
     lines.append(f"    log p {r.logprob:.3f} ({measure_text(r.mean_logprob)} per token over {len(r.tokens)} tokens, "
@@ -130,9 +130,50 @@ def comparison_table(results) -> list[str]:
     """log p, log p per token and distinct-n of each run, a row per run."""
     lines = []
     ns = list(results[0].distinct) if results else []
-    width = max([len(r.run.label or r.run.strategy) for r in results] + [3])
+    width = max([len(r.spec.label or r.spec.strategy) for r in results] + [3])
     lines.append(f"{'run':<{width}}  {'log p':>9}  {'per token':>9}" + "".join(f"  {f'distinct-{n}':>10}" for n in ns))
     for r in results:
-        lines.append(f"{r.run.label or r.run.strategy:<{width}}  {r.logprob:9.3f}  {measure_text(r.mean_logprob):>9}"
+        lines.append(f"{r.spec.label or r.spec.strategy:<{width}}  {r.logprob:9.3f}  {measure_text(r.mean_logprob):>9}"
                      + "".join(f"  {measure_text(r.distinct[n]):>10}" for n in ns))
     return lines
+
+
+# ----------------------------------------------------------------------------- generate --trace and --json
+
+
+def step_line(tok: Tokenizer, step) -> str:
+    """One traced step on one line: id, token, log p, the links' state, then the candidates after the chain."""
+    candidates = "  ".join(f"{shown_token(tok, i)} {p:.3f}" for i, p in step.candidates)
+    state = f" [{state_text(step.state)}]" if step.state else ""  # e.g. DoLa's premature layer, mirostat's mu
+    return f"  {step.token:>6} {shown_token(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | {candidates}"
+
+
+def step_json(step) -> dict:
+    """One traced step as JSON: candidates as [id, p] pairs, before the chain (raw_candidates) and after it."""
+    entry = {"token": step.token, "logprob": step.logprob, "candidates": [[i, p] for i, p in step.candidates],
+             "raw_candidates": [[i, p] for i, p in step.raw_candidates]}
+    if step.state:
+        entry["state"] = step.state
+    return entry
+
+
+def generation_json(out, prompt_ids: list[int], strategy: str, with_steps: bool) -> dict:
+    """A GenerationOutput of one prompt as `minigpt generate --json` prints it."""
+    sequences = []
+    for i, tokens in enumerate(out.sequences):
+        entry = {"tokens": tokens, "text": out.texts[i], "score": out.scores[i], "finish_reason": out.finish_reasons[i]}
+        if with_steps:
+            entry["steps"] = [step_json(step) for step in out.steps[i]]
+        sequences.append(entry)
+    result = {"prompt_tokens": prompt_ids, "strategy": strategy, "chain": out.chain, "sequences": sequences}
+    if out.stats:
+        result["stats"] = out.stats
+    return result
+
+
+def comparison_json(prompt_ids: list[int], results) -> dict:
+    """compare.compare's results as `minigpt compare --json` prints them."""
+    return {"prompt_tokens": prompt_ids, "runs": [
+        {"label": r.spec.label, "strategy": r.spec.strategy, "options": r.options, "tokens": r.tokens, "text": r.text,
+         "logprob": r.logprob, "mean_logprob": r.mean_logprob, "distinct": {str(n): d for n, d in r.distinct.items()},
+         "finish_reason": r.finish_reason} for r in results]}

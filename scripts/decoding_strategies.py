@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed 
 
 import minigpt  # noqa: E402
 from minigpt import inspection, plots  # noqa: E402
-from minigpt.compare import CLASSIC, Run, compare  # noqa: E402
+from minigpt.compare import CLASSIC, RunSpec, compare  # noqa: E402
 from minigpt.tokenizer import visible  # noqa: E402
 from minigpt.views import comparison_block, comparison_table  # noqa: E402
 
@@ -34,11 +34,11 @@ SECTIONS = [
     ("Greedy search", "the most probable token at every step: fluent at first, then it repeats itself.",
      CLASSIC["greedy"]),
     ("Beam search", "keeps the 5 most probable sequences rather than tokens: more probable text, repeating all the same.",
-     Run("beam", {"num_beams": 5, "early_stopping": True}, "beam")),
+     RunSpec("beam", {"num_beams": 5, "early_stopping": True}, "beam")),
     ("Beam search, no repeated bigram", "the same search, but no 2-gram may occur twice (no_repeat_ngram_size=2).",
-     Run("beam", {"num_beams": 5, "early_stopping": True, "no_repeat_ngram_size": 2}, "beam, no repeat")),
+     RunSpec("beam", {"num_beams": 5, "early_stopping": True, "no_repeat_ngram_size": 2}, "beam, no repeat")),
     ("Sampling", "draws each token from the full distribution: varied, and often incoherent.",
-     Run("sample", {}, "sample")),
+     RunSpec("sample", {}, "sample")),
     ("Temperature", "softmax(logits / 0.7) sharpens the distribution before drawing: likely tokens get likelier.",
      CLASSIC["temperature"]),
     ("Top-k sampling", "draws from the 50 most probable tokens only (Fan et al. 2018).",

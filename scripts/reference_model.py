@@ -30,7 +30,7 @@ def reference_model(folder) -> GPT2LMHeadModel:
 
 
 def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts -> ids [B, T] and attention_mask [B, T], padded on the left (as minigpt.generate.left_pad)."""
+    """Prompts -> ids [B, T] and attention_mask [B, T], padded on the left (as minigpt.prompts.left_pad)."""
     T = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), T), pad_id, dtype=torch.long)
     mask = torch.zeros((len(prompts), T), dtype=torch.long)

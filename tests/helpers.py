@@ -4,6 +4,7 @@ import json
 import struct
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -12,6 +13,8 @@ import minigpt
 from minigpt.checkpoint import expected_shapes
 from minigpt.cli import main
 from minigpt.config import GPTConfig
+from minigpt.numerics import softmax
+from minigpt.sampling import chain, penalties, processors
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -112,3 +115,16 @@ def png_size(path) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{Path(path).name} is not a PNG"
     assert data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
+
+
+def _processor_namespace() -> SimpleNamespace:
+    """The processors (every class with a transformers counterpart, and frequency/presence), the chain and
+    softmax under one name, as the processor tests use them: P.TopK, P.PROCESSORS["top_k"], P.build_chain."""
+    classes = (*processors.WARPERS, penalties.RepetitionPenalty, penalties.FrequencyPresencePenalty,
+               penalties.NoRepeatNGram, penalties.BadWords, penalties.LogitBias, penalties.MinNewTokens,
+               penalties.SuppressTokens)
+    return SimpleNamespace(PROCESSORS={cls.name: cls for cls in classes}, LogitsChain=chain.LogitsChain,
+                           build_chain=chain.build_chain, softmax=softmax, **{cls.__name__: cls for cls in classes})
+
+
+P = _processor_namespace()

@@ -10,7 +10,7 @@ import minigpt
 import minigpt.compare as compare_module
 from conftest import load_model, reference
 from minigpt.cli import main
-from minigpt.compare import CLASSIC, Run, compare, distinct_n, parse_run
+from minigpt.compare import CLASSIC, RunSpec, compare, distinct_n, parse_run
 
 tok = minigpt.Tokenizer()
 PROMPT = "I have a dream"
@@ -28,7 +28,7 @@ def test_distinct_n_by_hand():
 
 
 def test_parse_run():
-    assert parse_run("sample top_p=0.9 temperature=0.8") == Run("sample", {"top_p": 0.9, "temperature": 0.8},
+    assert parse_run("sample top_p=0.9 temperature=0.8") == RunSpec("sample", {"top_p": 0.9, "temperature": 0.8},
                                                                  "sample top_p=0.9 temperature=0.8")
     assert parse_run("top-p") is CLASSIC["top-p"] and parse_run("beam") is CLASSIC["beam"]
     assert parse_run("beam num-beams=3 early_stopping=never").options == {"num_beams": 3, "early_stopping": "never"}
@@ -52,12 +52,12 @@ def independent_logprob(model, prompt, tokens) -> float:
 def test_classic_runs_measured_independently():
     model, prompt = load_model("fullvocab"), tok.encode(PROMPT)
     results = compare(model, prompt, max_new_tokens=12, seed=3)
-    assert [r.run.label for r in results] == list(CLASSIC)
+    assert [r.spec.label for r in results] == list(CLASSIC)
     for r in results:
-        direct = minigpt.generate(model, prompt, r.run.strategy, **r.options)
+        direct = minigpt.generate(model, prompt, r.spec.strategy, **r.options)
         assert r.tokens == direct.sequences[0] and r.text == direct.texts[0]
         assert r.logprob == pytest.approx(independent_logprob(model, prompt, r.tokens), rel=1e-4, abs=1e-4)
-        if r.run.strategy == "beam":  # the beam score is processed and length-normalised; log p is not
+        if r.spec.strategy == "beam":  # the beam score is processed and length-normalised; log p is not
             assert r.logprob != pytest.approx(direct.scores[0])
         text = [t for t in r.tokens if t != tok.eot]  # distinct-n counts the text's tokens, not end-of-text
         for n in (1, 2, 3):
@@ -84,7 +84,7 @@ def test_cli_compare(capsys):
     want = compare(model, tok.encode(PROMPT), ["greedy", "sample top-p=0.9 temperature=0.8"], max_new_tokens=6, seed=1)
     assert result["prompt_tokens"] == tok.encode(PROMPT)
     assert [(r["label"], r["tokens"], r["logprob"], r["distinct"]["2"]) for r in result["runs"]] == \
-        [(w.run.label, w.tokens, w.logprob, w.distinct[2]) for w in want]
+        [(w.spec.label, w.tokens, w.logprob, w.distinct[2]) for w in want]
     assert result["runs"][1]["options"] == {"max_new_tokens": 6, "seed": 1, "top_p": 0.9, "temperature": 0.8}
 
     assert main(argv) == 0

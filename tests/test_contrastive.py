@@ -8,11 +8,12 @@ import pytest
 
 import minigpt
 from helpers import FIXTURES, fixture_model as load
-from minigpt.generate import left_pad
+from minigpt.prompts import left_pad
 from minigpt.sampling.contrastive import contrastive_search
-from minigpt.sampling.decoding import Decoding
+from minigpt.sampling.run import Run
 from minigpt.sampling.options import GenerationOptions
-from minigpt.sampling.processors import build_chain, log_softmax, softmax
+from minigpt.numerics import log_softmax, softmax
+from minigpt.sampling.chain import build_chain
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "contrastive.json").read_text())
 CASES = {case["name"]: case for case in REFERENCE["cases"]}
@@ -35,9 +36,9 @@ def contrastive_with_446_chain(model, case):
     chain = build_chain(sampling=False, prompt_length=ids.shape[1], eos_token_id=eos, vocab_size=model.config.vocab_size,
                         repetition_penalty=options.repetition_penalty, min_new_tokens=options.min_new_tokens,
                         no_repeat_ngram_size=options.no_repeat_ngram_size)  # no pad_lengths: pads count
-    run = Decoding(model=model, ids=ids, mask=mask, options=options, chain=chain, eos_token_id=eos,
+    run = Run(model=model, ids=ids, mask=mask, options=options, chain=chain, eos_token_id=eos,
                    pad_token_id=eos, rng=np.random.default_rng(0), trace_top=0)
-    return [hyps[0].tokens for hyps in contrastive_search(run)]
+    return [hyps[0].tokens for hyps in contrastive_search(run).hypotheses]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -11,11 +11,11 @@ from safetensors.numpy import load_file
 import minigpt
 from conftest import assert_close
 from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
-from minigpt.generate import left_pad
-from minigpt.sampling.decoding import Decoding
+from minigpt.prompts import left_pad
+from minigpt.sampling.run import Run
 from minigpt.sampling.guidance import Guided, guided_log_probs
 from minigpt.sampling.options import GenerationOptions, OptionError
-from minigpt.sampling.processors import build_chain
+from minigpt.sampling.chain import build_chain
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "guidance.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "guidance.safetensors"))
@@ -60,7 +60,7 @@ def test_scores_match_transformers_and_the_definition(name):
     model, reference = load(case["model"]), SCORES[case["scores"]]  # [steps, B, V]
     options = GenerationOptions.build("greedy", **options_of(case))
     ids, mask = left_pad(case["prompts"], 0)
-    run = Decoding(model=model, ids=ids, mask=mask, options=options, chain=build_chain(
+    run = Run(model=model, ids=ids, mask=mask, options=options, chain=build_chain(
         sampling=False, prompt_length=ids.shape[1], eos_token_id=options.eos_token_id, vocab_size=None),
         eos_token_id=options.eos_token_id, pad_token_id=0, rng=np.random.default_rng(0), trace_top=0)
     source = Guided(run)

@@ -188,7 +188,7 @@ def test_selected_token_is_what_sampling_draws(seed):
 
 def test_bad_input_is_one_sentence():
     model = load_model("fullvocab")
-    with pytest.raises(ValueError, match="top_p must be in"):
+    with pytest.raises(ValueError, match="top_p must be a number in"):
         next_token_distribution(model, PROMPT, top_p=1.5)
     with pytest.raises(ValueError, match="temperature must be"):
         next_token_distribution(model, PROMPT, temperatures=(0.0,))

@@ -25,7 +25,7 @@ from minigpt.generate import generate
 from minigpt.sampling.llama_samplers import DRY, XTC, DynamicTemperature, TopNSigma, sequence_breaker_tokens
 from minigpt.sampling.mirostat import Mirostat
 from minigpt.sampling.options import GenerationOptions, OptionError
-from minigpt.sampling.processors import build_chain
+from minigpt.sampling.chain import build_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "fixtures" / "llama" / "cases.json"
@@ -289,7 +289,7 @@ def test_mirostat_mu_trajectory_follows_its_definition(version):
         truncated = mirostat.truncate(x[None])
         allowed = np.flatnonzero(np.isfinite(truncated[0]))
         token = int(allowed[len(allowed) // 2])  # forced: the middle of what is allowed
-        _, _, state = mirostat.choose(x[None], None, forced=[token])
+        state = mirostat.accept(mirostat.narrow(x[None]), np.array([token]), rows=[0])
         steps.append((x.astype(np.float64).tolist(), token))
         mus.append(float(state["mirostat_mu"][0]))
         kept.append(len(allowed))
@@ -307,7 +307,7 @@ def test_mirostat_matches_llama_cpp(cases, version):
         for step in case["steps"]:
             x = row(step["logits"])
             kept.append(int(np.isfinite(mirostat.truncate(x)).sum()))
-            mirostat.choose(x, None, forced=[step["token"]])
+            mirostat.accept(mirostat.narrow(x), np.array([step["token"]]), rows=[0])
         assert kept == [step["kept"] for step in case["steps"]]
 
 
@@ -330,7 +330,7 @@ def test_chain_order_default_and_chosen():
     assert [p.name for p in chain.processors] == ["repetition_penalty", "dry", "temperature", "top_k", "top_p",
                                                  "top_n_sigma", "xtc"]
     chain = build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, temperature=0.7, top_k=5,
-                        top_p=0.9, top_n_sigma=1.0, dynatemp_range=0.3, order=("top_n_sigma", "top_k", "dynamic_temperature"))
+                        top_p=0.9, top_n_sigma=1.0, dynatemp_range=0.3, sampler_order=("top_n_sigma", "top_k", "dynamic_temperature"))
     assert [p.name for p in chain.processors] == ["top_n_sigma", "top_k", "dynamic_temperature", "top_p"]
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import minigpt
 from helpers import write_checkpoint
 from minigpt.config import GPTConfig
-from minigpt.sampling import processors as P
+from helpers import P
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

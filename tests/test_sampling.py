@@ -22,8 +22,9 @@ from safetensors.numpy import load_file
 
 import minigpt
 from helpers import options_of
-from minigpt.sampling.decoding import draw
-from minigpt.sampling.processors import build_chain, softmax
+from minigpt.numerics import draw
+from minigpt.numerics import softmax
+from minigpt.sampling.chain import build_chain
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = FIXTURES / "strategies"

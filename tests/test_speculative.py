@@ -12,7 +12,8 @@ from helpers import random_params, write_checkpoint
 from minigpt.checkpoint import nest, read_safetensors
 from minigpt.config import GPTConfig
 from minigpt.model import GPT2
-from minigpt.sampling.processors import build_chain, softmax
+from minigpt.numerics import softmax
+from minigpt.sampling.chain import build_chain
 from minigpt.sampling.speculative import verify
 
 FIXTURES = Path(__file__).parent / "fixtures"

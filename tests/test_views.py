@@ -9,7 +9,7 @@ import numpy as np
 import minigpt
 from conftest import load_model, reference
 from helpers import run_cli as run
-from minigpt.sampling.decoding import Step
+from minigpt.sampling.run import Step
 from minigpt.views import WIDTH, candidate_lines, shown_token
 
 tok = minigpt.Tokenizer()

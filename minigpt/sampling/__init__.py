@@ -1,7 +1,14 @@
 """Sampling: what happens between the model's next-token logits and the token that is chosen.
 
-processors.py reshapes the logits (penalties, bans, temperature, top-k/top-p/min-p/typical/epsilon/eta
-cut-offs) in the order transformers applies them, joined by llama.cpp's top-nσ, XTC, DRY and dynamic
-temperature (llama_samplers.py); the strategies that draw or search over tokens live beside it, and
-mirostat (mirostat.py), which draws the token itself.
+Bottom up, each module importing only from those above it in this list:
+  link.py            the contract of a chain link, and Option, how a link declares its options
+  processors.py      the warpers (temperature, top-k, top-p, min-p, typical, epsilon, eta)
+  penalties.py       the penalties and bans every strategy applies
+  llama_samplers.py  llama.cpp's top-nσ, XTC, DRY and dynamic temperature
+  choosers.py        greedy argmax and the seeded draw; mirostat.py, the chooser that learns
+  chain.py           the links in their visible order, the chooser last
+  options.py         the registry of every option, and the options of one call
+  run.py             one call's context: trace, stop strings, what a strategy returns
+  scores.py          where the chain's scores come from; guidance.py and dola.py replace the model's
+  tokenwise.py       greedy and sampling; beam.py, contrastive.py, speculative.py
 """

@@ -35,15 +35,17 @@ When run.record is a list (generate(..., record=[])), every candidate a step wei
 as a BeamEvent: the beam it extends, its token and scores, and whether it runs on, finishes or is
 pruned. inspection.beam_tree builds the search tree from them; with record None nothing is kept.
 
-What this module is not: the processors (processors.py) and the option checks (options.py).
+What this module is not: the processors (chain.py) and the option checks (options.py).
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, Step, check_choosable, draw, largest, trace_step
-from .processors import LogitsChain, log_softmax, softmax
+from ..numerics import draw, largest, log_softmax, softmax
+from .chain import LogitsChain, check_choosable
+from .options import GenerationOptions
+from .run import Hypothesis, Outcome, Run, Step, trace_step
 
 # Shapes: B prompts, K num_beams, G num_beam_groups, S = K / G beams per group, V vocabulary, t tokens so far.
 
@@ -61,7 +63,7 @@ class BeamEvent:
     group: int
     parent: tuple[int, ...]  # the new tokens of the beam it extends
     token: int
-    logprob: float  # log p(token) under the model's raw distribution
+    logprob: float  # log p(token) under the model's model_logprobs distribution
     score: float  # the candidate's beam score: its running sum of processed log-probs ("finished": / length ** alpha)
     outcome: str  # "running": a next beam; "finished": a hypothesis (end-of-text, or the last step); "pruned"
 
@@ -73,7 +75,7 @@ class Beam:
     steps: list[Step] = field(default_factory=list)
 
 
-class Finished:
+class FinishedHypotheses:
     """The best `size` finished hypotheses of one prompt (of one group), as transformers' BeamHypotheses.
 
     A new one enters if there is room or it beats the worst, which then leaves.
@@ -104,7 +106,7 @@ class Finished:
         return None
 
 
-def follows_446(run: Decoding) -> bool:
+def uses_446_beam_scorer(run: Run) -> bool:
     """Diverse beam search follows transformers 4.46's BeamSearchScorer, the others 5.x's _beam_search.
 
     They differ in two corners. The early_stopping rule: 4.46 compares the worst finished hypothesis
@@ -115,7 +117,7 @@ def follows_446(run: Decoding) -> bool:
     return run.options.strategy == "diverse-beam"
 
 
-def cannot_improve(finished: Finished, best_running: float, generated: int, run: Decoding) -> bool:
+def cannot_improve(finished: FinishedHypotheses, best_running: float, generated: int, run: Run) -> bool:
     """The early_stopping rule: True once no running beam is expected to beat the worst finished one.
 
     best_running is the best running score, scored at `generated` tokens, or, for "never" with a
@@ -171,7 +173,7 @@ def hamming_diversity(scores, earlier_tokens, penalty: float, group_size: int):
     return scores - np.float32(penalty) * np.repeat(counts, group_size, axis=0)  # [B*S, V]
 
 
-def processed_scores(run: Decoding, chain: LogitsChain, logprobs, history, earlier_tokens, group_size: int):
+def processed_scores(run: Run, chain: LogitsChain, logprobs, history, earlier_tokens, group_size: int):
     """The chain on log-probs [B*S, V]. With a diversity penalty it goes where transformers 4.46 puts its
     HammingDiversityLogitsProcessor: after the sequence bias (our logit_bias), before the others."""
     if run.options.strategy != "diverse-beam" or run.options.diversity_penalty == 0 or earlier_tokens.shape[1] == 0:
@@ -182,7 +184,7 @@ def processed_scores(run: Decoding, chain: LogitsChain, logprobs, history, earli
     return rest(scores, history)
 
 
-def advance_group(run: Decoding, finished: Finished, total, beams, raw, processed, step: int, where=(0, 0)):
+def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_logprobs, processed, step: int, where=(0, 0)):
     """One prompt's group: candidates from total [S, V] (running score + processed log-probs of each beam),
     the finished ones handed to `finished`, the next beams returned as (beam in group, token, score).
     where = (prompt, group) labels the BeamEvents recorded when run.record is a list.
@@ -200,7 +202,7 @@ def advance_group(run: Decoding, finished: Finished, total, beams, raw, processe
         if token == run.eos_token_id:
             entered = None
             if rank < S:
-                entered = finished.add(float(flat[pick]), extend(beams[k], token, raw[k], processed[k], run), "eos")
+                entered = finished.add(float(flat[pick]), extend(beams[k], token, model_logprobs[k], processed[k], run), "eos")
             outcomes.append(("pruned", float(flat[pick])) if entered is None else ("finished", entered))
         else:
             chosen.append((k, token, flat[pick]))
@@ -212,14 +214,14 @@ def advance_group(run: Decoding, finished: Finished, total, beams, raw, processe
         for pick, (outcome, score) in zip(picks, outcomes):
             k, token = divmod(int(pick), V)
             run.record.append(BeamEvent(step, where[0], where[1], tuple(beams[k].tokens), token,
-                                        float(raw[k, token]), score, outcome))
+                                        float(model_logprobs[k, token]), score, outcome))
     # transformers 4.46 compares with the best candidate of the step, 5.x with the best running beam
-    best = flat[picks[0]] if follows_446(run) else chosen[0][2]
+    best = flat[picks[0]] if uses_446_beam_scorer(run) else chosen[0][2]
     finished.done = cannot_improve(finished, float(best), step + 1, run)
     return chosen
 
 
-def extend(beam: Beam, token: int, raw_row, processed_row, run: Decoding) -> Beam:
+def extend(beam: Beam, token: int, raw_row, processed_row, run: Run) -> Beam:
     """The beam with `token` appended, and its trace step."""
     return Beam(beam.tokens + [token], beam.steps + [trace_step(token, raw_row, processed_row, run.trace_top)])
 
@@ -236,7 +238,7 @@ class BeamSearch:
     """The running state: K beams per prompt in G groups of S, their scores, and each prompt's
     (each group's) finished hypotheses. Rows are prompt-major: row b*K + k is beam k of prompt b."""
 
-    def __init__(self, run: Decoding):
+    def __init__(self, run: Run):
         o = run.options
         self.run, self.B, self.K = run, run.ids.shape[0], o.num_beams
         self.G = o.num_beam_groups if o.strategy == "diverse-beam" else 1
@@ -246,7 +248,7 @@ class BeamSearch:
         first_of_group = np.arange(self.K) % self.S == 0
         self.scores = np.tile(np.where(first_of_group, np.float32(0), NOT_STARTED), self.B)  # [B*K]
         self.beams = [Beam() for _ in range(self.B * self.K)]
-        self.finished = [[Finished(self.S, o.length_penalty) for _ in range(self.G)] for _ in range(self.B)]
+        self.finished = [[FinishedHypotheses(self.S, o.length_penalty) for _ in range(self.G)] for _ in range(self.B)]
 
     @property
     def done(self) -> bool:
@@ -255,8 +257,8 @@ class BeamSearch:
     def step(self, logits, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Choose the next beams from the logits [B*K, V]; -> (the row each new beam continues [B*K],
         its new token [B*K]). A finished group keeps its rows and is fed padding."""
-        raw = log_softmax(logits)  # [B*K, V]
-        processed = np.empty_like(raw)  # [B*K, V]
+        model_logprobs = log_softmax(logits)  # [B*K, V]
+        processed = np.empty_like(model_logprobs)  # [B*K, V]
         sources = np.arange(self.B * self.K)
         tokens = np.full(self.B * self.K, self.run.pad_token_id, dtype=np.int64)
         beams, scores = list(self.beams), self.scores.copy()
@@ -264,42 +266,42 @@ class BeamSearch:
             rows = group_rows(self.B, self.K, self.S, g)  # [B, S]
             earlier = tokens.reshape(self.B, self.K)[:, : g * self.S]  # [B, g*S]
             flat = rows.ravel()
-            processed[flat] = processed_scores(self.run, self.chain, raw[flat], self.history[flat], earlier, self.S)
-            self.check_candidates(g, flat, raw, processed, step)
+            processed[flat] = processed_scores(self.run, self.chain, model_logprobs[flat], self.history[flat], earlier, self.S)
+            self.check_candidates(g, flat, model_logprobs, processed, step)
             for b in range(self.B):
                 if not self.finished[b][g].done:
-                    self.advance(self.finished[b][g], rows[b], raw, processed, step, sources, tokens, beams, scores,
+                    self.advance(self.finished[b][g], rows[b], model_logprobs, processed, step, sources, tokens, beams, scores,
                                  where=(b, g))
         self.beams, self.scores = beams, scores
         self.history = np.concatenate([self.history[sources], tokens[:, None]], axis=1)  # [B*K, t+1]
         return sources, tokens
 
-    def check_candidates(self, g: int, flat, raw, processed, step: int):
+    def check_candidates(self, g: int, flat, model_logprobs, processed, step: int):
         """Refuse the step if, for a prompt still searching, every candidate of its group (each beam's
         running score + processed log-probs) is -inf; a single beam left without tokens is fine."""
         alive = np.isfinite(self.scores[flat]) & np.isfinite(processed[flat]).any(axis=-1)  # [B*S]
         nothing_left = np.repeat(~alive.reshape(self.B, self.S).any(axis=1), self.S)  # [B*S] per prompt
         searching = np.repeat([not self.finished[b][g].done for b in range(self.B)], self.S)
-        check_choosable(self.chain, raw[flat], self.history[flat], processed[flat], step,
+        check_choosable(self.chain, model_logprobs[flat], self.history[flat], processed[flat], step,
                         rows=np.flatnonzero(searching), nothing_left=nothing_left)
 
-    def advance(self, finished: Finished, rows, raw, processed, step: int, sources, tokens, beams, scores, where=(0, 0)):
+    def advance(self, finished: FinishedHypotheses, rows, model_logprobs, processed, step: int, sources, tokens, beams, scores, where=(0, 0)):
         """One prompt's group (rows [S]; where = (prompt, group)): its next beams written into sources,
         tokens, beams, scores. At max_new_tokens they are finished as they are."""
         total = processed[rows] + self.scores[rows, None]  # [S, V]
         group_beams = [self.beams[i] for i in rows]
-        chosen = advance_group(self.run, finished, total, group_beams, raw[rows], processed[rows], step, where)
+        chosen = advance_group(self.run, finished, total, group_beams, model_logprobs[rows], processed[rows], step, where)
         for slot, (k, token, score) in zip(rows, chosen):
             source = rows[k]
             sources[slot], tokens[slot], scores[slot] = source, token, score
-            beams[slot] = extend(self.beams[source], token, raw[source], processed[source], self.run)
-        if step == self.run.max_new_tokens - 1 and not (finished.done and follows_446(self.run)):
+            beams[slot] = extend(self.beams[source], token, model_logprobs[source], processed[source], self.run)
+        if step == self.run.max_new_tokens - 1 and not (finished.done and uses_446_beam_scorer(self.run)):
             for slot in rows:
                 entered = finished.add(float(scores[slot]), beams[slot], "length")
                 if self.run.record is not None and entered is not None:
                     tokens_so_far = beams[slot].tokens
                     self.run.record.append(BeamEvent(step, *where, tuple(tokens_so_far[:-1]), tokens_so_far[-1],
-                                                     float(raw[sources[slot], tokens_so_far[-1]]), entered, "finished"))
+                                                     float(model_logprobs[sources[slot], tokens_so_far[-1]]), entered, "finished"))
 
     def results(self) -> list[list[Hypothesis]]:
         """Each prompt's num_return_sequences best finished hypotheses (of all its groups), best first."""
@@ -307,7 +309,12 @@ class BeamSearch:
         return [best_first([h for f in groups for h in f.hyps], n) for groups in self.finished]
 
 
-def beam_search(run: Decoding) -> list[list[Hypothesis]]:
+def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
+    """KV cache rows per prompt: one per beam."""
+    return options.num_beams
+
+
+def beam_search(run: Run) -> Outcome:
     """Beam search ("beam", "beam-sample", "diverse-beam"): for each prompt, num_return_sequences
     hypotheses, best first."""
     search, model, B = BeamSearch(run), run.model, run.ids.shape[0]
@@ -321,7 +328,7 @@ def beam_search(run: Decoding) -> list[list[Hypothesis]]:
             break
         cache.reorder(sources)  # each row's keys and values now belong to the beam it holds
         logits = model.forward(tokens[:, None], cache, last_only=True).logits[:, -1]  # [B*K, V]
-    return search.results()
+    return Outcome(search.results())
 
 
 def best_first(hyps: list[Hypothesis], n: int) -> list[Hypothesis]:

@@ -22,13 +22,15 @@ pick one when fewer than k tokens are allowed and its penalty is the lowest. (Th
 generate()'s: its repetition penalty skips left padding, as transformers 5 does, where 4.46 also
 penalised the pad id in a padded row.)
 
-What this module is not: the processors (processors.py) or the other strategies (sample.py, beam.py).
+What this module is not: the processors (chain.py) or the other strategies (tokenwise.py, beam.py).
 """
 
 import numpy as np
 
-from .decoding import Decoding, Hypothesis, check_choosable, emit, largest, raw_and_processed
-from .processors import softmax
+from ..numerics import largest, log_softmax, softmax
+from .chain import check_choosable
+from .options import GenerationOptions
+from .run import Hypothesis, Outcome, Run, append_token
 
 DEFAULT_TOP_K = 4  # the paper's and transformers' examples use 4 (transformers' generate() would default to 50)
 
@@ -49,7 +51,12 @@ def degeneration_penalty(context, context_mask, candidates):
     return cosine.max(axis=1)  # [B, k]
 
 
-def contrastive_search(run: Decoding) -> list[list[Hypothesis]]:
+def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
+    """KV cache rows per prompt: the top_k candidates each look ahead in a copy of the prompt's row."""
+    return min(options.top_k or DEFAULT_TOP_K, vocab_size)
+
+
+def contrastive_search(run: Run) -> Outcome:
     """Contrastive search for every prompt row; each row gives one sequence."""
     model, options = run.model, run.options
     k = options.top_k or DEFAULT_TOP_K
@@ -68,7 +75,7 @@ def contrastive_search(run: Decoding) -> list[list[Hypothesis]]:
     context = unit(prefill.hidden)  # [B, T, C] the hidden state of every position so far
     context_mask = run.mask  # [B, T]
     for step in range(run.max_new_tokens):
-        raw, processed = raw_and_processed(run, logits, history)  # [B, V] each
+        model_logprobs, processed = log_softmax(logits), run.chain(logits, history)  # [B, V] each
         check_choosable(run.chain, logits, history, processed, step, rows=np.flatnonzero(~done))
         probs = softmax(processed)  # [B, V]
         candidates = np.stack([largest(row, k) for row in probs])  # [B, k] most probable first, ties by lower id
@@ -93,9 +100,9 @@ def contrastive_search(run: Decoding) -> list[list[Hypothesis]]:
         context_mask = np.concatenate([context_mask, np.ones((B, 1), dtype=context_mask.dtype)], axis=1)
 
         for row in np.flatnonzero(~done):
-            done[row] = emit(run, hyps[row], int(row), int(tokens[row]), raw[row], processed[row])
+            done[row] = append_token(run, hyps[row], int(row), int(tokens[row]), model_logprobs[row], processed[row])
         if done.all():
             break
         tokens[done] = run.pad_token_id  # finished rows see padding in their history, as in transformers
         history = np.concatenate([history, tokens[:, None]], axis=1)
-    return [[hyp] for hyp in hyps]
+    return Outcome([[hyp] for hyp in hyps])

@@ -38,31 +38,18 @@ it to a hub "custom_generate" repository), token for token, with three documente
     M per row, as the paper does, so that a prompt continues the same way alone or in a batch.
   Also: a list naming a layer outside [0, N) is refused (transformers drops such layers silently).
 
-What this module is not: the strategies (sample.py: greedy and sampling accept DoLa) or the processors.
+What this module is not: the strategies (tokenwise.py: greedy and sampling accept DoLa) or the processors.
+Its options are declared in options.py.
 """
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .processors import NEG_INF, log_softmax
-
-if TYPE_CHECKING:  # decoding.py imports the options, which import this module
-    from .decoding import Decoding
+from ..numerics import log_softmax
+from .link import NEG_INF
+from .run import Run
+from .scores import ScoreSource
 
 RELATIVE_TOP = 0.1  # alpha of the plausibility constraint; the paper's and transformers' value (not an option there either)
-READ_OUTS = ("raw", "lens")
-
-
-def as_dola_layers(value):
-    """dola_layers as given -> "low", "high" or a tuple of layer indices; ValueError for anything else."""
-    if isinstance(value, str) and value in ("low", "high"):
-        return value
-    if isinstance(value, (list, tuple, range)) and value and all(
-            isinstance(j, (int, np.integer)) and not isinstance(j, bool) and j >= 0 for j in value):
-        return tuple(int(j) for j in value)
-    raise ValueError(f"dola_layers must be 'low', 'high' or a non-empty list of layer indices >= 0 (0 is the "
-                     f"embeddings), such as [2, 4]; got {value!r}.")
 
 
 def premature_layers(n_layer: int, dola_layers) -> list[int]:
@@ -104,14 +91,14 @@ def contrast(final_logits, premature_logits, alpha: float = RELATIVE_TOP):
     return np.where(plausible, log_final - log_premature, NEG_INF)
 
 
-class ContrastingLayers:
+class ContrastingLayers(ScoreSource):
     """Next-token scores by DoLa, for greedy decoding and sampling.
 
     start() reads the prompts, advance(tokens [B]) one more token per row; each returns (logits [B, V],
     scores [B, V], state): the final layer's logits (the model's own distribution, which the trace and the
     score report), the DoLa scores the processor chain starts from, and {"dola_layer": M} for each row."""
 
-    def __init__(self, run: "Decoding"):
+    def __init__(self, run: Run):
         self.run = run
         self.layers = premature_layers(run.model.config.n_layer, run.options.dola_layers)
         self.read_out_name = run.options.dola_read_out or "lens"

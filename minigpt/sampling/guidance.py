@@ -23,42 +23,17 @@ forward pass with a cache of its own, and it numbers the positions of a left-pad
 the padding on, where ours count only real tokens (as generate() does for prompts): per-prompt negative
 prompts of different lengths can continue differently from transformers.
 
-What this module is not: the strategies (sample.py; greedy and sampling accept guidance) or the
-processors (processors.py).
+What this module is not: the strategies (tokenwise.py; greedy and sampling accept guidance) or the
+processors (processors.py). Its options are declared in options.py.
 """
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..model import check_vocabulary
-from .processors import check_real, log_softmax, number
-
-if TYPE_CHECKING:  # decoding.py imports the options, which import this module
-    from .decoding import Decoding
-
-MAX_GUIDANCE_SCALE = 1e3  # far beyond any useful value (the paper stops at 3), yet g * log p stays finite in float32
-
-
-def check_guidance_scale(value) -> float:
-    """guidance_scale as a float in [0, MAX_GUIDANCE_SCALE]; ValueError naming the range otherwise."""
-    return check_real("guidance_scale", value, lambda v: 0 <= v <= MAX_GUIDANCE_SCALE,
-                      f"a number in [0, {number(MAX_GUIDANCE_SCALE)}] (1 is no guidance; the paper uses 1.25 to 3)")
-
-
-def as_negative_prompts(value) -> tuple[tuple[int, ...], ...]:
-    """negative_prompt_ids as given (one prompt, a list of ids, for every prompt; or one list of ids per
-    prompt) -> a tuple of prompts. ValueError, in one sentence, for anything else."""
-    valid = "a list of token ids (one negative prompt for every prompt) or a list of such lists (one per prompt)"
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise ValueError(f"negative_prompt_ids must be {valid}; got {value!r:.80}.")
-    prompts = list(value) if value and all(isinstance(p, (list, tuple)) for p in value) else [value]
-    for p in prompts:
-        if not all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) and t >= 0 for t in p):
-            raise ValueError(f"negative_prompt_ids must be {valid}; got {value!r:.80}.")
-    return tuple(tuple(int(t) for t in p) for p in prompts)
+from ..checks import check_vocabulary
+from ..numerics import log_softmax
+from ..prompts import left_pad, unpad
+from .run import Run
+from .scores import ScoreSource
 
 
 def guided_log_probs(conditional_logits, unconditional_logits, scale: float):
@@ -67,7 +42,7 @@ def guided_log_probs(conditional_logits, unconditional_logits, scale: float):
     return np.float32(scale) * (cond - uncond) + uncond
 
 
-def unconditional_contexts(run: "Decoding") -> list[list[int]]:
+def unconditional_contexts(run: Run) -> list[list[int]]:
     """The unconditional context of each row of run.ids: the negative prompt of its prompt (an empty one
     becomes [<|endoftext|>]), or, without negative_prompt_ids, the row's last prompt token."""
     B = run.ids.shape[0]
@@ -89,21 +64,7 @@ def unconditional_contexts(run: "Decoding") -> list[list[int]]:
     return contexts
 
 
-def paired_batch(ids, mask, contexts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """The prompts ids [B, T] (mask [B, T]) stacked over their unconditional contexts, all left-padded to
-    one width W = max(T, longest context) -> ids [2B, W], mask [2B, W]."""
-    B, T = ids.shape
-    W = max(T, max(len(c) for c in contexts))
-    both = np.full((2 * B, W), pad_id, dtype=np.int64)
-    both_mask = np.zeros((2 * B, W), dtype=np.int64)
-    both[:B, W - T :], both_mask[:B, W - T :] = ids, mask
-    for row, context in enumerate(contexts):
-        both[B + row, W - len(context) :] = context
-        both_mask[B + row, W - len(context) :] = 1
-    return both, both_mask
-
-
-class Guided:
+class Guided(ScoreSource):
     """Next-token scores under classifier-free guidance, for greedy decoding and sampling.
 
     start() reads the prompts and their unconditional contexts in one forward pass; advance(tokens [B])
@@ -111,10 +72,11 @@ class Guided:
     the conditional logits (the model's own distribution, which the trace and the score report), the
     guided log-probabilities the processor chain starts from, and no per-step state."""
 
-    def __init__(self, run: "Decoding"):
+    def __init__(self, run: Run):
         self.run, self.scale = run, run.options.guidance_scale
         self.B = run.ids.shape[0]
-        self.ids, self.mask = paired_batch(run.ids, run.mask, unconditional_contexts(run), run.pad_token_id)
+        # rows [0, B) the prompts, rows [B, 2B) their unconditional contexts, all left-padded to one width
+        self.ids, self.mask = left_pad(unpad(run.ids, run.mask) + unconditional_contexts(run), run.pad_token_id)
         self.cache = run.model.new_cache(2 * self.B, self.ids.shape[1] + run.max_new_tokens)
 
     def describe(self) -> str:

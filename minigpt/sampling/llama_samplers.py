@@ -12,7 +12,7 @@ A processor that decides something per row (XTC: whether it fired; dynamic tempe
 temperature it chose) keeps it in `state`, {name: [B] array} of its last call, for the trace.
 
 What this module is not: mirostat, which picks the token itself and so is a way of choosing, not a
-processor (mirostat.py); the order of the chain (processors.build_chain).
+processor (mirostat.py); the order of the chain (chain.py).
 """
 
 import math
@@ -20,8 +20,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .decoding import largest
-from .processors import (NEG_INF, TEMPERATURE_RANGE, LogitsProcessor, check_int, check_real, number, softmax)
+from ..numerics import largest, softmax
+from .link import EVERY_STRATEGY, LLAMA_SAMPLERS, NEG_INF, SAMPLING, LogitsProcessor, Option, as_texts
+from .processors import MIN_TOKENS_TO_KEEP, TEMPERATURE, TEMPERATURE_RANGE
 
 # llama.cpp's limits on a sequence breaker: its first 40 bytes count, and a breaker's continuation
 # after its first token is at most 20 tokens long.
@@ -29,7 +30,40 @@ MAX_BREAKER_BYTES = 40
 MAX_BREAKER_TAIL = 20
 # ln of float32's largest value: DRY caps base ** exponent below it (llama.cpp's FLOAT_MAX_LOG).
 FLOAT32_MAX_LOG = 88.7228391
-MAX_DRY_PENALTY = 1e9  # processors.MAX_BIAS: a larger penalty is a ban already, and would overflow
+MAX_DRY_PENALTY = 1e9  # penalties.MAX_BIAS: a larger penalty is a ban already, and would overflow
+
+
+def as_breakers(option: Option, value) -> tuple:
+    """DRY's sequence breakers: a list of non-empty texts of at most 40 bytes each (llama.cpp's limit)."""
+    return check_breakers(as_texts(option, value))
+
+
+TOP_N_SIGMA = Option("top_n_sigma", 0.0, "keep tokens whose logit is within N standard deviations of the largest "
+                     "(0 = off)", LLAMA_SAMPLERS, SAMPLING, low=0, note="(0 turns it off)", metavar="N")
+XTC_PROBABILITY = Option("xtc_probability", 0.0, "XTC: with this probability, drop every token above the threshold "
+                         "but the least likely", LLAMA_SAMPLERS, SAMPLING, low=0, high=1, note="(0 turns it off)", metavar="P")
+XTC_THRESHOLD = Option("xtc_threshold", 0.1, "XTC: the probability at which a token counts as a top choice",
+                       LLAMA_SAMPLERS, SAMPLING, low=0, high=0.5, ends="(]", note="(above 0.5 no two tokens can reach it)",
+                       metavar="P")
+DYNATEMP_RANGE = Option("dynatemp_range", 0.0, "dynamic temperature: move T within [T - R, T + R] with the entropy "
+                        "(0 = off)", LLAMA_SAMPLERS, SAMPLING, low=0, high=TEMPERATURE_RANGE[1],
+                        note="(0 turns dynamic temperature off)", metavar="R")
+DYNATEMP_EXPONENT = Option("dynatemp_exponent", 1.0, "dynamic temperature: the exponent of the entropy ratio",
+                           LLAMA_SAMPLERS, SAMPLING, low=0, high=100, metavar="E")
+DRY_MULTIPLIER = Option("dry_multiplier", 0.0, "DRY: penalise a token that extends a repeat by M * base^(length - "
+                        "allowed) (0 = off)", LLAMA_SAMPLERS, EVERY_STRATEGY, low=0, high=1e3, note="(0 turns DRY off)",
+                        metavar="M")
+DRY_BASE = Option("dry_base", 1.75, "DRY: the base of the penalty's growth", LLAMA_SAMPLERS, EVERY_STRATEGY, low=1,
+                  high=1e3, metavar="X")
+DRY_ALLOWED_LENGTH = Option("dry_allowed_length", 2, "DRY: the longest repeat that goes unpenalised", LLAMA_SAMPLERS,
+                            EVERY_STRATEGY, kind=int, low=1, metavar="N")
+DRY_PENALTY_LAST_N = Option("dry_penalty_last_n", -1, "DRY: how many recent tokens to search for repeats (-1: all)",
+                            LLAMA_SAMPLERS, EVERY_STRATEGY, kind=int, low=-1, metavar="N")
+DRY_SEQUENCE_BREAKERS = Option("dry_sequence_breakers", ("\n", ":", "\"", "*"), "DRY: a text that repeats do not "
+                               "cross (repeatable; default \\n : \" *; 'none' for none)", LLAMA_SAMPLERS, EVERY_STRATEGY,
+                               kind=object, valid=f"a list of non-empty texts of at most {MAX_BREAKER_BYTES} bytes "
+                               "each, such as ['\\n', ':'] (an empty list for none)", normalise=as_breakers, parse=str,
+                               metavar="TEXT", repeat=True, flag_name="--dry-sequence-breaker")
 
 
 def finite_counts(logits):
@@ -47,9 +81,14 @@ class TopNSigma(LogitsProcessor):
     """
 
     name = "top_n_sigma"
+    options = (TOP_N_SIGMA,)
+
+    @classmethod
+    def from_options(cls, o, setting):
+        return cls(o["top_n_sigma"]) if o["top_n_sigma"] != 0.0 else None
 
     def __init__(self, n):
-        self.n = check_real("top_n_sigma", n, lambda v: 0 <= v < float("inf"), "a number >= 0 (0 turns it off)")
+        self.n = TOP_N_SIGMA.check(n)
 
     def params(self):
         return {"n": self.n}
@@ -79,12 +118,18 @@ class XTC(LogitsProcessor):
     """
 
     name = "xtc"
+    options = (XTC_PROBABILITY, XTC_THRESHOLD, MIN_TOKENS_TO_KEEP)
+
+    @classmethod
+    def from_options(cls, o, setting):
+        if o["xtc_probability"] == 0.0:
+            return None
+        return cls(o["xtc_probability"], o["xtc_threshold"], o["min_tokens_to_keep"], setting.rng)
 
     def __init__(self, probability, threshold, min_tokens_to_keep=1, rng=None):
-        self.probability = check_real("xtc_probability", probability, lambda v: 0 <= v <= 1, "in [0, 1] (0 turns it off)")
-        self.threshold = check_real("xtc_threshold", threshold, lambda v: 0 < v <= 0.5,
-                                    "in (0, 0.5] (above 0.5 no two tokens can reach it)")
-        self.min_tokens_to_keep = check_int("min_tokens_to_keep", min_tokens_to_keep, 1)
+        self.probability = XTC_PROBABILITY.check(probability)
+        self.threshold = XTC_THRESHOLD.check(threshold)
+        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
         self.rng = rng if rng is not None else np.random.default_rng()
         self.state = {}
 
@@ -123,13 +168,18 @@ class DynamicTemperature(LogitsProcessor):
     """
 
     name = "dynamic_temperature"
+    options = (TEMPERATURE, DYNATEMP_RANGE, DYNATEMP_EXPONENT)
+
+    @classmethod
+    def from_options(cls, o, setting):
+        if o["dynatemp_range"] == 0.0:
+            return None
+        return cls(o["temperature"], o["dynatemp_range"], o["dynatemp_exponent"])
 
     def __init__(self, t, temperature_range, exponent=1.0):
-        low, high = TEMPERATURE_RANGE
-        self.t = check_real("temperature", t, lambda v: low <= v <= high, f"a number in [{number(low)}, {number(high)}]")
-        self.range = check_real("dynatemp_range", temperature_range, lambda v: 0 < v <= high,
-                                f"a number in (0, {number(high)}] (0 turns dynamic temperature off)")
-        self.exponent = check_real("dynatemp_exponent", exponent, lambda v: 0 <= v <= 100, "a number in [0, 100]")
+        self.t = TEMPERATURE.check(t)
+        self.range = DYNATEMP_RANGE.check(temperature_range, default_ok=False)
+        self.exponent = DYNATEMP_EXPONENT.check(exponent)
         self.state = {}
 
     def params(self):
@@ -177,14 +227,24 @@ class DRY(LogitsProcessor):
     """
 
     name = "dry"
+    options = (DRY_MULTIPLIER, DRY_BASE, DRY_ALLOWED_LENGTH, DRY_PENALTY_LAST_N, DRY_SEQUENCE_BREAKERS)
+
+    @classmethod
+    def from_options(cls, o, setting):
+        breakers = check_breakers(o["dry_sequence_breakers"])
+        if o["dry_multiplier"] == 0.0:
+            return None
+        tok = setting.tokenizer
+        return cls(o["dry_multiplier"], o["dry_base"], o["dry_allowed_length"], o["dry_penalty_last_n"],
+                   sequence_breaker_tokens(tok, breakers, setting.vocab_size) if tok else (),
+                   prompt_ignore_length=setting.pad_lengths, breaker_texts=breakers if tok else ())
 
     def __init__(self, multiplier, base=1.75, allowed_length=2, penalty_last_n=-1, breakers=(), prompt_ignore_length=None,
                  breaker_texts=()):
-        self.multiplier = check_real("dry_multiplier", multiplier, lambda v: 0 <= v <= 1e3,
-                                     "a number in [0, 1e3] (0 turns DRY off)")
-        self.base = check_real("dry_base", base, lambda v: 1 <= v <= 1e3, "a number in [1, 1e3]")
-        self.allowed_length = check_int("dry_allowed_length", allowed_length, 1)
-        self.penalty_last_n = check_int("dry_penalty_last_n", penalty_last_n, -1)
+        self.multiplier = DRY_MULTIPLIER.check(multiplier)
+        self.base = DRY_BASE.check(base)
+        self.allowed_length = DRY_ALLOWED_LENGTH.check(allowed_length)
+        self.penalty_last_n = DRY_PENALTY_LAST_N.check(penalty_last_n)
         self.breakers = {}  # head token -> the tails (token tuples) that complete a breaker after it
         for seq in breakers:
             head, *tail = [int(i) for i in seq]

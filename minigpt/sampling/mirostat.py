@@ -17,29 +17,49 @@ The candidates are the finite logits it is given, i.e. what the processor chain 
 the logit difference x_i - x_{i+1}, equal to ln(p_i / p_{i+1}) but without underflow. When s_hat is 0
 or undefined (ties, one candidate), k is taken as every candidate.
 
-What this module is not: a logit processor. Mirostat chooses the token and learns from it, so it takes the
-place of the final draw (sample.py), as it is the last sampler of llama.cpp's chain.
+What this module is not: a logit processor. Mirostat chooses the token and learns from it, so it is a
+chooser (choosers.py), the last link of the chain in place of the plain draw, as in llama.cpp's chain.
 """
 
 import numpy as np
 
-from .decoding import draw, largest
-from .processors import NEG_INF, check_int, check_real, softmax
+from ..checks import check_int
+from ..numerics import draw, largest, softmax
+from .link import LLAMA_SAMPLERS, NEG_INF, Option
 
-M = 100  # tokens of the Zipf fit (llama.cpp's m)
+ZIPF_FIT_TOKENS = 100  # the most probable tokens the Zipf exponent is fitted on (llama.cpp's m)
+
+MIROSTAT = Option("mirostat", 0, "mirostat: 1 or 2, the version; it steers each token's surprise towards tau and "
+                  "replaces the draw (0 = off)", LLAMA_SAMPLERS, ("sample",), kind=int, low=0, high=2,
+                  valid="0 (off), 1 or 2", metavar="V")
+MIROSTAT_TAU = Option("mirostat_tau", 5.0, "mirostat: the target surprise, in bits", LLAMA_SAMPLERS, ("sample",),
+                      low=0, high=100, ends="(]", metavar="BITS")
+MIROSTAT_ETA = Option("mirostat_eta", 0.1, "mirostat: how fast mu follows the error", LLAMA_SAMPLERS, ("sample",),
+                      low=0, high=1, metavar="X")
 
 
 class Mirostat:
-    """The mirostat state of B rows: `mu` [B] float32, and the truncation and update rules above."""
+    """The mirostat state of B rows, `mu` [B] float32, and the truncation and update rules above; a chooser
+    (choosers.py): narrow truncates by mu, choose draws from what is left, accept moves mu."""
 
-    def __init__(self, version, tau=5.0, eta=0.1, vocab_size=50257, rows=1):
-        if version not in (1, 2) or isinstance(version, bool):
-            raise ValueError(f"mirostat must be 0 (off), 1 or 2, got {version!r}.")
-        self.version = version
-        self.tau = check_real("mirostat_tau", tau, lambda v: 0 < v <= 100, "a number of bits in (0, 100]")
-        self.eta = check_real("mirostat_eta", eta, lambda v: 0 <= v <= 1, "in [0, 1]")
+    options = (MIROSTAT, MIROSTAT_TAU, MIROSTAT_ETA)
+
+    @classmethod
+    def from_options(cls, o, setting):
+        if o["mirostat"] == 0:
+            return None
+        return cls(o["mirostat"], o["mirostat_tau"], o["mirostat_eta"], setting.vocab_size or 50257, setting.rows,
+                   setting.rng)
+
+    def __init__(self, version, tau=5.0, eta=0.1, vocab_size=50257, rows=1, rng=None):
+        self.version = MIROSTAT.check(version, default_ok=False)
+        if self.version == 0:
+            raise ValueError(f"mirostat must be {MIROSTAT.valid} to build a mirostat chooser, got {version!r}.")
+        self.tau = MIROSTAT_TAU.check(tau)
+        self.eta = MIROSTAT_ETA.check(eta)
         self.vocab_size = check_int("vocab_size", vocab_size, 1)
         self.mu = np.full(rows, np.float32(2 * self.tau), dtype=np.float32)  # [B]
+        self.rng = rng
 
     @property
     def name(self):
@@ -48,9 +68,12 @@ class Mirostat:
     def __repr__(self):
         return f"{self.name}(tau={self.tau!r}, eta={self.eta!r})"
 
+    def describe(self) -> str:
+        return repr(self)
+
     def top_k(self, x, mu, n):
-        """v1's k for one row of n candidates, x [min(M, n)] the largest of their logits, sorted descending."""
-        pairs = min(M - 1, n - 1)
+        """v1's k for one row of n candidates, x [min(ZIPF_FIT_TOKENS, n)] the largest of their logits, sorted descending."""
+        pairs = min(ZIPF_FIT_TOKENS - 1, n - 1)
         if pairs < 1:
             return n
         i = np.arange(1, pairs + 1, dtype=np.float32)
@@ -74,7 +97,7 @@ class Mirostat:
             return np.where(keep & (count > 0)[:, None], logits, NEG_INF)
         out = np.full_like(logits, NEG_INF)
         for row in np.flatnonzero(count):
-            top = largest(logits[row], min(M, count[row]))  # the most probable candidates, in order
+            top = largest(logits[row], min(ZIPF_FIT_TOKENS, count[row]))  # the most probable candidates, in order
             keep = self.top_k(logits[row, top], self.mu[row], int(count[row]))
             kept = top[:keep] if keep <= top.size else largest(logits[row], keep)
             out[row, kept] = logits[row, kept]
@@ -87,19 +110,22 @@ class Mirostat:
         self.mu[rows] -= np.float32(self.eta) * (surprise - np.float32(self.tau))
         return surprise
 
-    def choose(self, logits, rng, rows=None, forced=None):
-        """Truncate, draw one token per row (or take `forced` [B]), update mu.
-        -> (tokens [B], truncated logits [B, V], state: {name: [B] array} for the trace)."""
-        rows = np.arange(logits.shape[0]) if rows is None else np.asarray(rows)
+    def narrow(self, scores):
+        """The candidates each row's mu allows (truncate); what the draw and the trace then see."""
+        return self.truncate(scores)
+
+    def choose(self, truncated, rows):
+        """One token per given row [B], drawn from the truncated distribution (0 for the other rows)."""
+        probs = softmax(truncated)
+        tokens = np.zeros(truncated.shape[0], dtype=np.int64)
+        for row in rows:
+            tokens[row] = draw(probs[row], self.rng)
+        return tokens
+
+    def accept(self, truncated, tokens, rows) -> dict:
+        """Move mu for the given rows; -> {name: [B]} the mu each row was truncated by, and its surprise."""
+        rows = np.asarray(rows, dtype=np.int64)
         mu_used = self.mu.copy()
-        truncated = self.truncate(logits)  # [B, V]
-        if forced is not None:
-            tokens = np.asarray(forced, dtype=np.int64).copy()
-        else:
-            probs = softmax(truncated)
-            tokens = np.zeros(logits.shape[0], dtype=np.int64)
-            for row in rows:
-                tokens[row] = draw(probs[row], rng)
-        surprise = np.zeros(logits.shape[0], dtype=np.float32)
-        surprise[rows] = self.observe(truncated, tokens, rows)
-        return tokens, truncated, {"mirostat_mu": mu_used, "mirostat_surprise": surprise}
+        surprise = np.zeros(truncated.shape[0], dtype=np.float32)
+        surprise[rows] = self.observe(truncated, np.asarray(tokens), rows)
+        return {"mirostat_mu": mu_used, "mirostat_surprise": surprise}

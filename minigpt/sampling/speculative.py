@@ -6,7 +6,7 @@
 
 Each round emits between 1 and K + 1 tokens for a single pass of the big model, which is where the
 speed comes from (Leviathan, Kalman & Matias 2023, "Fast Inference from Transformers via Speculative
-Decoding", ICML; Chen et al. 2023, "Accelerating Large Language Model Decoding with Speculative
+Run", ICML; Chen et al. 2023, "Accelerating Large Language Model Run with Speculative
 Sampling"). transformers calls it assisted generation (generate(assistant_model=...)).
 
 Greedy (do_sample False): d_i is the draft's argmax. Walking i = 1 .. K, d_i is accepted while it equals
@@ -37,11 +37,13 @@ import numpy as np
 
 from ..checkpoint import load
 from ..model import GPT2
-from .decoding import Decoding, Hypothesis, check_choosable, draw, emit, raw_and_processed
-from .processors import softmax
+from ..numerics import draw, log_softmax, softmax
+from .chain import check_choosable
+from .options import GenerationOptions
+from .run import Hypothesis, Outcome, Run, append_token
 
 
-def draft_model(run: Decoding) -> GPT2:
+def draft_model(run: Run) -> GPT2:
     """options.draft_model as a GPT2 (loaded if it is a name or a path), checked against the target."""
     draft = run.options.draft_model
     if not isinstance(draft, GPT2):
@@ -55,12 +57,12 @@ def draft_model(run: Decoding) -> GPT2:
 class Distributions:
     """What a model says about a run of positions, each processed with its own history."""
 
-    def __init__(self, run: Decoding, logits, histories):
+    def __init__(self, run: Run, logits, histories):
         """logits [n, V]; histories: n token lists, the text before each position."""
         self.run, self.logits, self.histories = run, logits, histories
-        pairs = [raw_and_processed(run, logits[i : i + 1], np.array([h])) for i, h in enumerate(histories)]
-        self.raw = np.concatenate([raw for raw, _ in pairs])  # [n, V] raw log-probabilities
-        self.processed = np.concatenate([processed for _, processed in pairs])  # [n, V] after every processor
+        self.model_logprobs = log_softmax(logits)  # [n, V] the model's own log-probabilities
+        self.processed = np.concatenate([run.chain(logits[i : i + 1], np.array([h]))  # [n, V] after the chain
+                                         for i, h in enumerate(histories)])
         self.probs = softmax(self.processed).astype(np.float64)  # [n, V]
 
     def check(self, i: int):
@@ -74,7 +76,7 @@ class Distributions:
         check_choosable(self.run.chain, self.logits[i : i + 1], history, self.processed[i : i + 1], step)
 
 
-def propose(run: Decoding, draft: GPT2, cache, sequence: list[int], n: int):
+def propose(run: Run, draft: GPT2, cache, sequence: list[int], n: int):
     """n draft tokens after `sequence`, one draft pass each, and the distributions q they were taken from.
 
     The draft's cache holds a prefix of `sequence`; the rest is fed with the first pass. Drafting stops
@@ -94,7 +96,7 @@ def propose(run: Decoding, draft: GPT2, cache, sequence: list[int], n: int):
     return tokens, np.array(q)
 
 
-def verify(run: Decoding, drafts: list[int], q, target: Distributions) -> list[int]:
+def verify(run: Run, drafts: list[int], q, target: Distributions) -> list[int]:
     """The tokens to emit: the accepted drafts, then one token of the target's (a correction or the bonus;
     no bonus where the processors leave no token, which the next round's draft then reports).
 
@@ -114,8 +116,13 @@ def verify(run: Decoding, drafts: list[int], q, target: Distributions) -> list[i
     return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
 
 
-def speculative_decoding(run: Decoding) -> list[list[Hypothesis]]:
-    """Speculative decoding of one prompt; run.stats gets drafted, accepted and acceptance_rate."""
+def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
+    """KV cache rows per prompt: one (and one in the draft model's cache)."""
+    return 1
+
+
+def speculative_decoding(run: Run) -> Outcome:
+    """Speculative decoding of one prompt; its stats are drafted, accepted and acceptance_rate."""
     if run.ids.shape[0] != 1:
         raise ValueError(f"speculative decoding takes one prompt at a time (got {run.ids.shape[0]}): each prompt "
                          f"accepts a different number of drafted tokens per round; call generate once per prompt.")
@@ -132,7 +139,7 @@ def speculative_decoding(run: Decoding) -> list[list[Hypothesis]]:
         model.forward(np.array([prompt[:-1]]), target_cache)
     sequence, hyp = list(prompt), Hypothesis(tokens=[], score=0.0)
     drafted = accepted = 0
-    run.stats.update(drafted=0, accepted=0, acceptance_rate=0.0)
+    stats = dict(drafted=0, accepted=0, acceptance_rate=0.0)
     while len(hyp.tokens) < run.max_new_tokens:
         n = min(K, run.max_new_tokens - len(hyp.tokens) - 1)  # never draft past max_new_tokens
         drafts, q = propose(run, draft, draft_cache, sequence, n)
@@ -146,14 +153,14 @@ def speculative_decoding(run: Decoding) -> list[list[Hypothesis]]:
             target.check(0)
         ended = emitted == drafts  # all accepted, and no bonus token (after end-of-text, or nothing allowed)
         drafted, accepted = drafted + len(drafts), accepted + len(emitted) - (0 if ended else 1)
-        run.stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
+        stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
 
         for i, token in enumerate(emitted):
-            if emit(run, hyp, 0, token, target.raw[i], target.processed[i]) or len(hyp.tokens) == run.max_new_tokens:
-                return [[hyp]]
+            if append_token(run, hyp, 0, token, target.model_logprobs[i], target.processed[i]) or len(hyp.tokens) == run.max_new_tokens:
+                return Outcome([[hyp]], stats=stats)
 
         # Forget the rejected drafts: each cache keeps only what is now part of the text.
         target_cache.crop(len(sequence) + len(emitted) - 1)  # all but the last emitted token
         draft_cache.crop(min(draft_cache.length, len(sequence) + len(emitted) - 1))
         sequence += emitted
-    return [[hyp]]
+    return Outcome([[hyp]], stats=stats)

@@ -1,0 +1,76 @@
+"""Checking a value before it is used: each refusal is one sentence that names the value and what it takes.
+
+Every layer above checks its input with these few functions, so that a bad number, a bad list of token
+ids or an id outside the vocabulary is refused in the same words wherever it is given. They raise
+ValueError; nothing here prints or exits.
+
+What this module is not: the declarations of the generation options (sampling/link.py holds `Option`,
+which uses these checks) or the checks of a checkpoint's file (checkpoint.py, config.py).
+"""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+
+def number(x: float) -> str:
+    """1e+09 -> 1e9, 0.001 -> 0.001: a range bound as a person writes it."""
+    return f"{x:g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+
+
+def is_integer(value) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_real(parameter, value, ok, valid):
+    """A real number for which ok(value) holds, as a Python float; otherwise ValueError naming the range."""
+    if not isinstance(value, Real) or isinstance(value, bool) or math.isnan(value) or not ok(value):
+        raise ValueError(f"{parameter} must be {valid}, got {value!r}.")
+    return float(value)
+
+
+def check_int(parameter, value, minimum):
+    """An integer >= minimum, as a Python int; otherwise ValueError."""
+    if not is_integer(value) or value < minimum:
+        raise ValueError(f"{parameter} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def as_token_ids(parameter, token_ids) -> list[int]:
+    """One list of token ids (a list, tuple, range or 1-D array of integers >= 0) as Python ints; otherwise
+    ValueError naming `parameter`. The one test of "is this a list of token ids" that every caller uses."""
+    if isinstance(token_ids, np.ndarray):
+        if token_ids.ndim != 1:
+            raise ValueError(f"{parameter} must be a list of integer token ids, got an array of shape {token_ids.shape}.")
+        token_ids = token_ids.tolist()
+    if isinstance(token_ids, (str, bytes, dict)) or not hasattr(token_ids, "__iter__"):
+        raise ValueError(f"{parameter} must be a list of integer token ids, got {token_ids!r:.80}.")
+    token_ids = list(token_ids)
+    if not all(is_integer(i) and i >= 0 for i in token_ids):
+        raise ValueError(f"{parameter} must hold integer token ids >= 0, got {token_ids!r:.80}.")
+    return [int(i) for i in token_ids]
+
+
+def is_token_list(value) -> bool:
+    """Whether a value is shaped like one list of token ids (as opposed to a list of such lists)."""
+    return isinstance(value, (list, tuple, range, np.ndarray)) and not any(
+        isinstance(v, (list, tuple, range, np.ndarray)) for v in value)
+
+
+def check_token_ids(parameter, token_ids, vocab_size):
+    """Raise ValueError naming the ids outside [0, vocab_size)."""
+    outside = sorted({int(i) for i in token_ids if not 0 <= i < vocab_size})
+    if outside:
+        raise ValueError(f"{parameter} has token ids outside [0, {vocab_size}): {outside}.")
+
+
+def check_vocabulary(ids, vocab_size: int):
+    """Every token id must index the embedding matrix: 0 <= id < vocab_size."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        bad = ids[(ids < 0) | (ids >= vocab_size)][0]
+        raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={vocab_size} (ids 0 to "
+                         f"{vocab_size - 1}); give ids below {vocab_size}, or text to a model with GPT-2's full "
+                         f"vocabulary of 50257 tokens.")

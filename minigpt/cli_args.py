@@ -1,0 +1,32 @@
+"""The command line's text as values: argparse types that refuse in one line, and text from the OS.
+
+What this module is not: the commands (cli.py, cli_plot.py) or the options' declarations (sampling/link.py,
+whose `Option.from_text` reads an option's flag; `argument_type` turns that into an argparse type).
+"""
+
+import argparse
+
+from .sampling.link import parse_int, parse_real
+
+
+def command_line_text(text: str) -> str:
+    """Bytes the OS handed over that are not UTF-8 arrive as lone surrogates; make them U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def argument_type(parse, name: str):
+    """parse(text) as an argparse type: its ValueError becomes argparse's one-line usage error; text it
+    returns is cleaned of what the OS could not decode."""
+    def convert(text: str):
+        try:
+            value = parse(command_line_text(text))
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return command_line_text(value) if isinstance(value, str) else value
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
+integer = argument_type(parse_int, "integer")
+real = argument_type(parse_real, "real")

@@ -1,0 +1,135 @@
+"""One generate() call as the strategies see it: its context (`Run`), what it returns (`Hypothesis`,
+`Outcome`), the per-step trace (`Step`) and the stop strings.
+
+A strategy is a function `strategy(run: Run) -> Outcome`: for each prompt row, its returned sequences,
+best first. Each chosen token goes through `append_token`, which scores it, traces it, streams it to
+`run.on_token` and says whether the sequence has ended (end-of-text, or a stop string in the text).
+
+What this module is not: the strategies themselves (tokenwise.py, beam.py, contrastive.py, speculative.py)
+or where their next-token scores come from (scores.py).
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..model import GPT2
+from ..numerics import largest, log_normalizer
+from ..tokenizer import Tokenizer
+from .chain import LogitsChain
+from .options import GenerationOptions
+
+
+@dataclass
+class Step:
+    """One generated token, as the trace shows it."""
+    token: int
+    logprob: float  # log p(token) under the model's own distribution, before the chain
+    candidates: list[tuple[int, float]]  # after the chain: the distribution it was chosen from, (id, p), most probable first
+    raw_candidates: list[tuple[int, float]] = field(default_factory=list)  # before the chain: the model's own, (id, p)
+    state: dict = field(default_factory=dict)  # what a stateful link decided at this step (mirostat's mu), by name
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # new tokens only; ends with end-of-text if that was chosen
+    score: float  # greedy, sampling, contrastive, speculative: the sum of the tokens' log-probabilities under the
+                  # model; beam strategies: the beam score, sum of processed log-probabilities / length ** length_penalty
+    finish_reason: str = "length"  # "eos", "stop" (a stop string) or "length"
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What a strategy returns."""
+    hypotheses: list[list[Hypothesis]]  # for each prompt row, its returned sequences, best first
+    scores_from: str = ""  # what the chain started from when not the model's logits (guidance, DoLa)
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+
+
+class StopStrings:
+    """Stop a row once its generated text contains one of the stop strings, even when the string
+    spans several tokens. The returned text ends before the stop string."""
+
+    def __init__(self, stops, tokenizer: Tokenizer, batch_size: int):
+        self.stops = tuple(stops)
+        self.tokenizer = tokenizer
+        self.generated = [bytearray() for _ in range(batch_size)]
+
+    def add(self, row: int, token: int) -> bool:
+        """Record a new token of `row`; True if its text now holds a stop string."""
+        if token < self.tokenizer.n_vocab:
+            self.generated[row] += self.tokenizer.token_bytes(token)
+        text = self.generated[row].decode("utf-8", errors="replace")
+        return any(s in text for s in self.stops)
+
+    def cut(self, text: str) -> str:
+        """The text before the first stop string in it."""
+        ends = [text.find(s) for s in self.stops if s in text]
+        return text[: min(ends)] if ends else text
+
+
+@dataclass
+class Run:
+    """Everything a strategy needs for one generate() call."""
+    model: GPT2
+    ids: np.ndarray  # [B, T] the prompts, padded on the left with the pad id
+    mask: np.ndarray  # [B, T] 1 for a real token, 0 for padding
+    options: GenerationOptions
+    chain: LogitsChain  # the chain for the rows of `ids`, its chooser last
+    eos_token_id: int
+    pad_token_id: int
+    rng: np.random.Generator
+    trace_top: int = 10
+    chain_for_copies: Callable[[int], LogitsChain] | None = None  # the chain for rows holding n copies of each prompt
+    on_token: Callable[[int, int], None] | None = None  # (row, token) as soon as a token is chosen
+    stop: StopStrings | None = None
+    record: list | None = None  # beam search appends a BeamEvent for every candidate it weighs (inspection.beam_tree)
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.options.max_new_tokens
+
+    def new_cache(self, batch_size: int):
+        return self.model.new_cache(batch_size, self.ids.shape[1] + self.max_new_tokens)
+
+
+def top_candidates(scores, top: int, log_total: float = 0.0) -> list[tuple[int, float]]:
+    """The `top` most probable tokens of the distribution p = exp(scores - log_total) over [V], as (id, p),
+    most probable first (ties by id), zero-probability ones left out. Only the chosen are exponentiated."""
+    if top <= 0:
+        return []
+    best = largest(scores, top)
+    probs = np.exp(scores[best] - log_total)
+    return [(int(i), float(p)) for i, p in zip(best, probs) if p > 0]
+
+
+def trace_step(token: int, model_logprobs, processed, top: int) -> Step:
+    """A Step for `token`: model_logprobs [V] (log-softmax of the model's logits), processed [V] (after the
+    chain); the top candidates before the chain (exp(model_logprobs)) and after it (softmax(processed))."""
+    step = Step(token=int(token), logprob=float(model_logprobs[token]), candidates=[])
+    if top > 0:
+        step.raw_candidates = top_candidates(model_logprobs, top)
+        log_total = log_normalizer(processed)
+        if log_total > -np.inf:  # every token masked: nothing to show
+            step.candidates = top_candidates(processed, top, log_total)
+    return step
+
+
+def append_token(run: Run, hyp: Hypothesis, row: int, token: int, model_logprobs, processed, state=None) -> bool:
+    """Append a chosen token to a row's hypothesis: add its log-probability to the score, trace it (with
+    `state`, if given, in Step.state), stream it to run.on_token. True when the token ends the sequence:
+    end-of-text, or a stop string now in the text."""
+    hyp.tokens.append(token)
+    hyp.score += float(model_logprobs[token])
+    hyp.steps.append(trace_step(token, model_logprobs, processed, run.trace_top))
+    if state:
+        hyp.steps[-1].state.update(state)
+    if run.on_token:
+        run.on_token(row, token)
+    if token == run.eos_token_id:
+        hyp.finish_reason = "eos"
+    elif run.stop and run.stop.add(row, token):
+        hyp.finish_reason = "stop"
+    return hyp.finish_reason != "length"
