@@ -43,7 +43,8 @@ def as_token_ids(parameter, token_ids) -> list[int]:
     ValueError naming `parameter`. The one test of "is this a list of token ids" that every caller uses."""
     if isinstance(token_ids, np.ndarray):
         if token_ids.ndim != 1:
-            raise ValueError(f"{parameter} must be a list of integer token ids, got an array of shape {token_ids.shape}.")
+            raise ValueError(f"{parameter} must be a list of integer token ids, got an array of shape "
+                             f"{token_ids.shape}.")
         token_ids = token_ids.tolist()
     if isinstance(token_ids, (str, bytes, dict)) or not hasattr(token_ids, "__iter__"):
         raise ValueError(f"{parameter} must be a list of integer token ids, got {token_ids!r:.80}.")

@@ -70,19 +70,24 @@ def add_generate_command(sub, model_help: str):
     groups = {name: g.add_argument_group(f"{name} options") for name in GROUPS}
     groups["strategy"].add_argument(
         "--strategy", default="greedy", choices=list(STRATEGIES), metavar="NAME",
-        help="how the next token is chosen (default greedy): " + "; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()))
+        help="how the next token is chosen (default greedy): "
+             "" + "; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()))
     for option in REGISTRY:
         add_option(groups[option.group], option)
     groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
                                      type=command_line_text, help="a text never to generate (repeatable)")
     output = groups["output"]
     output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
-    output.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the candidates")
-    output.add_argument("--trace-top", type=integer, default=10, metavar="N", help="candidates per traced step (default 10)")
+    output.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the "
+                                                             "candidates")
+    output.add_argument("--trace-top", type=integer, default=10, metavar="N", help="candidates per traced step "
+                                                                                   "(default 10)")
     output.add_argument("--show-candidates", type=integer, default=0, metavar="K",
-                        help="after the text: the processor chain, then each step's top K candidates before and after it")
+                        help="after the text: the processor chain, then each step's top K candidates before and after "
+                             "it")
     output.add_argument("--truncate-prompt", action="store_true",
-                        help="keep only the end of a prompt too long for the context (n_positions - max_new_tokens tokens)")
+                        help="keep only the end of a prompt too long for the context (n_positions - max_new_tokens "
+                             "tokens)")
     g.set_defaults(run=cmd_generate)
 
 
@@ -93,7 +98,8 @@ def cmd_generate(args):
     prompt_ids = tok.encode(prompt)
     options = generation_options(args, tok)
     if args.show_candidates < 0:
-        raise ValueError(f"--show-candidates takes how many candidates to show per step (1 or more), got {args.show_candidates}.")
+        raise ValueError("--show-candidates takes how many candidates to show per step (1 or more), got "
+                         f"{args.show_candidates}.")
     trace_top = args.trace_top if args.trace else 0
     if args.show_candidates:
         trace_top = max(trace_top, args.show_candidates)
@@ -219,7 +225,8 @@ class Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text.")
     sub = p.add_subparsers(dest="command", required=True)
-    model_help = "a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id, a folder or a .safetensors file"
+    model_help = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id, a folder or a "
+                  ".safetensors file")
     add_generate_command(sub, model_help)
 
     t = sub.add_parser("tokenize", help="show the tokens of a text: id, bytes, text")
@@ -239,7 +246,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="one prompt through several decoding strategies, side by side")
     c.add_argument("prompt")
     c.add_argument("--run", action="append", dest="runs", metavar="SPEC",
-                   help=f"a strategy and its options, such as 'sample top_p=0.9 temperature=0.8', or one of the classic "
+                   help="a strategy and its options, such as 'sample top_p=0.9 temperature=0.8', or one of the "
+                        "classic "
                         f"runs ({', '.join(CLASSIC)}); repeatable; default: the classic five")
     c.add_argument("--model", default="gpt2", help=model_help)
     c.add_argument("--max-new-tokens", type=integer, default=40, metavar="N", help="(default 40)")
@@ -268,7 +276,8 @@ def main(argv=None) -> int:
             args.run(args)
     except UnicodeEncodeError as e:  # a ValueError, but the fix is the terminal's, not the input's
         print(f"minigpt: error: the output holds {e.object[e.start:e.end]!r}, which this terminal's encoding "
-              f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1) and run again.", file=sys.stderr)
+              f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1) and run "
+              "again.", file=sys.stderr)
         return 1
     except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
         print(f"minigpt: error: {e}", file=sys.stderr)

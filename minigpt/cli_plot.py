@@ -8,7 +8,6 @@
 Like cli.py, it parses, calls the library and prints the file it wrote; nothing here computes.
 """
 
-import argparse
 from pathlib import Path
 
 from . import inspection, plots
@@ -46,11 +45,13 @@ def cmd_plot_probs(args):
 def cmd_plot_beam_tree(args):
     tok, model = Tokenizer(), load(args.model)
     options = {"no_repeat_ngram_size": args.no_repeat_ngram_size} if args.no_repeat_ngram_size else {}
-    tree = inspection.beam_tree(model, plot_prompt(args, tok), num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+    tree = inspection.beam_tree(model, plot_prompt(args, tok), num_beams=args.num_beams,
+                                max_new_tokens=args.max_new_tokens,
                                 length_penalty=args.length_penalty, early_stopping=args.early_stopping, **options)
     settings = (f"num_beams = {args.num_beams}, length_penalty = {args.length_penalty:g}, early_stopping = "
                 f"{args.early_stopping}" + "".join(f", {k} = {v}" for k, v in options.items()))
-    plots.plot_beam_tree(tree, plot_title(args, "beam search", settings), args.out, tokenizer=tok, color_by=args.color_by)
+    plots.plot_beam_tree(tree, plot_title(args, "beam search", settings), args.out, tokenizer=tok,
+                         color_by=args.color_by)
     print(args.out)
 
 
@@ -84,7 +85,8 @@ def add_plot_commands(sub, model_help: str):
         v.set_defaults(run=run)
         return v
 
-    v = view("probs", "the next-token distribution: the top N tokens, the cut-offs, temperatures", cmd_plot_probs, "probs.png")
+    v = view("probs", "the next-token distribution: the top N tokens, the cut-offs, "
+                      "temperatures", cmd_plot_probs, "probs.png")
     v.add_argument("--temperature", type=real, nargs="+", default=[1.0], metavar="T",
                    help="one or more temperatures, overlaid (default 1)")
     v.add_argument("--top-k", type=integer, metavar="K")
@@ -98,7 +100,8 @@ def add_plot_commands(sub, model_help: str):
     v.add_argument("--num-beams", type=integer, default=3, metavar="N", help="(default 3)")
     v.add_argument("--max-new-tokens", type=integer, default=5, metavar="N", help="(default 5)")
     v.add_argument("--length-penalty", type=real, default=1.0, metavar="X", help="(default 1)")
-    v.add_argument("--early-stopping", type=early_stopping, default=False, metavar="true|false|never", help="(default false)")
+    v.add_argument("--early-stopping", type=early_stopping, default=False, metavar="true|false|never",
+                   help="(default false)")
     v.add_argument("--no-repeat-ngram-size", type=integer, default=0, metavar="N")
     v.add_argument("--color-by", choices=("probability", "score"), default="probability",
                    help="colour a node by p(token | beam) or by its beam score (default probability)")

@@ -154,6 +154,7 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
         eos = model.config.eos_token_id if built.eos_token_id is None else built.eos_token_id  # generate()'s rule
         text_tokens = [t for t in tokens if t != eos]
         results.append(Comparison(
-            spec=spec, options=opts, tokens=tokens, text=out.texts[0], logprob=float(sum(step.logprob for step in steps)),
+            spec=spec, options=opts, tokens=tokens, text=out.texts[0],
+            logprob=float(sum(step.logprob for step in steps)),
             distinct={n: distinct_n(text_tokens, n) for n in ns}, finish_reason=out.finish_reasons[0]))
     return results

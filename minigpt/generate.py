@@ -75,7 +75,8 @@ def check_memory(model: GPT2, rows: int, length: int):
     if need > memory:
         raise ValueError(f"this call needs a KV cache of {number(need / 2**30)} GiB ({number(rows)} rows of {length} "
                          f"positions), more than this machine's {number(memory / 2**30)} GiB of memory; ask for fewer "
-                         f"sequences or beams (num_return_sequences, num_beams, top_k), fewer prompts or fewer new tokens.")
+                         "sequences or beams (num_return_sequences, num_beams, top_k), fewer prompts or fewer new "
+                         "tokens.")
 
 
 @lru_cache(maxsize=1)
@@ -141,7 +142,8 @@ def pack_output(run: Run, outcome: Outcome, prompts: list[list[int]], tokenizer:
 
 
 def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=None,
-             on_token: Callable[[int, int], None] | None = None, trace_top: int = 10, tokenizer: Tokenizer | None = None,
+             on_token: Callable[[int, int], None] | None = None, trace_top: int = 10,
+             tokenizer: Tokenizer | None = None,
              truncate_prompt: bool = False, record: list | None = None, **options) -> GenerationOutput:
     """Continue each prompt by the named strategy.
 

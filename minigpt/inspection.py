@@ -102,7 +102,8 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
     logits = model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True).logits[:, -1]  # [1, V]
     V = logits.shape[-1]
     tokens = largest(logits[0], top)  # [N] most probable first, ties by id
-    cutoffs = {name: value for name, value in (("top_k", top_k), ("top_p", top_p), ("min_p", min_p)) if value is not None}
+    given = (("top_k", top_k), ("top_p", top_p), ("min_p", min_p))
+    cutoffs = {name: value for name, value in given if value is not None}
     processors = {"top_k": TopK, "top_p": TopP, "min_p": MinP}
     alone = {name: processors[name](value) for name, value in cutoffs.items()}  # checks each value
     settings = dict(top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, min_p=min_p or 0.0)
@@ -144,7 +145,8 @@ class LogitLens:
     """What each layer would predict: at layer l and position t, the most probable next token read out of
     the residual stream as if the remaining blocks were skipped."""
     tokens: list[int]  # [T] the prompt
-    top_tokens: np.ndarray  # [L+1, T] int64: row 0 reads the embeddings, row l the output of block l-1, row L the model's output
+    # [L+1, T] int64: row 0 reads the embeddings, row l the output of block l-1, row L the model's output
+    top_tokens: np.ndarray
     top_probs: np.ndarray  # [L+1, T] float32: their probabilities, softmax(unembed(ln_f(residual)))
 
 
@@ -183,7 +185,7 @@ class BeamNode:
     tokens: tuple[int, ...]  # the new tokens from the prompt to here, this node's token last
     step: int  # 0 = the first new token; -1 for the root
     prob: float  # p(token | the tokens before) under the model's raw distribution
-    score: float  # the beam score: the running sum of processed log-probs; a finished hypothesis's is / n ** length_penalty
+    score: float  # the beam score: the running sum of processed log-probs (finished: / n ** length_penalty)
     status: str  # "running" (a beam after this step), "finished" (a hypothesis), "pruned" (weighed, not kept), "root"
     group: int = 0  # diverse beam search's group
     result: int | None = None  # the rank (0 = best) of the returned sequence whose path goes through it
@@ -248,5 +250,5 @@ def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.
                     options=settings)
 
 
-__all__ = ["token_logprobs", "perplexity", "NextTokenDistribution", "next_token_distribution", "LogitLens", "logit_lens", "attention_maps",
-           "BeamNode", "BeamTree", "beam_tree"]
+__all__ = ["token_logprobs", "perplexity", "NextTokenDistribution", "next_token_distribution", "LogitLens",
+           "logit_lens", "attention_maps", "BeamNode", "BeamTree", "beam_tree"]

@@ -167,8 +167,8 @@ class ForwardResult:
     logits: np.ndarray  # [B, T, V] float32, or [B, 1, V] with last_only
     hidden: np.ndarray  # [B, T, C] float32: the final hidden state, after ln_f
     # With inspect=True (None otherwise), every stage the logit lens and the attention plots look at:
-    residuals: list | None = None  # n_layer + 1 arrays [B, T, C]: the embeddings, then the stream after each block (before ln_f)
-    attention: list | None = None  # n_layer arrays [B, H, T, S]: each block's attention weights over the S cached positions
+    residuals: list | None = None  # n_layer + 1 arrays [B, T, C]: the embeddings, then the stream after each block
+    attention: list | None = None  # n_layer arrays [B, H, T, S]: each block's attention weights over S positions
 
 
 class GPT2:
@@ -184,7 +184,8 @@ class GPT2:
 
     def __repr__(self):
         c = self.config
-        return f"GPT2(n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, vocab_size={c.vocab_size}, n_positions={c.n_positions})"
+        return (f"GPT2(n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, vocab_size={c.vocab_size}, "
+                f"n_positions={c.n_positions})")
 
     def __call__(self, ids, attention_mask=None):
         """Logits for every position: ids [T] -> [T, V]; ids [B, T] -> [B, T, V] (left padding in attention_mask)."""
@@ -193,14 +194,16 @@ class GPT2:
         if single:
             ids = ids[None]
         if ids.ndim != 2:
-            raise ValueError(f"ids must be a list of token ids [T] or a batch [B, T], got an array of shape {ids.shape}.")
+            raise ValueError("ids must be a list of token ids [T] or a batch [B, T], got an array of shape "
+                             f"{ids.shape}.")
         cache = self.new_cache(ids.shape[0], ids.shape[1])
         logits = self.forward(ids, cache, attention_mask).logits
         return logits[0] if single else logits
 
     def new_cache(self, batch_size: int, max_length: int) -> KVCache:
         if max_length > self.config.n_positions:
-            raise ValueError(f"{max_length} positions exceed the model's context of n_positions={self.config.n_positions} tokens.")
+            raise ValueError(f"{max_length} positions exceed the model's context of "
+                             f"n_positions={self.config.n_positions} tokens.")
         return KVCache(self.config, batch_size, max_length)
 
     def forward(self, ids, cache: KVCache, attention_mask=None, last_only=False, inspect=False) -> ForwardResult:

@@ -18,16 +18,20 @@ def as_prompt_batch(prompt_ids, eos_token_id: int) -> list[list[int]]:
     """One prompt (a list of ids) or a batch (a list of lists, or a 2-D array) -> a list of prompts.
     An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional text."""
     if isinstance(prompt_ids, (str, bytes)):
-        raise ValueError("prompt_ids must be token ids, not text; encode the text first: minigpt.Tokenizer().encode(text).")
+        raise ValueError("prompt_ids must be token ids, not text; encode the text first: "
+                         "minigpt.Tokenizer().encode(text).")
     if isinstance(prompt_ids, np.ndarray) and prompt_ids.ndim not in (1, 2):
-        raise ValueError(f"prompt_ids must be one prompt [T] or a batch [B, T], got an array of shape {prompt_ids.shape}.")
+        raise ValueError("prompt_ids must be one prompt [T] or a batch [B, T], got an array of shape "
+                         f"{prompt_ids.shape}.")
     if not isinstance(prompt_ids, (list, tuple, range, np.ndarray)):
-        raise ValueError(f"prompt_ids must be a list of token ids or a list of such lists, got {type(prompt_ids).__name__}.")
+        raise ValueError("prompt_ids must be a list of token ids or a list of such lists, got "
+                         f"{type(prompt_ids).__name__}.")
     if len(prompt_ids) == 0:
         return [[eos_token_id]]
     prompts = [prompt_ids] if is_token_list(prompt_ids) else list(prompt_ids)
     if not all(isinstance(p, (list, tuple, range, np.ndarray)) for p in prompts):
-        raise ValueError(f"prompt_ids must hold integer token ids (one list, or a list of lists), got {prompt_ids!r:.80}.")
+        raise ValueError("prompt_ids must hold integer token ids (one list, or a list of lists), got "
+                         f"{prompt_ids!r:.80}.")
     return [as_prompt(p, eos_token_id) for p in prompts]
 
 
@@ -44,7 +48,8 @@ def unpad(ids, attention_mask) -> list[list[int]]:
     """An already padded batch ids [B, T] with its attention_mask [B, T] (1 real, 0 padding) -> its prompts."""
     ids, mask = np.asarray(ids), np.asarray(attention_mask)
     if ids.ndim != 2 or mask.shape != ids.shape:
-        raise ValueError(f"attention_mask must have the shape of the batch prompt_ids [B, T]; got {mask.shape} for {ids.shape}.")
+        raise ValueError(f"attention_mask must have the shape of the batch prompt_ids [B, T]; got {mask.shape} for "
+                         f"{ids.shape}.")
     if not np.isin(mask, (0, 1)).all():
         raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding).")
     return [row[m == 1].tolist() for row, m in zip(ids, mask)]

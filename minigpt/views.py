@@ -38,7 +38,8 @@ def merge_lines(tok: Tokenizer, position: int, token_id: int, merges: list[Merge
     head = f"token {position} is {token_id} {shown_token(tok, token_id)}"
     if not merges:
         return [f"{head}: a single byte, which no merge builds"]
-    lines = [f"{head}: {len(data)} bytes, {len(merges)} merge{'' if len(merges) == 1 else 's'} in the order BPE makes them "
+    lines = [f"{head}: {len(data)} bytes, {len(merges)} merge{'' if len(merges) == 1 else 's'} in the order BPE makes "
+             "them "
              f"(a merge's rank is the id of the piece it makes)",
              f"  {'rank':>6}  {'merge':<24}  pieces"]
     lines.append(f"  {'':>6}  {'(bytes)':<24}  {' '.join(shown_bytes(p) for p in states[0])}")
@@ -67,7 +68,8 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
     """One traced step as a table: rank, then the `top` candidates before the chain (the model's softmax)
     and after it (the distribution the token was chosen from), each with its probability; * marks the
     chosen token."""
-    header = f"step {number}: chose {step.token} {shown_token(tok, step.token)} (log p {step.logprob:.4f} before the chain)"
+    chosen = f"{step.token} {shown_token(tok, step.token)}"
+    header = f"step {number}: chose {chosen} (log p {step.logprob:.4f} before the chain)"
     if step.state:
         header += f"; state {state_text(step.state)}"
     before, after = step.raw_candidates[:top], step.candidates[:top]
@@ -177,3 +179,15 @@ def comparison_json(prompt_ids: list[int], results) -> dict:
         {"label": r.spec.label, "strategy": r.spec.strategy, "options": r.options, "tokens": r.tokens, "text": r.text,
          "logprob": r.logprob, "mean_logprob": r.mean_logprob, "distinct": {str(n): d for n, d in r.distinct.items()},
          "finish_reason": r.finish_reason} for r in results]}
+
+
+# ----------------------------------------------------------------------------- the options, for the README
+
+
+def options_table(registry) -> list[str]:
+    """Every declared option as a Markdown table, grouped as --help groups them: the README's list."""
+    lines = ["| group | flag | Python name | default | what it does |", "|---|---|---|---|---|"]
+    for option in registry:
+        default = "" if option.default in (None, ()) else f"`{option.default!r}`"
+        lines.append(f"| {option.group} | `{option.flag}` | `{option.name}` | {default} | {option.help} |")
+    return lines

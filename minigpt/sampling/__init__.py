@@ -5,8 +5,8 @@ Bottom up, each module importing only from those above it in this list:
   processors.py      the warpers (temperature, top-k, top-p, min-p, typical, epsilon, eta)
   penalties.py       the penalties and bans every strategy applies
   llama_samplers.py  llama.cpp's top-nσ, XTC, DRY and dynamic temperature
-  choosers.py        greedy argmax and the seeded draw; mirostat.py, the chooser that learns
-  chain.py           the links in their visible order, the chooser last
+  mirostat.py        mirostat, a chooser that learns from each token
+  chain.py           the links in their visible order, then the chooser: argmax, the draw or mirostat
   options.py         the registry of every option, and the options of one call
   run.py             one call's context: trace, stop strings, what a strategy returns
   scores.py          where the chain's scores come from; guidance.py and dola.py replace the model's

@@ -9,21 +9,62 @@ warpers. `sampler_order` moves the named warpers to the front. `describe()` list
 llama.cpp prints its own. Each processor builds itself from the options (`from_options`) or stays out
 when they leave it neutral, so adding a sampler is one class, its options, and one entry here.
 
-The last link chooses (choosers.py, mirostat.py): greedy argmax, the seeded draw, or mirostat. Beam
-search, contrastive search and speculative decoding choose by their own rules from the processed scores.
+The last link chooses, as in llama.cpp: greedy argmax, the seeded draw (both below) or mirostat
+(mirostat.py). A chooser may still narrow the candidates (mirostat truncates), chooses one token per row,
+then `accept`s it: mirostat moves its mu; each returns what it decided, per row, for the trace. Beam
+search, contrastive search and speculative decoding choose by rules of their own from the processed scores.
 
 What this module is not: the options' defaults and the strategies that accept them (options.py).
 """
 
 import numpy as np
 
-from .choosers import Draw, Greedy
+from ..numerics import draw, softmax
 from .link import SAMPLING, ChainSetting, Option, as_texts
 from .llama_samplers import DRY, XTC, DynamicTemperature, TopNSigma
 from .mirostat import Mirostat
 from .penalties import (BadWords, FrequencyPresencePenalty, LogitBias, MinNewTokens, NoRepeatNGram, RepetitionPenalty,
                         SuppressTokens)
 from .processors import EpsilonCutoff, EtaCutoff, MinP, Temperature, TopK, TopP, TypicalP
+
+# ----------------------------------------------------------------------------- the choosers
+
+
+class Greedy:
+    """The most probable token: argmax over the processed scores (the first of equal maxima, as torch.argmax)."""
+
+    name = "greedy"
+
+    def narrow(self, scores):
+        return scores
+
+    def choose(self, scores, rows):
+        return scores.argmax(axis=-1)  # [B]
+
+    def accept(self, scores, tokens, rows) -> dict:
+        return {}
+
+    def describe(self) -> str:
+        return ""  # the plain choice: the chain lists nothing after the processors
+
+
+class Draw(Greedy):
+    """A token drawn from softmax(scores) with the run's seeded generator (numerics.draw). Every row with a
+    token left is drawn from, finished ones included, so that a seed gives the same text whatever the batch;
+    a row with nothing left (a finished row fed padding) gets the pad token."""
+
+    name = "draw"
+
+    def __init__(self, rng: np.random.Generator, pad_token_id: int):
+        self.rng, self.pad_token_id = rng, pad_token_id
+
+    def choose(self, scores, rows):
+        probs = softmax(scores)  # [B, V]
+        return np.array([draw(p, self.rng) if p.any() else self.pad_token_id for p in probs])  # [B]
+
+
+# ----------------------------------------------------------------------------- the chain
+
 
 PENALTIES = (LogitBias, RepetitionPenalty, FrequencyPresencePenalty, DRY, NoRepeatNGram, BadWords, MinNewTokens,
              SuppressTokens)

@@ -97,7 +97,8 @@ OUTPUT = (
     Option("eos_token_id", None, "the end-of-text token id (default: the model's, 50256)", "output", EVERY_STRATEGY,
            kind=int, low=0, metavar="ID"),
     Option("stop", (), "stop once the text contains TEXT (repeatable)", "output", STEP_BY_STEP, kind=object,
-           valid="a string or a list of strings, such as ['.', '\\n']", normalise=as_stop_strings, parse=str, metavar="TEXT",
+           valid="a string or a list of strings, such as ['.', "
+                 "'\\n']", normalise=as_stop_strings, parse=str, metavar="TEXT",
            repeat=True),
 )
 STRATEGY = (
@@ -194,8 +195,10 @@ class CheckedOptions:
         against a vocabulary), and the rules between options."""
         build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, **self.chain_options())
         if self.min_new_tokens > self.max_new_tokens:
-            raise OptionError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens ({self.max_new_tokens}), so "
-                              f"the call could not generate that many tokens; raise max_new_tokens or lower min_new_tokens.")
+            raise OptionError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens "
+                              f"({self.max_new_tokens}), so "
+                              "the call could not generate that many tokens; raise max_new_tokens or lower "
+                              "min_new_tokens.")
         if self.strategy in BEAMS and self.num_return_sequences > self.num_beams:
             raise OptionError(f"num_return_sequences ({self.num_return_sequences}) must be at most num_beams "
                               f"({self.num_beams}).")

@@ -26,7 +26,7 @@ class Step:
     """One generated token, as the trace shows it."""
     token: int
     logprob: float  # log p(token) under the model's own distribution, before the chain
-    candidates: list[tuple[int, float]]  # after the chain: the distribution it was chosen from, (id, p), most probable first
+    candidates: list[tuple[int, float]]  # after the chain, (id, p), most probable first: what it was chosen from
     raw_candidates: list[tuple[int, float]] = field(default_factory=list)  # before the chain: the model's own, (id, p)
     state: dict = field(default_factory=dict)  # what a stateful link decided at this step (mirostat's mu), by name
 
@@ -34,8 +34,9 @@ class Step:
 @dataclass
 class Hypothesis:
     tokens: list[int]  # new tokens only; ends with end-of-text if that was chosen
-    score: float  # greedy, sampling, contrastive, speculative: the sum of the tokens' log-probabilities under the
-                  # model; beam strategies: the beam score, sum of processed log-probabilities / length ** length_penalty
+    # greedy, sampling, contrastive, speculative: the sum of the tokens' log-probabilities under the model;
+    # beam strategies: the beam score, the sum of processed log-probabilities / length ** length_penalty
+    score: float
     finish_reason: str = "length"  # "eos", "stop" (a stop string) or "length"
     steps: list[Step] = field(default_factory=list)
 

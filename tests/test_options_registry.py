@@ -1,0 +1,73 @@
+"""One declaration per option: the options dataclass, the refusals, the command line's flags and --help,
+and the README's list all come from sampling/options.py's REGISTRY, or are checked against it here."""
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from minigpt.cli import parser
+from minigpt.sampling.chain import OPTIONS as CHAIN_OPTIONS
+from minigpt.sampling.chain import PENALTIES, WARPERS
+from minigpt.sampling.link import GROUPS, STRATEGIES
+from minigpt.sampling.options import REGISTRY, GenerationOptions, OptionError
+from minigpt.views import options_table
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+NEEDS = {"beam": {"num_beams": 4}, "beam-sample": {"num_beams": 4}, "diverse-beam": {"num_beams": 4, "num_beam_groups": 2},
+         "speculative": {"draft_model": "distilgpt2", "do_sample": True}}
+
+
+def generate_help() -> str:
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    return sub.choices["generate"].format_help()
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def test_the_dataclass_has_one_field_per_declaration_with_its_default():
+    declared = [(o.name, o.default) for o in REGISTRY]
+    assert [(f.name, f.default) for f in fields(GenerationOptions)][1:] == declared
+    assert len({o.name for o in REGISTRY}) == len(REGISTRY)
+
+
+def test_every_link_declares_its_options_in_the_registry():
+    links = [*PENALTIES, *(cls for classes in WARPERS.values() for cls in classes)]
+    assert all(cls.options for cls in links)
+    assert {o.name for cls in links for o in cls.options} <= {o.name for o in CHAIN_OPTIONS} <= {o.name for o in REGISTRY}
+
+
+@pytest.mark.parametrize("option", REGISTRY, ids=lambda o: o.name)
+def test_every_option_has_a_flag_with_its_help_in_its_group(option):
+    help_text = generate_help()
+    sections = re.split(r"\n(?=\S[^\n]* options:\n)", help_text)
+    section = next(s for s in sections if s.startswith(f"{option.group} options:"))
+    assert option.flag in section and flat(option.help) in flat(section)
+    assert [s.split(" options:")[0] for s in sections if " options:\n" in s[:60]] == list(GROUPS)
+
+
+@pytest.mark.parametrize("option", REGISTRY, ids=lambda o: o.name)
+def test_every_option_refuses_a_bad_value_naming_itself(option):
+    strategy = option.strategies[0]
+    if option.kind in (int, float) and (option.low is not None or option.high is not None):
+        bad = option.low - 1 if option.low is not None else option.high + 1
+    else:
+        bad = object() if option.kind is not bool else "yes"
+    with pytest.raises(OptionError, match=rf"^{option.name} must be"):
+        GenerationOptions.build(strategy, **(NEEDS.get(strategy, {}) | {option.name: bad}))
+    others = [s for s in STRATEGIES if s not in option.strategies]
+    for other in others:
+        with pytest.raises(OptionError, match=f"does not use {option.name}"):
+            GenerationOptions.build(other, **(NEEDS.get(other, {}) | {option.name: option.default}))
+
+
+def test_the_readme_lists_every_option_as_the_registry_declares_it():
+    assert "\n".join(options_table(REGISTRY)) in README
+
+
+def test_every_help_is_one_short_line():
+    for option in REGISTRY:
+        assert option.help and "\n" not in option.help and len(option.help) < 160, option.name

@@ -1,0 +1,146 @@
+"""The code as a path a reader can walk: modules in pipeline order with no import cycle, nothing imported
+lazily or under TYPE_CHECKING or through importlib, short files, short functions, short lines, and one
+greedy step passing through the few modules the README's reading order names."""
+
+import ast
+import sys
+from pathlib import Path
+
+import minigpt
+from helpers import fixture_model
+
+PACKAGE = Path(minigpt.__file__).parent
+README = (PACKAGE.parent / "README.md").read_text()
+
+# The reading order, bottom up: a module may import only from modules before it.
+ORDER = [
+    "checks", "numerics", "tokenizer", "config", "hub",  # 1: text, shapes, files, numbers
+    "model", "prompts", "checkpoint",  # 2: the forward pass, its input, its weights
+    "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
+    "sampling.mirostat", "sampling.chain",  # 4: the chain, its chooser last
+    "sampling.options",  # 5: the registry of options
+    "sampling.run",  # 6: one call's context, trace and stop strings
+    "sampling.scores", "sampling.guidance", "sampling.dola",  # 7: where the scores come from
+    "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
+    "sampling", "generate",  # 9
+    "inspection", "compare", "views", "plots",  # 10: looking at it
+    "cli_args", "cli_plot", "cli", "__main__", "",  # 11: the command line, and the package itself
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str, path: Path) -> tuple[set[str], list[str]]:
+    """The package's modules that `name` imports at its top level, and any import made elsewhere (lazily)."""
+    tree = ast.parse(path.read_text())
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    package = [p for p in package if p]
+    known, found, lazy = modules(), set(), []
+    top_level = {id(node) for node in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+                targets = [f"{base}.{a.name}".strip(".") if f"{base}.{a.name}".strip(".") in known else base
+                           for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minigpt"):
+                targets = [node.module.removeprefix("minigpt").strip(".")]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.removeprefix("minigpt").strip(".") for a in node.names if a.name.startswith("minigpt")]
+            if id(node) not in top_level and (targets or "importlib" in ast.dump(node)):
+                lazy.append(f"{name}:{node.lineno}")
+            found.update(targets)
+    return found, lazy
+
+
+def test_the_reading_order_names_every_module():
+    assert sorted(ORDER) == sorted(modules())
+
+
+def test_modules_import_only_what_comes_before_them():
+    for name, path in modules().items():
+        found, _ = imports_of(name, path)
+        later = [m for m in found if ORDER.index(m) >= ORDER.index(name)]
+        assert not later, f"{name or 'minigpt'} imports {later}, which come after it in the reading order"
+
+
+def test_no_import_cycle():
+    graph = {name: imports_of(name, path)[0] for name, path in modules().items()}
+    state = {}
+
+    def visit(node, trail):
+        if state.get(node) == "open":
+            raise AssertionError(f"import cycle: {' -> '.join(trail + [node])}")
+        if state.get(node) != "done":
+            state[node] = "open"
+            for dep in graph[node]:
+                visit(dep, trail + [node])
+            state[node] = "done"
+
+    for name in graph:
+        visit(name, [])
+
+
+def test_nothing_imports_lazily_or_for_type_checking_only():
+    for name, path in modules().items():
+        source = path.read_text()
+        assert "TYPE_CHECKING" not in source and "importlib" not in source, name
+        _, lazy = imports_of(name, path)
+        assert not lazy, f"imports inside functions: {lazy}"
+
+
+def test_files_functions_and_lines_are_short():
+    for name, path in modules().items():
+        source = path.read_text()
+        tree = ast.parse(source)
+        assert source.count("\n") <= 400, f"{path.name} has {source.count(chr(10))} lines"
+        long_lines = [i + 1 for i, line in enumerate(source.splitlines()) if len(line) > 120]
+        assert not long_lines, f"{path.name}: lines over 120 characters: {long_lines}"
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                assert node.end_lineno - node.lineno < 60, f"{path.name}: {node.name} has over 60 lines"
+        docstring = ast.get_docstring(tree)
+        assert docstring, f"{path.name} has no module docstring"
+        assert len(docstring.splitlines()) + 2 <= 25, f"{path.name}'s docstring is longer than a screen"
+
+
+def modules_of_one_greedy_step(model) -> list[str]:
+    """The package's modules whose functions run between the first streamed token and the second."""
+    seen, recording = [], []
+
+    def profile(frame, event, arg):
+        if event == "call" and recording:
+            module = frame.f_globals.get("__name__", "")
+            if module.startswith("minigpt.") and module not in seen:
+                seen.append(module)
+
+    def on_token(row, token):
+        recording.append(True)
+        if len(recording) == 2:
+            sys.setprofile(None)
+
+    sys.setprofile(profile)
+    try:
+        minigpt.generate(model, [464, 290], max_new_tokens=3, on_token=on_token, trace_top=3)
+    finally:
+        sys.setprofile(None)
+    return [m.removeprefix("minigpt.") for m in seen]
+
+
+def test_one_greedy_step_passes_through_the_modules_the_readme_names():
+    """Below generate(): the strategy's loop, the score source, the model, the chain (processors and the
+    chooser) and the run's trace, plus the helpers every layer shares (numerics.py and checks.py)."""
+    executed = set(modules_of_one_greedy_step(fixture_model("tiny-hub"))) - {"numerics", "checks"}
+    assert executed == {"sampling.tokenwise", "sampling.scores", "model", "sampling.chain", "sampling.run"}
+    section = README[README.index("## Reading the code") :]
+    section = section[: section.index("\n## ", 3)]
+    for module in executed | {"generate", "cli", "tokenizer", "numerics", "checks"}:
+        assert f"{module.replace('.', '/')}.py" in section, f"README's reading order does not name {module}.py"
