@@ -51,8 +51,9 @@ def add_option(group, option: Option):
     """One declared option as a flag: only what the user gives is passed on (argparse.SUPPRESS)."""
     default = CLI_DEFAULTS.get(option.name, argparse.SUPPRESS)
     shown = CLI_DEFAULTS.get(option.name, option.default)
-    said = option.kind is bool or shown is None or isinstance(shown, tuple)  # false, off, or in the help already
-    help = option.help + ("" if said else f" (default {number(shown) if isinstance(shown, float) else shown})")
+    said = shown is None or shown is False or isinstance(shown, tuple)  # off, or in the help already
+    text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
+    help = option.help + ("" if said else f" (default {text})")
     if option.kind is bool:
         group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)
         return
@@ -67,7 +68,7 @@ def add_generate_command(sub, model_help: str):
                                    "refuses the options it does not use, naming the strategies that do.")
     g.add_argument("prompt", help="the text to continue (may be empty: GPT-2 then starts from <|endoftext|>)")
     g.add_argument("--model", default="gpt2", help=model_help)
-    groups = {name: g.add_argument_group(f"{name} options") for name in GROUPS}
+    groups = {name: g.add_argument_group(name, description) for name, description in GROUPS.items()}
     groups["strategy"].add_argument(
         "--strategy", default="greedy", choices=list(STRATEGIES), metavar="NAME",
         help="how the next token is chosen (default greedy): "

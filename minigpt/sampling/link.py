@@ -29,7 +29,14 @@ SAMPLING = ("sample", "beam-sample", "speculative")  # the strategies that draw 
 BEAMS = ("beam", "beam-sample", "diverse-beam")
 # Where --help lists an option, in this order.
 LLAMA_SAMPLERS = "llama.cpp samplers"
-GROUPS = ("strategy", "output", "penalties", "warpers", LLAMA_SAMPLERS, "guidance and DoLa")
+GROUPS = {
+    "strategy": "how the next token is chosen, and each strategy's own settings",
+    "output": "how much to generate, when to stop, what to show",
+    "penalties": "every strategy: penalise or ban tokens",
+    "warpers": "sampling only: reshape the distribution a token is drawn from, in this order",
+    LLAMA_SAMPLERS: "llama.cpp's samplers: DRY for every strategy, the others when sampling",
+    "guidance and DoLa": "greedy and sample: what the chain starts from instead of the model's logits",
+}
 
 
 def parse_int(text: str) -> int:

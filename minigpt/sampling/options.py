@@ -7,10 +7,12 @@ GenerationOptions is a frozen dataclass with one field per option, derived from 
 
 GenerationOptions.build refuses, in one sentence naming the option and what it takes and before any token
 is generated: an unknown name, an option the chosen strategy does not use, a value of the wrong type or
-out of range, and options that contradict each other. One decision where transformers is silent:
-min_new_tokens > max_new_tokens is refused (transformers would just never let end-of-text come).
+out of range, and options that contradict each other.
 
 What this module is not: the code that reads the options (the processors, the chain, the strategies).
+
+Differences from transformers: min_new_tokens > max_new_tokens is refused (transformers never lets
+end-of-text come); sample draws from the full distribution unless given top_k (transformers: top_k 50).
 """
 
 import os
@@ -143,7 +145,7 @@ SCORES_FROM = (
            "(raw, as transformers 4.46)", "guidance and DoLa", ("greedy", "sample"), kind=object,
            valid="one of raw, lens", normalise=as_read_out, parse=str, metavar="lens|raw"),
 )
-REGISTRY = tuple(sorted((*OUTPUT, *STRATEGY, *CHAIN_OPTIONS, *SCORES_FROM), key=lambda o: GROUPS.index(o.group)))
+REGISTRY = tuple(sorted((*OUTPUT, *STRATEGY, *CHAIN_OPTIONS, *SCORES_FROM), key=lambda o: list(GROUPS).index(o.group)))
 BY_NAME = {option.name: option for option in REGISTRY}
 ACCEPTS = {strategy: {o.name for o in REGISTRY if strategy in o.strategies} for strategy in STRATEGIES}
 # What speculative decoding uses only with do_sample: what every sampling strategy uses, but not every strategy.
