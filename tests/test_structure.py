@@ -3,6 +3,7 @@ lazily or under TYPE_CHECKING or through importlib, short files, short functions
 greedy step passing through the few modules the README's reading order names."""
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -14,8 +15,8 @@ README = (PACKAGE.parent / "README.md").read_text()
 
 # The reading order, bottom up: a module may import only from modules before it.
 ORDER = [
-    "checks", "numerics", "tokenizer", "config", "hub",  # 1: text, shapes, files, numbers
-    "model", "prompts", "checkpoint",  # 2: the forward pass, its input, its weights
+    "tokenizer", "checks", "numerics", "config",  # 1: text, the helpers, shapes
+    "model", "prompts", "hub", "checkpoint",  # 2: the forward pass, its input, its weights
     "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
     "sampling.mirostat", "sampling.chain",  # 4: the chain, its chooser last
     "sampling.options",  # 5: the registry of options
@@ -144,3 +145,16 @@ def test_one_greedy_step_passes_through_the_modules_the_readme_names():
     section = section[: section.index("\n## ", 3)]
     for module in executed | {"generate", "cli", "tokenizer", "numerics", "checks"}:
         assert f"{module.replace('.', '/')}.py" in section, f"README's reading order does not name {module}.py"
+
+
+def test_the_readme_table_lists_the_modules_in_the_reading_order():
+    section = README[README.index("## Reading the code") :]
+    rows = [line for line in section[: section.index("\n## ", 3)].splitlines() if line.startswith("| ")][2:]
+    listed = []
+    for row in rows:
+        folder = ""
+        for path in re.findall(r"`(minigpt/[\w/]+\.py|[\w]+\.py)`", row.split("|")[2]):
+            folder = path.rsplit("/", 1)[0] + "/" if "/" in path else folder
+            listed.append(module_name(PACKAGE.parent / (path if "/" in path else folder + path)))
+    assert sorted(listed) == sorted(m for m in ORDER if m not in ("", "__main__", "sampling"))
+    assert [ORDER.index(m) for m in listed] == sorted(ORDER.index(m) for m in listed)
