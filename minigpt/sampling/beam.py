@@ -1,41 +1,25 @@
 """Beam search, beam sampling and diverse beam search: keep the num_beams best partial sequences
-(beam search as in Graves 2012, "Sequence Transduction with Recurrent Neural Networks", and Sutskever,
-Vinyals & Le 2014, "Sequence to Sequence Learning with Neural Networks").
+(Graves 2012, "Sequence Transduction with Recurrent Neural Networks"; Sutskever, Vinyals & Le 2014,
+"Sequence to Sequence Learning with Neural Networks").
 
     every beam's log p(next token | beam)  ->  processors  ->  + the beam's running score
     -> 2 * num_beams candidates over all beams and tokens  ->  the best num_beams that do not end
        go on; those ending in end-of-text (and ranked within num_beams) are finished hypotheses
+    score(y) = sum_t log p'(y_t | y_<t) / n ** length_penalty     y finished, p' processed, n = len(y)
 
-A finished hypothesis y of n generated tokens (end-of-text included) scores
+length_penalty > 0 favours longer sequences, < 0 shorter ones (Wu et al. 2016, "Google's Neural Machine
+Translation System", section 7); cannot_improve decides when to stop. Strategies (run.options.strategy):
+- "beam": the candidates are the 2 * num_beams best; matches transformers' `_beam_search`.
+- "beam-sample": they are drawn without replacement from softmax(running score + processed log-probs)
+  after the sampling warpers (sampled_candidates); transformers' do_sample=True with num_beams > 1.
+- "diverse-beam": num_beam_groups groups in turn, each penalised for the tokens earlier groups chose
+  (hamming_diversity; Vijayakumar et al. 2016, "Diverse Beam Search"); transformers' `_group_beam_search`.
 
-    score(y) = sum_t log p'(y_t | y_<t) / n ** length_penalty
+What this module is not: the processors and their order (chain.py) or the option checks (options.py).
 
-where p' is the processed distribution. length_penalty > 0 favours longer sequences, < 0 shorter ones:
-the normalisation of Wu et al. 2016 ("Google's Neural Machine Translation System", section 7) in the
-simple form transformers uses. The search keeps num_beams finished hypotheses per prompt and stops
-by early_stopping: True as soon as it has them; False when the best running beam, scored at its
-current length, cannot beat the worst of them; "never" the same, but with a positive length_penalty
-the running beam is scored as if it reached max_new_tokens. At max_new_tokens the running beams are
-finished too. Hypothesis.score is transformers' sequences_scores.
-
-Strategies (run.options.strategy):
-- "beam": the candidates are the 2 * num_beams best; matches transformers 5.x `_beam_search`.
-- "beam-sample": they are drawn without replacement from softmax(running scores + processed log-probs)
-  over all beams and tokens, after the sampling warpers; transformers' do_sample=True with num_beams > 1.
-  (With num_beams = 1 it is still this search of one beam, where transformers samples plainly.)
-- "diverse-beam": num_beam_groups groups of num_beams / num_beam_groups beams, searched one after the
-  other at each step; a group's scores lose diversity_penalty times the number of earlier groups' beams
-  that chose the same token at this step (Hamming diversity; Vijayakumar et al. 2016, "Diverse Beam
-  Search"). Matches transformers 4.46 `_group_beam_search` (transformers 5 dropped it).
-
-All beams of all prompts run as one batch [B * num_beams] through the KV cache, which is reordered
-after each step so that each row follows the beam it now holds.
-
-When run.record is a list (generate(..., record=[])), every candidate a step weighs is appended to it
-as a BeamEvent: the beam it extends, its token and scores, and whether it runs on, finishes or is
-pruned. inspection.beam_tree builds the search tree from them; with record None nothing is kept.
-
-What this module is not: the processors (chain.py) and the option checks (options.py).
+Differences from transformers:
+- "diverse-beam" follows 4.46's `_group_beam_search` (5.x has none), the others 5.x's: uses_446_beam_scorer.
+- "beam-sample" with num_beams = 1 is still a one-beam search, where transformers samples plainly.
 """
 
 from dataclasses import dataclass, field
@@ -56,15 +40,19 @@ NOT_STARTED = np.float32(-1e9)
 
 @dataclass
 class BeamEvent:
-    """One candidate the search weighed: beam `parent` (its new tokens) extended by `token`. Recorded,
-    when run.record is a list, for every one of a step's 2S best candidates (inspection.beam_tree)."""
+    """One candidate the search weighed: beam `parent` (its new tokens) extended by `token`.
+
+    When run.record is a list (generate(..., record=[])), one is appended for every one of a step's 2S
+    best candidates, saying whether it runs on, finishes or is pruned; inspection.beam_tree builds the
+    search tree from them. With run.record None nothing is kept."""
     step: int  # 0 = the first new token
     prompt: int
     group: int
     parent: tuple[int, ...]  # the new tokens of the beam it extends
     token: int
     logprob: float  # log p(token) under the model's model_logprobs distribution
-    score: float  # the candidate's beam score: its running sum of processed log-probs ("finished": / length ** alpha)
+    # the candidate's beam score: its running sum of processed log-probs ("finished": / length ** alpha)
+    score: float
     outcome: str  # "running": a next beam; "finished": a hypothesis (end-of-text, or the last step); "pruned"
 
 
@@ -76,9 +64,8 @@ class Beam:
 
 
 class FinishedHypotheses:
-    """The best `size` finished hypotheses of one prompt (of one group), as transformers' BeamHypotheses.
-
-    A new one enters if there is room or it beats the worst, which then leaves.
+    """The best `size` finished hypotheses of one prompt (of one group: size = num_beams / num_beam_groups),
+    as transformers' BeamHypotheses. A new one enters if there is room or it beats the worst, which then leaves.
     """
 
     def __init__(self, size: int, length_penalty: float):
@@ -95,7 +82,8 @@ class FinishedHypotheses:
         return min(h.score for h in self.hyps)
 
     def add(self, sum_logprobs: float, beam: Beam, reason: str) -> float | None:
-        """Score sum_logprobs / n ** length_penalty, n = len(beam.tokens) (end-of-text included).
+        """Score sum_logprobs / n ** length_penalty, n = len(beam.tokens) (end-of-text included): Wu et al.'s
+        length normalisation in the simple form transformers uses; the score is transformers' sequences_scores.
         Returns that score if the hypothesis entered, None if it was not good enough."""
         score = sum_logprobs / len(beam.tokens) ** self.length_penalty
         if not self.full or score > self.worst:
@@ -120,8 +108,10 @@ def uses_446_beam_scorer(run: Run) -> bool:
 def cannot_improve(finished: FinishedHypotheses, best_running: float, generated: int, run: Run) -> bool:
     """The early_stopping rule: True once no running beam is expected to beat the worst finished one.
 
-    best_running is the best running score, scored at `generated` tokens, or, for "never" with a
-    positive length_penalty, at max_new_tokens (the longest it can grow, hence its best score).
+    False until `finished` is full. Then early_stopping=True stops at once; False stops when best_running
+    (the best running score), scored at `generated` tokens, cannot beat the worst finished hypothesis;
+    "never" is the same, but with a positive length_penalty it scores best_running at max_new_tokens (the
+    longest it can grow, hence its best score). At max_new_tokens the running beams are finished anyway.
     """
     early_stopping, alpha = run.options.early_stopping, run.options.length_penalty
     if not finished.full:
@@ -165,8 +155,9 @@ def sampled_candidates(scores, n: int, rng) -> np.ndarray:
 
 def hamming_diversity(scores, earlier_tokens, penalty: float, group_size: int):
     """scores [B*S, V] - penalty * c, c[v] = how many beams of the earlier groups of the same prompt chose
-    token v at this step (earlier_tokens [B, g*S]). Vijayakumar et al. 2016; transformers 4.46's
-    HammingDiversityLogitsProcessor (a finished group counts as having chosen the pad token)."""
+    token v at this step (earlier_tokens [B, g*S]). Hamming diversity (Vijayakumar et al. 2016, "Diverse
+    Beam Search"); transformers' HammingDiversityLogitsProcessor (a finished group counts as having chosen
+    the pad token)."""
     B, V = earlier_tokens.shape[0], scores.shape[-1]
     counts = np.zeros((B, V), dtype=np.float32)  # [B, V]
     np.add.at(counts, (np.repeat(np.arange(B), earlier_tokens.shape[1]), earlier_tokens.ravel()), 1)
@@ -174,7 +165,7 @@ def hamming_diversity(scores, earlier_tokens, penalty: float, group_size: int):
 
 
 def processed_scores(run: Run, chain: LogitsChain, logprobs, history, earlier_tokens, group_size: int):
-    """The chain on log-probs [B*S, V]. With a diversity penalty it goes where transformers 4.46 puts its
+    """The chain on log-probs [B*S, V]. With a diversity penalty it goes where transformers puts its
     HammingDiversityLogitsProcessor: after the sequence bias (our logit_bias), before the others."""
     if run.options.strategy != "diverse-beam" or run.options.diversity_penalty == 0 or earlier_tokens.shape[1] == 0:
         return chain(logprobs, history)
@@ -184,7 +175,8 @@ def processed_scores(run: Run, chain: LogitsChain, logprobs, history, earlier_to
     return rest(scores, history)
 
 
-def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_logprobs, processed, step: int, where=(0, 0)):
+def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_logprobs, processed, step: int,
+                  where=(0, 0)):
     """One prompt's group: candidates from total [S, V] (running score + processed log-probs of each beam),
     the finished ones handed to `finished`, the next beams returned as (beam in group, token, score).
     where = (prompt, group) labels the BeamEvents recorded when run.record is a list.
@@ -202,7 +194,8 @@ def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_lo
         if token == run.eos_token_id:
             entered = None
             if rank < S:
-                entered = finished.add(float(flat[pick]), extend(beams[k], token, model_logprobs[k], processed[k], run), "eos")
+                entered = finished.add(float(flat[pick]),
+                                       extend(beams[k], token, model_logprobs[k], processed[k], run), "eos")
             outcomes.append(("pruned", float(flat[pick])) if entered is None else ("finished", entered))
         else:
             chosen.append((k, token, flat[pick]))
@@ -215,7 +208,7 @@ def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_lo
             k, token = divmod(int(pick), V)
             run.record.append(BeamEvent(step, where[0], where[1], tuple(beams[k].tokens), token,
                                         float(model_logprobs[k, token]), score, outcome))
-    # transformers 4.46 compares with the best candidate of the step, 5.x with the best running beam
+    # the step's best candidate (transformers 4.46) or the best running beam (5.x): see uses_446_beam_scorer
     best = flat[picks[0]] if uses_446_beam_scorer(run) else chosen[0][2]
     finished.done = cannot_improve(finished, float(best), step + 1, run)
     return chosen
@@ -235,8 +228,9 @@ def group_rows(B: int, K: int, S: int, g: int) -> np.ndarray:
 
 
 class BeamSearch:
-    """The running state: K beams per prompt in G groups of S, their scores, and each prompt's
-    (each group's) finished hypotheses. Rows are prompt-major: row b*K + k is beam k of prompt b."""
+    """The running state: K beams per prompt in G groups of S (G = num_beam_groups for "diverse-beam", else
+    1), their scores, and each prompt's (each group's) finished hypotheses. Rows are prompt-major: row
+    b*K + k is beam k of prompt b."""
 
     def __init__(self, run: Run):
         o = run.options
@@ -266,12 +260,13 @@ class BeamSearch:
             rows = group_rows(self.B, self.K, self.S, g)  # [B, S]
             earlier = tokens.reshape(self.B, self.K)[:, : g * self.S]  # [B, g*S]
             flat = rows.ravel()
-            processed[flat] = processed_scores(self.run, self.chain, model_logprobs[flat], self.history[flat], earlier, self.S)
+            processed[flat] = processed_scores(self.run, self.chain, model_logprobs[flat], self.history[flat],
+                                               earlier, self.S)
             self.check_candidates(g, flat, model_logprobs, processed, step)
             for b in range(self.B):
                 if not self.finished[b][g].done:
-                    self.advance(self.finished[b][g], rows[b], model_logprobs, processed, step, sources, tokens, beams, scores,
-                                 where=(b, g))
+                    self.advance(self.finished[b][g], rows[b], model_logprobs, processed, step, sources, tokens,
+                                 beams, scores, where=(b, g))
         self.beams, self.scores = beams, scores
         self.history = np.concatenate([self.history[sources], tokens[:, None]], axis=1)  # [B*K, t+1]
         return sources, tokens
@@ -285,12 +280,14 @@ class BeamSearch:
         check_choosable(self.chain, model_logprobs[flat], self.history[flat], processed[flat], step,
                         rows=np.flatnonzero(searching), nothing_left=nothing_left)
 
-    def advance(self, finished: FinishedHypotheses, rows, model_logprobs, processed, step: int, sources, tokens, beams, scores, where=(0, 0)):
+    def advance(self, finished: FinishedHypotheses, rows, model_logprobs, processed, step: int, sources, tokens,
+                beams, scores, where=(0, 0)):
         """One prompt's group (rows [S]; where = (prompt, group)): its next beams written into sources,
-        tokens, beams, scores. At max_new_tokens they are finished as they are."""
+        tokens, beams, scores. At max_new_tokens the running beams are finished as they are."""
         total = processed[rows] + self.scores[rows, None]  # [S, V]
         group_beams = [self.beams[i] for i in rows]
-        chosen = advance_group(self.run, finished, total, group_beams, model_logprobs[rows], processed[rows], step, where)
+        chosen = advance_group(self.run, finished, total, group_beams, model_logprobs[rows], processed[rows], step,
+                               where)
         for slot, (k, token, score) in zip(rows, chosen):
             source = rows[k]
             sources[slot], tokens[slot], scores[slot] = source, token, score
@@ -301,7 +298,8 @@ class BeamSearch:
                 if self.run.record is not None and entered is not None:
                     tokens_so_far = beams[slot].tokens
                     self.run.record.append(BeamEvent(step, *where, tuple(tokens_so_far[:-1]), tokens_so_far[-1],
-                                                     float(model_logprobs[sources[slot], tokens_so_far[-1]]), entered, "finished"))
+                                                     float(model_logprobs[sources[slot], tokens_so_far[-1]]),
+                                                     entered, "finished"))
 
     def results(self) -> list[list[Hypothesis]]:
         """Each prompt's num_return_sequences best finished hypotheses (of all its groups), best first."""
@@ -316,7 +314,8 @@ def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
 
 def beam_search(run: Run) -> Outcome:
     """Beam search ("beam", "beam-sample", "diverse-beam"): for each prompt, num_return_sequences
-    hypotheses, best first."""
+    hypotheses, best first. All beams of all prompts run as one batch [B * num_beams] through the KV
+    cache, which is reordered after each step so that each row follows the beam it now holds."""
     search, model, B = BeamSearch(run), run.model, run.ids.shape[0]
     cache = run.new_cache(B)
     logits = model.forward(run.ids, cache, run.mask, last_only=True).logits[:, -1]  # prefill once: [B, V]

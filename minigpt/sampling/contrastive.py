@@ -10,19 +10,17 @@ where h_v is the final hidden state (after ln_f) the model computes for candidat
 of every earlier position, prompt included (left padding excluded). A candidate whose representation
 is close to something already in the context is penalised, so the text moves on. alpha = 0 is greedy.
 
-Each step costs one forward pass of B * k one-token rows: the cache's rows are repeated k times, each
-copy is fed one candidate, and only the chosen copy is kept. Its logits are the next step's logits, so
-no second pass is needed.
+Reproduces transformers' `GenerationMixin._contrastive_search` (generate(penalty_alpha=..., top_k=...))
+token for token: the processors run on the raw logits, p is softmax(processed logits), ties go to the
+lower index, and a finished row keeps being computed, with padding as its next token.
 
-This reproduces transformers 4.46's `GenerationMixin._contrastive_search` (generate(penalty_alpha=...,
-top_k=...)) token for token: the processors run on the raw logits, p is softmax(processed logits), ties
-go to the lower index, and a finished row keeps being computed but emits padding. One deliberate
-difference: a candidate the processors banned (logit -inf, so p = 0) is never chosen; transformers can
-pick one when fewer than k tokens are allowed and its penalty is the lowest. (The processor chain is
-generate()'s: its repetition penalty skips left padding, as transformers 5 does, where 4.46 also
-penalised the pad id in a padded row.)
+What this module is not: the processors and their order (chain.py) or the other strategies (tokenwise.py,
+beam.py, speculative.py).
 
-What this module is not: the processors (chain.py) or the other strategies (tokenwise.py, beam.py).
+Differences from transformers:
+- the reference is 4.46's, whose repetition penalty also hit a padded row's pad id; 5.x skips it, as we do.
+- a banned candidate (p = 0) is never chosen; transformers can pick one when fewer than k tokens are allowed.
+- top_k defaults to 4, as in the paper's and transformers' examples; transformers' generate() would use 50.
 """
 
 import numpy as np
@@ -57,7 +55,11 @@ def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
 
 
 def contrastive_search(run: Run) -> Outcome:
-    """Contrastive search for every prompt row; each row gives one sequence."""
+    """Contrastive search for every prompt row; each row gives one sequence.
+
+    Each step costs one forward pass of B * k one-token rows: the cache's rows are repeated k times, each
+    copy is fed one candidate, and only the chosen copy is kept. Its logits are the next step's logits, so
+    no second pass is needed. A candidate the processors banned (logit -inf) is never chosen."""
     model, options = run.model, run.options
     k = options.top_k or DEFAULT_TOP_K
     alpha = np.float32(options.penalty_alpha)
@@ -88,6 +90,7 @@ def contrastive_search(run: Run) -> Outcome:
 
         penalty = degeneration_penalty(context, context_mask, candidate_hidden)  # [B, k]
         score = (1 - alpha) * confidence - alpha * penalty  # [B, k]
+        # transformers can choose a banned one (p = 0) when its penalty is the lowest; we never do
         banned = np.take_along_axis(processed, candidates, axis=-1) == -np.inf
         choice = np.where(banned, -np.inf, score).argmax(axis=-1)  # [B] the first of equal maxima
         tokens = candidates[rows, choice]  # [B]

@@ -1,7 +1,7 @@
 """Logit processors from llama.cpp's sampler chain that transformers does not have: top-nσ, XTC,
 DRY and dynamic (entropy-based) temperature.
 
-Each is a LogitsProcessor with the contract of processors.py: (logits [B, V] float32, ids [B, t])
+Each is a LogitsProcessor with the contract of link.py: (logits [B, V] float32, ids [B, t])
 -> a new float32 [B, V] array, a ruled-out token getting -inf. Where llama.cpp drops a candidate from
 its list, we give it -inf; "the candidates" below are the tokens whose logit is still finite. The
 numbers are those of llama.cpp's `src/llama-sampling.cpp` (samplers "top-n-sigma", "xtc", "dry",
@@ -41,10 +41,11 @@ def as_breakers(option: Option, value) -> tuple:
 TOP_N_SIGMA = Option("top_n_sigma", 0.0, "keep tokens whose logit is within N standard deviations of the largest "
                      "(0 = off)", LLAMA_SAMPLERS, SAMPLING, low=0, note="(0 turns it off)", metavar="N")
 XTC_PROBABILITY = Option("xtc_probability", 0.0, "XTC: with this probability, drop every token above the threshold "
-                         "but the least likely", LLAMA_SAMPLERS, SAMPLING, low=0, high=1, note="(0 turns it off)", metavar="P")
+                         "but the least likely", LLAMA_SAMPLERS, SAMPLING, low=0, high=1, note="(0 turns it off)",
+                         metavar="P")
 XTC_THRESHOLD = Option("xtc_threshold", 0.1, "XTC: the probability at which a token counts as a top choice",
-                       LLAMA_SAMPLERS, SAMPLING, low=0, high=0.5, ends="(]", note="(above 0.5 no two tokens can reach it)",
-                       metavar="P")
+                       LLAMA_SAMPLERS, SAMPLING, low=0, high=0.5, ends="(]",
+                       note="(above 0.5 no two tokens can reach it)", metavar="P")
 DYNATEMP_RANGE = Option("dynatemp_range", 0.0, "dynamic temperature: move T within [T - R, T + R] with the entropy "
                         "(0 = off)", LLAMA_SAMPLERS, SAMPLING, low=0, high=TEMPERATURE_RANGE[1],
                         note="(0 turns dynamic temperature off)", metavar="R")
@@ -60,10 +61,11 @@ DRY_ALLOWED_LENGTH = Option("dry_allowed_length", 2, "DRY: the longest repeat th
 DRY_PENALTY_LAST_N = Option("dry_penalty_last_n", -1, "DRY: how many recent tokens to search for repeats (-1: all)",
                             LLAMA_SAMPLERS, EVERY_STRATEGY, kind=int, low=-1, metavar="N")
 DRY_SEQUENCE_BREAKERS = Option("dry_sequence_breakers", ("\n", ":", "\"", "*"), "DRY: a text that repeats do not "
-                               "cross (repeatable; default \\n : \" *; 'none' for none)", LLAMA_SAMPLERS, EVERY_STRATEGY,
-                               kind=object, valid=f"a list of non-empty texts of at most {MAX_BREAKER_BYTES} bytes "
-                               "each, such as ['\\n', ':'] (an empty list for none)", normalise=as_breakers, parse=str,
-                               metavar="TEXT", repeat=True, flag_name="--dry-sequence-breaker")
+                               "cross (repeatable; default \\n : \" *; 'none' for none)", LLAMA_SAMPLERS,
+                               EVERY_STRATEGY, kind=object,
+                               valid=f"a list of non-empty texts of at most {MAX_BREAKER_BYTES} bytes "
+                               "each, such as ['\\n', ':'] (an empty list for none)", normalise=as_breakers,
+                               parse=str, metavar="TEXT", repeat=True, flag_name="--dry-sequence-breaker")
 
 
 def finite_counts(logits):
@@ -134,7 +136,8 @@ class XTC(LogitsProcessor):
         self.state = {}
 
     def params(self):
-        return {"probability": self.probability, "threshold": self.threshold, "min_tokens_to_keep": self.min_tokens_to_keep}
+        return {"probability": self.probability, "threshold": self.threshold,
+                "min_tokens_to_keep": self.min_tokens_to_keep}
 
     def __call__(self, logits, ids):
         out = logits.copy()
@@ -239,8 +242,8 @@ class DRY(LogitsProcessor):
                    sequence_breaker_tokens(tok, breakers, setting.vocab_size) if tok else (),
                    prompt_ignore_length=setting.pad_lengths, breaker_texts=breakers if tok else ())
 
-    def __init__(self, multiplier, base=1.75, allowed_length=2, penalty_last_n=-1, breakers=(), prompt_ignore_length=None,
-                 breaker_texts=()):
+    def __init__(self, multiplier, base=1.75, allowed_length=2, penalty_last_n=-1, breakers=(),
+                 prompt_ignore_length=None, breaker_texts=()):
         self.multiplier = DRY_MULTIPLIER.check(multiplier)
         self.base = DRY_BASE.check(base)
         self.allowed_length = DRY_ALLOWED_LENGTH.check(allowed_length)

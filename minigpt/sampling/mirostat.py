@@ -1,5 +1,5 @@
 """Mirostat (Basu et al. 2021, "Mirostat: A Neural Text Decoding Algorithm that Directly Controls
-Perplexity", ICLR): sampling that steers the surprise of the chosen tokens towards a target tau.
+Perplexity", ICLR): a chooser that samples while steering the chosen tokens' surprise towards a target tau.
 
 Each row keeps a running mu (in bits), 2 * tau at the start. At each step the candidates are truncated
 by mu, a token is drawn from what is left (renormalised), and mu moves against the error:
@@ -7,7 +7,7 @@ by mu, a token is drawn from what is left (renormalised), and mu moves against t
     mu <- mu - eta * (s - tau),   s = -log2 p(token) under the truncated distribution.
 
 v1 truncates to the top k tokens, k from a Zipf fit of the distribution: with the candidates sorted,
-p_1 >= p_2 >= ..., s_hat = sum_i t_i b_i / sum_i t_i^2 over the first m - 1 = 99 pairs,
+p_1 >= p_2 >= ..., s_hat = sum_i t_i b_i / sum_i t_i^2 over the first m - 1 = 99 pairs (m = ZIPF_FIT_TOKENS),
 t_i = ln((i + 1) / i), b_i = ln(p_i / p_{i+1}); eps = s_hat - 1;
 k = (eps * 2^mu / (1 - N^-eps)) ^ (1 / s_hat), N the vocabulary size; at least one token.
 v2 keeps the most probable tokens up to the first whose surprise -log2 p_i exceeds mu (at least one).
@@ -18,7 +18,7 @@ the logit difference x_i - x_{i+1}, equal to ln(p_i / p_{i+1}) but without under
 or undefined (ties, one candidate), k is taken as every candidate.
 
 What this module is not: a logit processor. Mirostat chooses the token and learns from it, so it is a
-chooser (choosers.py), the last link of the chain in place of the plain draw, as in llama.cpp's chain.
+chooser (chain.py), the last link of the chain in place of the plain draw, as in llama.cpp's chain.
 """
 
 import numpy as np
@@ -40,7 +40,7 @@ MIROSTAT_ETA = Option("mirostat_eta", 0.1, "mirostat: how fast mu follows the er
 
 class Mirostat:
     """The mirostat state of B rows, `mu` [B] float32, and the truncation and update rules above; a chooser
-    (choosers.py): narrow truncates by mu, choose draws from what is left, accept moves mu."""
+    (see chain.py): narrow truncates by mu, choose draws from what is left, accept moves mu."""
 
     options = (MIROSTAT, MIROSTAT_TAU, MIROSTAT_ETA)
 
@@ -72,7 +72,8 @@ class Mirostat:
         return repr(self)
 
     def top_k(self, x, mu, n):
-        """v1's k for one row of n candidates, x [min(ZIPF_FIT_TOKENS, n)] the largest of their logits, sorted descending."""
+        """v1's k for one row of n candidates; x [min(ZIPF_FIT_TOKENS, n)] holds the largest of their logits,
+        sorted descending."""
         pairs = min(ZIPF_FIT_TOKENS - 1, n - 1)
         if pairs < 1:
             return n
@@ -82,7 +83,8 @@ class Mirostat:
         s_hat = np.float32((t * b).sum() / (t * t).sum())
         eps = s_hat - np.float32(1)
         with np.errstate(all="ignore"):
-            k = (eps * np.float32(2) ** mu / (np.float32(1) - np.float32(self.vocab_size) ** -eps)) ** (np.float32(1) / s_hat)
+            k = ((eps * np.float32(2) ** mu / (np.float32(1) - np.float32(self.vocab_size) ** -eps))
+                 ** (np.float32(1) / s_hat))
         if not np.isfinite(k) or k >= n:
             return n
         return max(int(k), 1)

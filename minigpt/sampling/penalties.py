@@ -8,11 +8,15 @@
     min_new_tokens        ban end-of-text until enough tokens were generated
     suppress_tokens       ban the listed tokens
 
-Each keeps the contract of link.py and reproduces the transformers class it names (frequency/presence
-follows OpenAI's API: transformers has none); tests/test_processors.py checks them against transformers.
+Each keeps the contract of link.py and reproduces the transformers class it names;
+tests/test_processors.py checks them against transformers.
 
 What this module is not: the warpers that only sampling applies (processors.py), llama.cpp's DRY
 (llama_samplers.py), or the order of the chain (chain.py).
+
+Differences from transformers:
+- repetition_penalty skips each row's left padding, as 5.x does; 4.46 penalised the pad id too.
+- frequency_penalty and presence_penalty follow OpenAI's API: transformers has none.
 """
 
 import math
@@ -52,7 +56,8 @@ BAD_WORDS_IDS = Option("bad_words_ids", (), "a token sequence never to generate,
                        parse=parse_ids, metavar="IDS", repeat=True)
 LOGIT_BIAS = Option("logit_bias", (), "add BIAS to the token's logit; -inf bans it (repeatable)", "penalties",
                     EVERY_STRATEGY, kind=object, valid="a dict of token id -> bias, such as {50256: -100.0} "
-                    "(-inf bans the token)", normalise=as_bias_pairs, parse=parse_bias, metavar="TOKEN=BIAS", repeat=True)
+                    "(-inf bans the token)", normalise=as_bias_pairs, parse=parse_bias, metavar="TOKEN=BIAS",
+                    repeat=True)
 MIN_NEW_TOKENS = Option("min_new_tokens", 0, "hold end-of-text back until N tokens are generated", "penalties",
                         EVERY_STRATEGY, kind=int, low=0, metavar="N")
 SUPPRESS_TOKENS = Option("suppress_tokens", (), "token ids never to generate, comma-separated", "penalties",
@@ -66,8 +71,8 @@ class RepetitionPenalty(LogitsProcessor):
     "CTRL: A Conditional Transformer Language Model".
 
     Matches transformers.RepetitionPenaltyLogitsProcessor, prompt included. prompt_ignore_length
-    (an int, or one int per row) skips that many leading ids: transformers 5.x's generate passes the
-    left-padding length of each row here so that pad tokens are not penalised; 4.46 penalised them.
+    (an int, or one int per row) skips that many leading ids: the chain passes each row's left-padding
+    length here, so that pad tokens are not penalised.
     """
 
     name = "repetition_penalty"
@@ -107,7 +112,7 @@ class FrequencyPresencePenalty(LogitsProcessor):
     The additive rule of OpenAI's API ("frequency_penalty", "presence_penalty", each in [-2, 2]), also
     used by vLLM and llama.cpp. Like OpenAI and vLLM we count only the generated tokens,
     ids[:, prompt_length:], not the prompt (llama.cpp counts its last `penalty_last_n` tokens instead).
-    transformers has no counterpart. -inf stays -inf.
+    -inf stays -inf.
     """
 
     name = "frequency_presence_penalty"
@@ -184,7 +189,8 @@ class BadWords(LogitsProcessor):
         return cls([list(s) for s in o["bad_words_ids"]], setting.eos_token_id) if o["bad_words_ids"] else None
 
     def __init__(self, sequences, eos_token_id=None):
-        if not isinstance(sequences, (list, tuple)) or not all(isinstance(seq, (list, tuple)) and seq for seq in sequences):
+        if (not isinstance(sequences, (list, tuple))
+                or not all(isinstance(seq, (list, tuple)) and seq for seq in sequences)):
             raise ValueError(f"bad_words_ids must be a list of non-empty token-id lists, got {sequences!r}.")
         sequences = [as_token_ids("bad_words_ids", seq) for seq in sequences]
         self.sequences = [seq for seq in sequences if seq != [eos_token_id]]
@@ -225,7 +231,8 @@ class LogitBias(LogitsProcessor):
         try:
             bias = dict(bias)  # {token: bias}, or [(token, bias), ...]
         except (TypeError, ValueError):
-            raise ValueError(f"logit_bias must map token ids to biases, such as {{50256: -100.0}}; got {bias!r}.") from None
+            raise ValueError(f"logit_bias must map token ids to biases, such as {{50256: -100.0}}; "
+                             f"got {bias!r}.") from None
         tokens = as_token_ids("logit_bias", bias.keys())
         values = [check_real(f"logit_bias for token {token}", b, lambda v: v == -math.inf or abs(v) <= MAX_BIAS,
                              f"a number in [-{number(MAX_BIAS)}, {number(MAX_BIAS)}], or -inf to ban the token")

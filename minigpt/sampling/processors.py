@@ -13,7 +13,10 @@ Each keeps the contract of link.py and reproduces the transformers class it name
 transformers' order, which chain.py follows: temperature first, then the cut-offs as listed.
 
 What this module is not: the penalties and bans every strategy applies (penalties.py), llama.cpp's
-samplers (llama_samplers.py), or the choice of the token (choosers.py).
+samplers (llama_samplers.py), or the choice of the token (chain.py).
+
+Differences from transformers:
+- at a cut-off, tied tokens go by id (top_p drops the lower first, min_p keeps it); torch may order them otherwise.
 """
 
 import numpy as np
@@ -32,8 +35,8 @@ def scatter_back(values_sorted, order):
     return out
 
 
-TEMPERATURE = Option("temperature", 1.0, "divide the logits by T: below 1 sharpens the distribution, above 1 flattens it",
-                     "warpers", SAMPLING, low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1],
+TEMPERATURE = Option("temperature", 1.0, "divide the logits by T: below 1 sharpens the distribution, above 1 "
+                     "flattens it", "warpers", SAMPLING, low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1],
                      note="(for T = 0, use the greedy strategy)", metavar="T")
 TOP_K = Option("top_k", None, "keep the K most probable tokens (sample: 0 = off, the default; contrastive: the "
                "candidates compared, default 4)", "warpers", (*SAMPLING, "contrastive"), kind=int, low=0, metavar="K")
@@ -112,8 +115,7 @@ class TopP(LogitsProcessor):
     Matches transformers.TopPLogitsWarper, which works from the least probable end: sort ascending,
     c_j = p_(1) + ... + p_(j), drop token j iff c_j <= 1 - p, then keep the min_tokens_to_keep most
     probable whatever their mass. Equal logits are ordered by index (a stable sort), so at the cut the
-    lower-indexed of two tied tokens goes first; torch also does this up to V = 16 and leaves larger
-    ties in an unspecified order.
+    lower-indexed of two tied tokens is dropped first (torch's sort does so only up to V = 16).
     """
 
     name = "top_p"
@@ -143,7 +145,7 @@ class MinP(LogitsProcessor):
     Creative and Coherent LLM Outputs"): the bar rises with the model's confidence.
 
     Matches transformers.MinPLogitsWarper: the min_tokens_to_keep most probable tokens are kept too.
-    If that count splits tied tokens, we keep the lower indices; torch.topk picks among ties arbitrarily.
+    If that count splits tied tokens, the lower indices are kept.
     """
 
     name = "min_p"

@@ -1,36 +1,25 @@
-"""Speculative decoding: a small draft model guesses K tokens, the target model checks them in one pass.
+"""Speculative decoding: a small draft model guesses K tokens, the target model checks them in one pass
+(Leviathan, Kalman & Matias 2023, "Fast Inference from Transformers via Speculative Decoding", ICML; Chen
+et al. 2023, "Accelerating Large Language Model Decoding with Speculative Sampling").
 
     draft:  d_1 ~ q(. | x), d_2 ~ q(. | x d_1), ..., d_K          K cheap one-token passes
     target: p(. | x), p(. | x d_1), ..., p(. | x d_1 ... d_K)      ONE pass over K + 1 positions
     keep the drafts the target agrees with, then one token of the target's own
 
-Each round emits between 1 and K + 1 tokens for a single pass of the big model, which is where the
-speed comes from (Leviathan, Kalman & Matias 2023, "Fast Inference from Transformers via Speculative
-Run", ICML; Chen et al. 2023, "Accelerating Large Language Model Run with Speculative
-Sampling"). transformers calls it assisted generation (generate(assistant_model=...)).
+Each round adds between 1 and K + 1 tokens for a single pass of the big model, which is where the speed
+comes from, and the text is distributed as the target alone would give it (verify):
+- greedy (do_sample False): d_i is the draft's argmax, kept while it equals the target's argmax; at the
+  first disagreement the target's argmax comes instead, and if all K agree its next argmax is a bonus.
+- sampling (do_sample True): d_i ~ q is accepted with probability min(1, p(d_i) / q(d_i)); at the first
+  rejection the token is drawn from r = max(0, p - q) / sum(max(0, p - q)) and the round ends; if all
+  K are accepted the bonus token is drawn from p at position K + 1.
 
-Greedy (do_sample False): d_i is the draft's argmax. Walking i = 1 .. K, d_i is accepted while it equals
-the target's argmax at that position; at the first disagreement the target's argmax is emitted instead,
-and if all K agree the target's next argmax is a free bonus token. Every emitted token is the target's
-argmax given the tokens before it, so the text is exactly the target's own greedy text.
+The processors run on both models' logits, each position with its own history (prompt + text so far +
+the drafts before it), so p and q are the distributions a plain sampler would use there. One prompt at a
+time: with several, each row would accept a different number of tokens per round. transformers calls it
+assisted generation (generate(assistant_model=...)).
 
-Sampling (do_sample True), the accept/reject rule: with p and q the target's and the draft's processed
-distributions at position i, d_i ~ q is accepted with probability min(1, p(d_i) / q(d_i)). At the first
-rejection the token is drawn from the residual r = max(0, p - q) / sum(max(0, p - q)), and the round ends;
-if all K are accepted the bonus token is drawn from p at position K + 1.
-Why the emitted token follows p exactly: P(emit v) = P(draft v and accept) + P(reject) r(v)
-  = q(v) min(1, p(v)/q(v)) + (1 - sum_u min(q(u), p(u))) max(0, p(v) - q(v)) / sum_u max(0, p(u) - q(u))
-  = min(q(v), p(v)) + max(0, p(v) - q(v))       (both sums equal 1 - sum_u min(p(u), q(u)))
-  = p(v).
-By induction over positions the whole text is distributed as the target alone would sample it; the
-draft only changes how fast. (Leviathan et al. 2023, Appendix A; Chen et al. 2023, Theorem 1.)
-
-The processors (penalties, bans, min_new_tokens, temperature, top-k, ...) run on both models' logits,
-each position with its own history (prompt + emitted + the drafts before it), so p and q are the
-distributions a plain sampler would use there. Only one prompt at a time: with several, each row
-would accept a different number of tokens per round.
-
-What this module is not: loading models (checkpoint.py) or the processors (processors.py).
+What this module is not: loading models (checkpoint.py) or the processors (processors.py, penalties.py).
 """
 
 import numpy as np
@@ -49,8 +38,9 @@ def draft_model(run: Run) -> GPT2:
     if not isinstance(draft, GPT2):
         draft = load(draft)
     if draft.config.vocab_size != run.model.config.vocab_size:
-        raise ValueError(f"the draft model's vocabulary ({draft.config.vocab_size} tokens) differs from the target's "
-                         f"({run.model.config.vocab_size}); speculative decoding needs a draft with the same tokenizer.")
+        raise ValueError(f"the draft model's vocabulary ({draft.config.vocab_size} tokens) differs from the "
+                         f"target's ({run.model.config.vocab_size}); speculative decoding needs a draft with the "
+                         f"same tokenizer.")
     return draft
 
 
@@ -97,10 +87,20 @@ def propose(run: Run, draft: GPT2, cache, sequence: list[int], n: int):
 
 
 def verify(run: Run, drafts: list[int], q, target: Distributions) -> list[int]:
-    """The tokens to emit: the accepted drafts, then one token of the target's (a correction or the bonus;
+    """The tokens to append: the accepted drafts, then one token of the target's (a correction or the bonus;
     no bonus where the processors leave no token, which the next round's draft then reports).
 
-    drafts: n ids; q [n, V] the draft's distributions; target: the target's n + 1 distributions."""
+    drafts: n ids; q [n, V] the draft's distributions; target: the target's n + 1 distributions.
+
+    Greedy, each token is the target's argmax given the tokens before it: the target's own greedy text.
+    Sampling, each token follows p exactly (Leviathan et al. 2023, Appendix A; Chen et al. 2023, Theorem 1):
+        P(v) = P(draft v and accept) + P(reject) r(v)
+             = q(v) min(1, p(v)/q(v)) + (1 - sum_u min(q(u), p(u))) max(0, p(v) - q(v)) / sum_u max(0, p(u) - q(u))
+             = min(q(v), p(v)) + max(0, p(v) - q(v))       (both sums equal 1 - sum_u min(p(u), q(u)))
+             = p(v),
+    and by induction over positions the whole text is distributed as the target alone would sample it; the
+    draft only changes how fast.
+    """
     p = target.probs  # [n + 1, V]
     for i, token in enumerate(drafts):
         if run.options.do_sample:
@@ -156,7 +156,8 @@ def speculative_decoding(run: Run) -> Outcome:
         stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
 
         for i, token in enumerate(emitted):
-            if append_token(run, hyp, 0, token, target.model_logprobs[i], target.processed[i]) or len(hyp.tokens) == run.max_new_tokens:
+            if (append_token(run, hyp, 0, token, target.model_logprobs[i], target.processed[i])
+                    or len(hyp.tokens) == run.max_new_tokens):
                 return Outcome([[hyp]], stats=stats)
 
         # Forget the rejected drafts: each cache keeps only what is now part of the text.

@@ -13,7 +13,8 @@ logits, and a finished row is fed padding until every row is done. The trace and
 model's own distribution, whatever the chain starts from; Step.state holds what the links decided
 (mirostat's mu, XTC, dynamic temperature, DoLa's layer).
 
-What this module is not: the links of the chain (chain.py) or the sources of scores (scores.py).
+What this module is not: the links of the chain (chain.py) or the sources of scores (scores.py,
+guidance.py, dola.py).
 """
 
 import numpy as np
@@ -58,8 +59,10 @@ def token_by_token(run: Run) -> Outcome:
         tokens = chooser.choose(processed, live)  # [B]
         decided = chooser.accept(processed, tokens, live)  # {name: [B]} (mirostat: mu and the surprise)
         for row in live:
-            traced = {**(state and state[row] or {}), **run.chain.state(row), **{k: v[row].item() for k, v in decided.items()}}
-            done[row] = append_token(run, hyps[row], int(row), int(tokens[row]), model_logprobs[row], processed[row], traced)
+            traced = {**(state and state[row] or {}), **run.chain.state(row),
+                      **{k: v[row].item() for k, v in decided.items()}}
+            done[row] = append_token(run, hyps[row], int(row), int(tokens[row]), model_logprobs[row],
+                                     processed[row], traced)
         tokens[done] = run.pad_token_id  # finished rows are fed padding
         if done.all() or step == run.max_new_tokens - 1:
             break
