@@ -1,4 +1,4 @@
-"""Greedy decoding and sampling (minigpt/sampling/sample.py) against transformers' generate().
+"""Greedy decoding and sampling (minigpt/sampling/tokenwise.py) against transformers' generate().
 
 The fixtures in tests/fixtures/strategies/ come from scripts/make_sampling_reference.py:
 - greedy.json: transformers' greedy tokens with each logit processor, alone and combined, for single

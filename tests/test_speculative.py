@@ -260,7 +260,7 @@ def test_accept_reject_rule_gives_the_target_distribution():
     p = np.array([0.5, 0.2, 0.2, 0.1, 0.0, 0.0])
     q = np.array([0.1, 0.1, 0.3, 0.1, 0.2, 0.2])
 
-    class Run:  # what verify reads from a Decoding
+    class Run:  # what verify reads from a sampling.run.Run
         class options:
             do_sample = True
         rng = np.random.default_rng(1)
