@@ -4,7 +4,10 @@
     python scripts/benchmark.py --threads 1 --out bench.json
     python scripts/benchmark.py --native-blas            # the same, in a child without OPENBLAS_CORETYPE/_L2_SIZE
     python scripts/benchmark.py --xl                     # also load and generate with a random gpt2-xl (1.5B)
-    python scripts/benchmark.py --profile                # also: where minigpt's time goes, per token and per prefill
+
+Where minigpt's time goes, function by function, is measured by scripts/profile_minigpt.py, which imports its
+helpers from this file (scripts/benchmark.py). Importing this file has no side effects: main() parses the
+arguments, sets the thread counts and only then imports NumPy and minigpt (use_threads()).
 
 What is measured, each a few times (--repeats), the median reported, minigpt and transformers taking
 turns so that the load of a shared machine falls on both alike:
@@ -41,9 +44,6 @@ the ratio of each side's fastest run; the 1-minute load average is recorded as e
 When another process holds a CPU, OpenBLAS with 2 threads can slow down twenty-fold on small
 matrix-vector products (its threads wait for each other), so --threads 1 gives steadier figures there.
 
---profile: minigpt's functions wrapped with timers (exclusive time: a caller is not charged for the
-wrapped functions it calls), per decoded token, per prefill and per beam step, then cProfile's view.
-
 Needs only NumPy and minigpt; torch and transformers are optional (the `reference` extra).
 
 scripts/PROFILE.md holds the first measured tables, where the time goes per token and per prefill,
@@ -61,61 +61,69 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_BLAS_MARK = "MINIGPT_BENCHMARK_NATIVE_BLAS"  # set in --native-blas's child: what was unset, as JSON
 BLAS_TUNING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 XL_SHAPE = {"n_layer": 48, "n_head": 25, "n_embd": 1600}  # gpt2-xl; vocab and context as gpt2's
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+np = minigpt = None  # imported by use_threads(), once the thread counts are in the environment
+
+
+def add_common_arguments(parser: argparse.ArgumentParser):
+    """The options that this script and scripts/profile_minigpt.py share."""
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="threads for NumPy's BLAS and for torch alike (default: the CPUs this process may use)")
+    parser.add_argument("--out", type=Path, help="write every figure (and the raw samples) here as JSON")
+    parser.add_argument("--model-dir", type=Path, help="a folder with config.json + model.safetensors to use instead")
+    parser.add_argument("--cache-dir", type=Path,
+                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minigpt-benchmark",
+                        help="where the random checkpoints are written once (default: %(default)s)")
+    parser.add_argument("--native-blas", action="store_true",
+                        help="run in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                        help="threads for NumPy's BLAS and for torch alike (default: the CPUs this process may use)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each measurement; the median is reported")
-    parser.add_argument("--out", type=Path, help="write every figure (and each run's samples) here as JSON")
-    parser.add_argument("--model-dir", type=Path, help="a folder with config.json + model.safetensors to use instead")
-    parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minigpt-benchmark",
-                        help="where the random checkpoints are written once (default: %(default)s)")
-    parser.add_argument("--no-transformers", action="store_true", help="measure minigpt only, even if transformers is installed")
-    parser.add_argument("--xl", action="store_true", help="also load + generate with a random gpt2-xl-shaped checkpoint (1.5B, 6.2 GB; slow)")
-    parser.add_argument("--xl-new-tokens", type=int, default=16, help="tokens that the --xl run generates (default: %(default)s)")
-    parser.add_argument("--native-blas", action="store_true",
-                        help="run in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset")
-    parser.add_argument("--profile", action="store_true", help="also break minigpt's time down by function (decode, prefill, beam)")
+    add_common_arguments(parser)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs of each measurement; the median is reported")
+    parser.add_argument("--no-transformers", action="store_true",
+                        help="measure minigpt only, even if transformers is installed")
+    parser.add_argument("--xl", action="store_true",
+                        help="also load + generate with a random gpt2-xl-shaped checkpoint (1.5B, 6.2 GB; slow)")
+    parser.add_argument("--xl-new-tokens", type=int, default=16,
+                        help="tokens that the --xl run generates (default: %(default)s)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: what a child process does
     parser.add_argument("--child-dir", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-ARGS = parse_args()
+def use_threads(threads: int):
+    """Put the thread counts in the environment, then import NumPy and minigpt (as this module's np and
+    minigpt). The thread pools of OpenBLAS, OpenMP and MKL read these variables once, when they start, so
+    this must come before NumPy (or torch) is first imported in this process: hence the imports here and
+    not at the top of the file."""
+    global np, minigpt
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import numpy as np
+    sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
+    import minigpt
 
-# Before NumPy or torch is imported: their thread pools read these once, when they start.
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_name] = str(ARGS.threads)
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-
-def rerun_with_native_blas():
-    """--native-blas: this script again, in a child whose environment lacks OPENBLAS_CORETYPE/_L2_SIZE."""
+def rerun_with_native_blas(script: str, argv: list[str]) -> int:
+    """--native-blas: `script` again, in a child whose environment lacks OPENBLAS_CORETYPE/_L2_SIZE."""
     unset = {name: os.environ[name] for name in BLAS_TUNING if name in os.environ}
     env = {k: v for k, v in os.environ.items() if k not in BLAS_TUNING}
     env[NATIVE_BLAS_MARK] = json.dumps(unset)
-    print(f"--native-blas: running again without {', '.join(f'{k}={v}' for k, v in unset.items()) or 'them (neither is set here)'}",
-          flush=True)
-    return subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=env).returncode
-
-
-if ARGS.native_blas and NATIVE_BLAS_MARK not in os.environ:
-    sys.exit(rerun_with_native_blas())
-
-import numpy as np  # noqa: E402  (after the thread settings above)
-
-sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
-import minigpt  # noqa: E402
+    what = ", ".join(f"{k}={v}" for k, v in unset.items()) or "them (neither is set here)"
+    print(f"--native-blas: running again without {what}", flush=True)
+    return subprocess.run([sys.executable, script, *argv], env=env).returncode
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -174,7 +182,8 @@ def blas_info() -> dict:
 
 
 def machine_info() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
     mem = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal"))
     return {"cpu": cpu, "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)), "memory_bytes": mem,
             "python": platform.python_version(), "numpy": np.__version__}
@@ -190,8 +199,9 @@ def status_kb(field: str) -> int:
 
 def real_gpt2_folder():
     for base in (os.environ.get("MINIGPT_WEIGHTS"), ROOT / "weights"):
-        if base and (Path(base) / "gpt2" / "model.safetensors").is_file() and (Path(base) / "gpt2" / "config.json").is_file():
-            return Path(base) / "gpt2"
+        folder = Path(base) / "gpt2" if base else None
+        if folder and (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+            return folder
     return None
 
 
@@ -208,9 +218,9 @@ def build_random_checkpoint(folder: Path, shape: dict):
         os.mkdir(tmp)  # for TemporaryDirectory's cleanup
 
 
-def checkpoint(name: str, can_build: bool) -> Path:
+def checkpoint(name: str, can_build: bool, cache_dir: Path, threads: int) -> Path:
     """The cached random checkpoint `name` (gpt2 or gpt2-xl), built first if it is not there yet."""
-    folder = ARGS.cache_dir / f"{name}-random-seed0"
+    folder = cache_dir / f"{name}-random-seed0"
     if (folder / "model.safetensors").is_file():
         return folder
     if not can_build:
@@ -219,7 +229,7 @@ def checkpoint(name: str, can_build: bool) -> Path:
     print(f"building a random {name} checkpoint in {folder} ...", flush=True)
     # In a child process, so that this one stays small (its size at a child's start counts in that
     # child's ru_maxrss: see child()) and torch's memory is given back.
-    result = child(["--child", f"build-{name}", "--child-dir", str(folder)])
+    result = child(["--child", f"build-{name}", "--child-dir", str(folder)], threads, cache_dir)
     if "error" in result:
         sys.exit(f"building {folder} failed: {result['error']}")
     return folder
@@ -288,8 +298,9 @@ def matvec_functions(torch=None) -> tuple[dict, int]:
 
 def bandwidth_of(samples: dict, nbytes: int) -> dict:
     """The bandwidth bound: the faster of NumPy's two matvec forms, by its median time."""
-    by_form = {name.removeprefix("matvec "): nbytes / median(s) for name, s in samples.items() if name.startswith("matvec")}
-    best = {name.removeprefix("matvec "): nbytes / min(s) for name, s in samples.items() if name.startswith("matvec")}
+    forms = {name.removeprefix("matvec "): s for name, s in samples.items() if name.startswith("matvec")}
+    by_form = {form: nbytes / median(s) for form, s in forms.items()}
+    best = {form: nbytes / min(s) for form, s in forms.items()}
     return {"bytes_per_s": max(by_form["x @ W"], by_form["W @ x"]), "by_form": by_form, "best_by_form": best,
             "matrix_bytes": nbytes // MATVEC_CALLS}
 
@@ -297,7 +308,7 @@ def bandwidth_of(samples: dict, nbytes: int) -> dict:
 # ----------------------------------------------------------------------------- child processes
 
 
-def child(extra: list[str]) -> dict:
+def child(extra: list[str], threads: int, cache_dir: Path) -> dict:
     """Run this script with --child ...; its last stdout line is JSON. Adds the child's ru_maxrss
     (its peak resident memory, from os.wait4) and this process's resident memory when it started.
 
@@ -305,14 +316,15 @@ def child(extra: list[str]) -> dict:
     so a child started by a big process inherits that size as a floor: the children are started while
     this process holds only NumPy and minigpt (about 40 MB). The child's own VmHWM, which counts its
     new image only, is recorded beside it as a check."""
-    cmd = [sys.executable, __file__, "--threads", str(ARGS.threads), "--cache-dir", str(ARGS.cache_dir), *extra]
+    cmd = [sys.executable, __file__, "--threads", str(threads), "--cache-dir", str(cache_dir), *extra]
     parent_rss = status_kb("VmRSS") * 1024
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        return {"error": f"{' '.join(extra[:2])} exited with {proc.returncode}", "peak_rss_bytes": usage.ru_maxrss * 1024}
+        return {"error": f"{' '.join(extra[:2])} exited with {proc.returncode}",
+                "peak_rss_bytes": usage.ru_maxrss * 1024}
     result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux: kilobytes
     result["parent_rss_bytes"] = parent_rss
@@ -335,14 +347,15 @@ def child_minigpt(folder: Path, new_tokens: int, beam: bool) -> dict:
     result = {"load_s": load_s, "greedy_s": greedy_s, "new_tokens": len(out.sequences[0]), "rss": rss,
               "checkpoint_bytes": (folder / "model.safetensors").stat().st_size}
     if beam:
-        result["beam_s"] = timed(lambda: minigpt.generate(model, ids, "beam", num_beams=4, max_new_tokens=32, eos_token_id=V))[0]
+        result["beam_s"] = timed(lambda: minigpt.generate(model, ids, "beam", num_beams=4, max_new_tokens=32,
+                                                          eos_token_id=V))[0]
         rss["peak_after_beam"] = status_kb("VmHWM") * 1024
     return result
 
 
-def child_transformers(folder: Path) -> dict:
+def child_transformers(folder: Path, threads: int) -> dict:
     """Only transformers: load, generate greedily, 64 tokens (its peak RSS, for comparison)."""
-    torch, transformers = import_transformers()
+    torch, transformers = import_transformers(threads)
     rss = {"after_import": status_kb("VmRSS") * 1024}
     load_s, model = timed(lambda: transformers.GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval())
     rss["peak_after_load"] = status_kb("VmHWM") * 1024
@@ -354,32 +367,33 @@ def child_transformers(folder: Path) -> dict:
     return {"load_s": load_s, "rss": rss}
 
 
-def run_child():
-    if ARGS.child == "rss-minigpt":
-        limit_numpy_threads(ARGS.threads)
-        result = child_minigpt(ARGS.child_dir, 64, beam=True)
-    elif ARGS.child == "rss-transformers":
-        result = child_transformers(ARGS.child_dir)
-    elif ARGS.child == "xl-minigpt":
-        limit_numpy_threads(ARGS.threads)
-        result = child_minigpt(ARGS.child_dir, ARGS.xl_new_tokens, beam=False)
-    elif ARGS.child in ("build-gpt2", "build-gpt2-xl"):
-        build_random_checkpoint(ARGS.child_dir, XL_SHAPE if ARGS.child == "build-gpt2-xl" else {})
+def run_child(kind: str, folder: Path, threads: int, xl_new_tokens: int):
+    """What a child process started by child() does (--child kind); prints its result as JSON."""
+    if kind == "rss-minigpt":
+        limit_numpy_threads(threads)
+        result = child_minigpt(folder, 64, beam=True)
+    elif kind == "rss-transformers":
+        result = child_transformers(folder, threads)
+    elif kind == "xl-minigpt":
+        limit_numpy_threads(threads)
+        result = child_minigpt(folder, xl_new_tokens, beam=False)
+    elif kind in ("build-gpt2", "build-gpt2-xl"):
+        build_random_checkpoint(folder, XL_SHAPE if kind == "build-gpt2-xl" else {})
         result = {}
     else:
-        sys.exit(f"unknown --child {ARGS.child}")
+        sys.exit(f"unknown --child {kind}")
     print(json.dumps(result))
 
 
 # ----------------------------------------------------------------------------- the comparisons
 
 
-def import_transformers():
+def import_transformers(threads: int):
     import torch
     import transformers
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    torch.set_num_threads(ARGS.threads)
+    torch.set_num_threads(threads)
     return torch, transformers
 
 
@@ -399,10 +413,12 @@ def compare(folder: Path, hf, repeats: int) -> dict:
     counts = {}
 
     def mg_greedy(trace_top=10):
-        counts["minigpt greedy"] = len(minigpt.generate(model, ids, max_new_tokens=64, eos_token_id=V, trace_top=trace_top).sequences[0])
+        out = minigpt.generate(model, ids, max_new_tokens=64, eos_token_id=V, trace_top=trace_top)
+        counts["minigpt greedy"] = len(out.sequences[0])
 
     def mg_beam():
-        counts["minigpt beam"] = len(minigpt.generate(model, ids, "beam", num_beams=4, max_new_tokens=32, eos_token_id=V).sequences[0])
+        out = minigpt.generate(model, ids, "beam", num_beams=4, max_new_tokens=32, eos_token_id=V)
+        counts["minigpt beam"] = len(out.sequences[0])
 
     long_ids = np.random.default_rng(1).integers(0, min(V, 50256), 512)
     matvec, matvec_bytes = matvec_functions(hf[0] if hf else None)
@@ -440,202 +456,16 @@ def compare(folder: Path, hf, repeats: int) -> dict:
     return results
 
 
-# ----------------------------------------------------------------------------- the profile
-
-
-class Profiler:
-    """Exclusive wall time per label: wrapped functions nest, and a caller is not charged for the time
-    of the wrapped functions it calls. Each label is kept per phase: "prefill" (a forward of T > 1
-    tokens), "decode" (a forward of one token) and "sampler" (everything between forwards)."""
-
-    def __init__(self):
-        self.stack = []  # time spent in wrapped callees, one entry per open wrapped call
-        self.totals = defaultdict(float)
-        self.calls = defaultdict(int)
-        self.phase = "sampler"
-        self.forwards = defaultdict(int)
-        self.not_float32 = set()
-        self.patched = []
-
-    def wrap(self, owner, name, label):
-        """Replace owner.name (a module's function or a class's method) with a timed wrapper.
-        label: a string, or a function of the call's arguments that gives one."""
-        fn = getattr(owner, name, None)
-        if fn is None:
-            return
-        profiler = self
-
-        def wrapper(*args, **kwargs):
-            key = label(*args, **kwargs) if callable(label) else label
-            profiler.stack.append(0.0)
-            t = time.perf_counter()
-            try:
-                result = fn(*args, **kwargs)
-            finally:
-                dt = time.perf_counter() - t
-                inner = profiler.stack.pop()
-                profiler.totals[profiler.phase, key] += dt - inner
-                profiler.calls[profiler.phase, key] += 1
-                if profiler.stack:
-                    profiler.stack[-1] += dt
-            if isinstance(result, np.ndarray) and result.dtype.kind == "f" and result.dtype != np.float32:
-                profiler.not_float32.add(f"{key}: {result.dtype}")
-            return result
-
-        setattr(owner, name, wrapper)
-        self.patched.append((owner, name, fn))
-
-    def wrap_forward(self, cls):
-        """GPT2.forward: timed (its own time is glue), and it sets the phase by the number of new tokens."""
-        self.wrap(cls, "forward", "forward glue: embeddings, mask, positions")
-        timed_forward, profiler = cls.forward, self
-
-        def forward(model, ids, *args, **kwargs):
-            profiler.phase = "prefill" if np.asarray(ids).shape[-1] > 1 else "decode"
-            profiler.forwards[profiler.phase] += 1
-            try:
-                return timed_forward(model, ids, *args, **kwargs)
-            finally:
-                profiler.phase = "sampler"
-
-        cls.forward = forward  # restore() puts the original back
-
-    def restore(self):
-        for owner, name, fn in reversed(self.patched):
-            setattr(owner, name, fn)
-        self.patched.clear()
-
-
-def instrument(profiler: Profiler, config):
-    """Wrap minigpt's functions: each label names what the time is spent on."""
-    from minigpt import model as M
-    from minigpt.sampling import beam as Beam, decoding as D, processors as P, sample as S
-    C, M_ = config.n_embd, getattr(config, "d_mlp", 4 * config.n_embd)
-    names = {(C, 3 * C): "matmul qkv (c_attn)", (C, C): "matmul attn out (c_proj)", (C, M_): "matmul mlp up (c_fc)",
-             (M_, C): "matmul mlp down (c_proj)"}
-
-    def linear_label(x, weight=None, bias=None):
-        return names.get(tuple(weight.shape), f"matmul {tuple(weight.shape)}")
-
-    profiler.wrap(M, "layer_norm", "layer norm")
-    profiler.wrap(M, "gelu", "gelu")
-    profiler.wrap(M, "softmax", "attention softmax")
-    profiler.wrap(M, "linear", linear_label)
-    profiler.wrap(M, "attention", "attention: q k^T, scale, mask, @ v")
-    profiler.wrap(M, "self_attention", "head split/merge, KV cache write")
-    profiler.wrap(M, "mlp", "glue (Python, residual adds)")
-    profiler.wrap(M, "block", "glue (Python, residual adds)")
-    profiler.wrap(M, "unembed", "LM head (unembed)")
-    profiler.wrap(M, "position_ids", "forward glue: embeddings, mask, positions")
-    profiler.wrap(M.KVCache, "reorder", "KV cache reorder (copies the cache)")
-    profiler.wrap_forward(M.GPT2)
-    # The sampler: the names as the strategy modules imported them.
-    for module in (S, D, Beam):
-        profiler.wrap(module, "log_softmax", "log_softmax over V")
-        profiler.wrap(module, "trace_step", "trace_step (softmax + top-k over V)")
-    profiler.wrap(P.LogitsChain, "__call__", "processor chain (copies logits)")
-    profiler.wrap(S, "choose", "argmax / draw")
-    profiler.wrap(S, "greedy_or_sample", "strategy loop (history, Python)")
-    profiler.wrap(D, "emit", "emit (per row)")
-    profiler.wrap(Beam, "beam_search", "strategy loop (history, Python)")
-    profiler.wrap(Beam.BeamSearch, "step", "beam step (candidates, history)")
-    profiler.wrap(Beam, "advance_group", "beam step (candidates, history)")
-    profiler.wrap(Beam, "extend", "beam step (candidates, history)")
-
-
-def profile_run(fn, config, repeats: int) -> dict:
-    """Run fn under the profiler `repeats` times; per phase and label, the median seconds per run."""
-    runs, walls = [], []
-    fn()  # warm-up
-    for _ in range(repeats):
-        profiler = Profiler()
-        instrument(profiler, config)
-        try:
-            gc.collect()
-            wall, _ = timed(fn)
-        finally:
-            profiler.restore()
-        runs.append(profiler)
-        walls.append(wall)
-    keys = set().union(*(p.totals for p in runs))
-    totals = {key: median([p.totals.get(key, 0.0) for p in runs]) for key in keys}
-    accounted = sum(totals.values())
-    return {"wall_s": median(walls), "unaccounted_s": max(median(walls) - accounted, 0.0),
-            "by_label": {f"{phase}|{label}": s for (phase, label), s in sorted(totals.items(), key=lambda kv: -kv[1])},
-            "calls": {f"{phase}|{label}": n for (phase, label), n in runs[-1].calls.items()},
-            "forwards": dict(runs[-1].forwards), "not_float32": sorted(set().union(*(p.not_float32 for p in runs)))}
-
-
-def wrapper_cost() -> float:
-    """Seconds the profiler's wrapper adds to one call (subtract calls x this from a label to correct)."""
-    class Holder:
-        @staticmethod
-        def f(x):
-            return x
-    profiler = Profiler()
-    profiler.wrap(Holder, "f", "f")
-    n = 20000
-    wall, _ = timed(lambda: [Holder.f(i) for i in range(n)])
-    bare, _ = timed(lambda: [(lambda x: x)(i) for i in range(n)])
-    return max(wall - bare, 0.0) / n
-
-
-def profile(folder: Path, repeats: int) -> dict:
-    model = minigpt.load(folder)
-    V = model.config.vocab_size
-    ids = prompt_ids(V)
-    long_ids = np.random.default_rng(1).integers(0, min(V, 50256), 512)
-    out = {
-        "greedy_32+64": profile_run(lambda: minigpt.generate(model, ids, max_new_tokens=64, eos_token_id=V), model.config, repeats),
-        "prefill_512": profile_run(lambda: model(long_ids), model.config, repeats),
-        "beam_4x32": profile_run(lambda: minigpt.generate(model, ids, "beam", num_beams=4, max_new_tokens=32, eos_token_id=V),
-                                 model.config, repeats),
-        "wrapper_cost_s": wrapper_cost(),
-    }
-    import cProfile
-    import pstats
-    import io
-    prof = cProfile.Profile()
-    prof.runcall(lambda: minigpt.generate(model, ids, max_new_tokens=64, eos_token_id=V))
-    stream = io.StringIO()
-    pstats.Stats(prof, stream=stream).sort_stats("tottime").print_stats(18)
-    out["cprofile_greedy"] = stream.getvalue()
-    return out
-
-
-def print_profile(prof: dict):
-    cost = prof["wrapper_cost_s"]
-    print(f"\nProfile of minigpt (exclusive wall time per function; the wrappers add ~{cost * 1e6:.1f} us per call)")
-    for run, per in (("greedy_32+64", {"decode": "decode", "sampler": "sampler", "prefill": "prefill"}),
-                     ("prefill_512", {"prefill": "prefill"}), ("beam_4x32", {"decode": "decode", "sampler": "sampler", "prefill": "prefill"})):
-        p = prof[run]
-        f = p["forwards"]
-        print(f"\n{run}: {p['wall_s'] * 1e3:.1f} ms in all, forwards {f}, unaccounted {p['unaccounted_s'] * 1e3:.2f} ms")
-        for phase in ("prefill", "decode", "sampler"):
-            rows = {k.split("|", 1)[1]: v for k, v in p["by_label"].items() if k.startswith(phase + "|")}
-            if not rows:
-                continue
-            n = {"prefill": f.get("prefill", 1), "decode": max(f.get("decode", 0), 1), "sampler": f.get("decode", 0) + 1}[phase]
-            total = sum(rows.values())
-            unit = "per prefill" if phase == "prefill" else "per token"
-            print(f"  {phase} ({unit}: {total / n * 1e3:.2f} ms)")
-            for label, s in sorted(rows.items(), key=lambda kv: -kv[1]):
-                print(f"    {label:<44} {s / n * 1e3:8.3f} ms  {100 * s / total:5.1f}%")
-        if p["not_float32"]:
-            print(f"  not float32: {', '.join(p['not_float32'])}")
-    print("\ncProfile, greedy 32+64, by own time:")
-    print("\n".join(prof["cprofile_greedy"].splitlines()[:32]))
-
-
 # ----------------------------------------------------------------------------- the report
 
 
 def row(name, mg, hf, ratio=None, goal="", ok=None, unit="", best=None):
-    return {"measure": name, "minigpt": mg, "transformers": hf, "ratio": ratio, "ratio_best": best, "goal": goal, "ok": ok,
-            "unit": unit}
+    return {"measure": name, "minigpt": mg, "transformers": hf, "ratio": ratio, "ratio_best": best, "goal": goal,
+            "ok": ok, "unit": unit}
 
 
-def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | None, checkpoint_bytes: int, memory: int) -> list:
+def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | None, checkpoint_bytes: int,
+              memory: int) -> list:
     """The table's rows. Speeds from the median time; ratio = minigpt's speed / transformers', and
     ratio_best the same from each one's fastest run (what a quiet machine would show)."""
     med = {k: {name: median(s) for name, s in cmp[k].items()} for k in ("load_s", "greedy_s", "prefill_s", "beam_s")}
@@ -651,8 +481,9 @@ def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | No
         speed = (lambda t: new_tokens / t) if new_tokens else (lambda t: t)
         hf = med[k].get("transformers")
         r = speedup(k, name)
-        return row(label, speed(med[k][name]), hf and speed(hf), r, f">= {goal:.1f}x" if goal else "report" if name == "minigpt" else "info",
-                   ok(r, goal) if goal else None, best=speedup(k, name, best))
+        goal_text = f">= {goal:.1f}x" if goal else "report" if name == "minigpt" else "info"
+        return row(label, speed(med[k][name]), hf and speed(hf), r, goal_text, ok(r, goal) if goal else None,
+                   best=speedup(k, name, best))
 
     bound = bandwidth["bytes_per_s"] / cmp["weight_bytes_per_token"]
     g = 64 / med["greedy_s"]["minigpt"]
@@ -661,8 +492,8 @@ def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | No
     rows = [
         compared("load: safetensors -> ready model (s)", "load_s"),
         compared("greedy 32+64 (tokens/s)", "greedy_s", 64, 2.0),
-        row(f"  share of bandwidth bound ({bound:.1f} tok/s)", g / bound, g_hf and g_hf / bound, None, ">= 75%", g / bound >= 0.75,
-            unit="%"),
+        row(f"  share of bandwidth bound ({bound:.1f} tok/s)", g / bound, g_hf and g_hf / bound, None, ">= 75%",
+            g / bound >= 0.75, unit="%"),
         compared("greedy 32+64, trace_top=0 (tokens/s)", "greedy_s", 64, name="minigpt trace_top=0"),
         compared("prefill 512, full logits (s)", "prefill_s", goal=1.0),
         compared("beam 4 beams, 32 new (tokens/s)", "beam_s", 32, 2.0),
@@ -674,9 +505,11 @@ def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | No
             rows.append(row("xl: load + generate", xl["error"], None, None, "fits in RAM", False))
         else:
             rows.append(row("xl: load (s)", xl["load_s"], None, None, "report"))
-            rows.append(row(f"xl: greedy 32+{xl['new_tokens']} (tokens/s)", xl["new_tokens"] / xl["greedy_s"], None, None, "report"))
-            rows.append(row("xl: peak RSS (GiB)", xl["peak_rss_bytes"] / 2**30, None, xl["peak_rss_bytes"] / xl["checkpoint_bytes"],
-                            f"< {memory / 2**30:.1f} GiB RAM", xl["peak_rss_bytes"] < memory, unit="x ckpt"))
+            speed = xl["new_tokens"] / xl["greedy_s"]
+            rows.append(row(f"xl: greedy 32+{xl['new_tokens']} (tokens/s)", speed, None, None, "report"))
+            peak = xl["peak_rss_bytes"]
+            rows.append(row("xl: peak RSS (GiB)", peak / 2**30, None, peak / xl["checkpoint_bytes"],
+                            f"< {memory / 2**30:.1f} GiB RAM", peak < memory, unit="x ckpt"))
     return rows
 
 
@@ -694,10 +527,12 @@ def print_table(rows: list, meta: dict):
     print(f"\nminigpt vs transformers: {meta['checkpoint']} ({meta['checkpoint_bytes'] / 1e6:.0f} MB), "
           f"{meta['threads']} thread(s), median of {meta['repeats']}")
     b = meta["blas"]
-    print(f"NumPy BLAS: {b.get('config', '?')} | kernel {b.get('corename', '?')} | threads {b.get('num_threads', '?')} | "
+    print(f"NumPy BLAS: {b.get('config', '?')} | kernel {b.get('corename', '?')} | "
+          f"threads {b.get('num_threads', '?')} | "
           f"OPENBLAS_CORETYPE={b['env'].get('OPENBLAS_CORETYPE')} OPENBLAS_L2_SIZE={b['env'].get('OPENBLAS_L2_SIZE')}"
           + (f" (--native-blas: unset {b['unset'] or 'nothing, neither was set'})" if b.get("native_blas_run") else ""))
-    print(f"torch: {meta.get('torch', '-')} threads {meta.get('torch_threads', '-')}, transformers {meta.get('transformers', '-')}, "
+    print(f"torch: {meta.get('torch', '-')} threads {meta.get('torch_threads', '-')}, "
+          f"transformers {meta.get('transformers', '-')}, "
           f"attention {meta.get('attn_implementation', '-')}")
     bw = meta["bandwidth"]
     print(f"bandwidth: matvec {bw['bytes_per_s'] / 1e9:.1f} GB/s ("
@@ -714,67 +549,106 @@ def print_table(rows: list, meta: dict):
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
         ok = {True: "yes", False: "NO", None: ""}[r["ok"]]
         best = "" if r["ratio_best"] is None else f"{r['ratio_best']:.2f}x"
-        print(f"{r['measure']:<42} {fmt(r['minigpt'], unit):>9} {fmt(r['transformers'], unit):>12} {ratio:>7} {best:>6}  {r['goal']:<13} {ok}")
+        print(f"{r['measure']:<42} {fmt(r['minigpt'], unit):>9} {fmt(r['transformers'], unit):>12} {ratio:>7} "
+              f"{best:>6}  {r['goal']:<13} {ok}")
     print("ratio: minigpt's speed over transformers' from the median runs; best: from each one's fastest run.\n"
           "For peak RSS the ratio is minigpt's peak over the checkpoint's bytes.")
 
 
-def main():
-    if ARGS.child:
-        return run_child()
-    start = loadavg()
-    limit = limit_numpy_threads(ARGS.threads)  # threadpoolctl's limit lasts while it is referenced
-    has_hf = not ARGS.no_transformers and all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
-    if not ARGS.no_transformers and not has_hf:
+def has_transformers(wanted: bool) -> bool:
+    """Whether torch and transformers take part: wanted, and both installed."""
+    has = wanted and all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
+    if wanted and not has:
         print("torch/transformers not installed: minigpt's figures only", flush=True)
-    real = ARGS.model_dir or real_gpt2_folder()
-    folder = real or checkpoint("gpt2", can_build=has_hf)
-    checkpoint_bytes = (folder / "model.safetensors").stat().st_size
-    meta = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": machine_info(), "threads": ARGS.threads, "repeats": ARGS.repeats, "blas": blas_info(),
-            "checkpoint": str(folder) if real else f"random gpt2 124M ({folder})", "checkpoint_bytes": checkpoint_bytes,
-            "loadavg_start": start, "numpy_threads_set_by": "threadpoolctl" if limit else "OPENBLAS_NUM_THREADS, openblas_set_num_threads"}
-    print(f"checkpoint {folder}; {ARGS.threads} thread(s); load average {start}", flush=True)
+    return has
 
-    # First the child processes, while this one is small (see child()).
+
+def model_folder(model_dir: Path | None, can_build: bool, cache_dir: Path, threads: int) -> tuple[Path, bool]:
+    """The checkpoint measured: --model-dir, else the real gpt2, else the cached random one. -> (folder, real)"""
+    real = model_dir or real_gpt2_folder()
+    return real or checkpoint("gpt2", can_build, cache_dir, threads), real is not None
+
+
+def children(folder: Path, has_hf: bool, threads: int, cache_dir: Path, xl_new_tokens: int | None) -> tuple:
+    """The peak-RSS children, and --xl's (xl_new_tokens not None), started while this process is still
+    small (see child()). -> (minigpt's, transformers' or {}, xl's or None)"""
     print("peak RSS in child processes ...", flush=True)
-    rss = child(["--child", "rss-minigpt", "--child-dir", str(folder)])
-    rss_hf = child(["--child", "rss-transformers", "--child-dir", str(folder)]) if has_hf else {}
-    xl = None
-    if ARGS.xl:
-        xl_folder = checkpoint("gpt2-xl", can_build=has_hf)
-        print(f"xl: load + generate {ARGS.xl_new_tokens} tokens in a child ...", flush=True)
-        xl = child(["--child", "xl-minigpt", "--child-dir", str(xl_folder), "--xl-new-tokens", str(ARGS.xl_new_tokens)])
-        xl["checkpoint_bytes"] = (xl_folder / "model.safetensors").stat().st_size
+    run = lambda *extra: child(["--child", *extra], threads, cache_dir)  # noqa: E731
+    rss = run("rss-minigpt", "--child-dir", str(folder))
+    rss_hf = run("rss-transformers", "--child-dir", str(folder)) if has_hf else {}
+    if xl_new_tokens is None:
+        return rss, rss_hf, None
+    xl_folder = checkpoint("gpt2-xl", has_hf, cache_dir, threads)
+    print(f"xl: load + generate {xl_new_tokens} tokens in a child ...", flush=True)
+    xl = run("xl-minigpt", "--child-dir", str(xl_folder), "--xl-new-tokens", str(xl_new_tokens))
+    xl["checkpoint_bytes"] = (xl_folder / "model.safetensors").stat().st_size
+    return rss, rss_hf, xl
 
-    hf = import_transformers() if has_hf else None
-    if hf:
-        torch, transformers = hf
-        meta |= {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "transformers": transformers.__version__}
-    print("comparing ...", flush=True)
-    cmp = compare(folder, hf, ARGS.repeats)
-    bandwidth = cmp["bandwidth"]
-    meta |= {"loadavg_end": loadavg(), "bandwidth": bandwidth,
-             "weight_bytes_per_token": cmp["weight_bytes_per_token"], "attn_implementation": cmp.get("attn_implementation"),
-             "loadavg_per_measure": {k: v and v[0] for k, v in cmp["loadavg"].items()}}
-    rows = summarize(cmp, bandwidth, rss, rss_hf, xl, checkpoint_bytes, meta["machine"]["memory_bytes"])
-    print_table(rows, meta)
-    counts = cmp["new_token_counts"]
-    print(f"new tokens generated: {counts}; prefill logits max |minigpt - transformers| = {cmp.get('prefill_max_abs_diff', '-')}")
+
+def print_children(rss: dict, rss_hf: dict, xl: dict | None):
+    """Each child's own figures, bytes in MB."""
+    def mb(key, value):
+        if key.endswith("bytes"):
+            return round(value / 1e6)
+        return {stage: round(b / 1e6) for stage, b in value.items()} if key == "rss" else value
+
     for name, r in (("minigpt", rss), ("transformers", rss_hf), ("xl", xl)):
         if r:
-            print(f"{name} child: " + json.dumps({k: (round(v / 1e6) if k.endswith("bytes") else {s: round(b / 1e6) for s, b in v.items()}
-                                                      if k == "rss" else v) for k, v in r.items()}) + "  (bytes in MB)")
-    report = {"meta": meta, "rows": rows, "samples": {k: cmp[k] for k in ("load_s", "greedy_s", "prefill_s", "beam_s")},
-              "loadavg_per_measure": cmp["loadavg"],
-              "bandwidth_samples_s": cmp["bandwidth_samples_s"], "rss_minigpt": rss, "rss_transformers": rss_hf, "xl": xl,
-              "new_token_counts": counts, "prefill_max_abs_diff": cmp.get("prefill_max_abs_diff")}
-    if ARGS.profile:
-        report["profile"] = profile(folder, max(3, ARGS.repeats // 2))
-        print_profile(report["profile"])
-    if ARGS.out:
-        ARGS.out.write_text(json.dumps(report, indent=1, default=str))
-        print(f"\nwrote {ARGS.out}")
+            print(f"{name} child: " + json.dumps({k: mb(k, v) for k, v in r.items()}) + "  (bytes in MB)")
+
+
+def run(args) -> dict:
+    """Every figure: the child processes first, then the comparisons; prints the table. -> the report"""
+    start = loadavg()
+    limit = limit_numpy_threads(args.threads)  # threadpoolctl's limit lasts while it is referenced
+    has_hf = has_transformers(not args.no_transformers)
+    folder, real = model_folder(args.model_dir, has_hf, args.cache_dir, args.threads)
+    checkpoint_bytes = (folder / "model.safetensors").stat().st_size
+    meta = {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": machine_info(), "threads": args.threads, "repeats": args.repeats, "blas": blas_info(),
+            "checkpoint": str(folder) if real else f"random gpt2 124M ({folder})", "checkpoint_bytes": checkpoint_bytes,
+            "loadavg_start": start,
+            "numpy_threads_set_by": "threadpoolctl" if limit else "OPENBLAS_NUM_THREADS, openblas_set_num_threads"}
+    print(f"checkpoint {folder}; {args.threads} thread(s); load average {start}", flush=True)
+    rss, rss_hf, xl = children(folder, has_hf, args.threads, args.cache_dir, args.xl_new_tokens if args.xl else None)
+
+    hf = import_transformers(args.threads) if has_hf else None
+    if hf:
+        torch, transformers = hf
+        meta |= {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                 "transformers": transformers.__version__}
+    print("comparing ...", flush=True)
+    cmp = compare(folder, hf, args.repeats)
+    meta |= {"loadavg_end": loadavg(), "bandwidth": cmp["bandwidth"],
+             "weight_bytes_per_token": cmp["weight_bytes_per_token"],
+             "attn_implementation": cmp.get("attn_implementation"),
+             "loadavg_per_measure": {k: v and v[0] for k, v in cmp["loadavg"].items()}}
+    rows = summarize(cmp, cmp["bandwidth"], rss, rss_hf, xl, checkpoint_bytes, meta["machine"]["memory_bytes"])
+    print_table(rows, meta)
+    counts = cmp["new_token_counts"]
+    print(f"new tokens generated: {counts}; "
+          f"prefill logits max |minigpt - transformers| = {cmp.get('prefill_max_abs_diff', '-')}")
+    print_children(rss, rss_hf, xl)
+    return {"meta": meta, "rows": rows, "samples": {k: cmp[k] for k in ("load_s", "greedy_s", "prefill_s", "beam_s")},
+            "loadavg_per_measure": cmp["loadavg"],
+            "bandwidth_samples_s": cmp["bandwidth_samples_s"], "rss_minigpt": rss, "rss_transformers": rss_hf, "xl": xl,
+            "new_token_counts": counts, "prefill_max_abs_diff": cmp.get("prefill_max_abs_diff")}
+
+
+def main(argv: list[str] | None = None):
+    """Parse the arguments, then (in this order) rerun for --native-blas, set the threads and import NumPy
+    (use_threads), and run: the comparison, or what a --child process does."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.native_blas and NATIVE_BLAS_MARK not in os.environ:
+        sys.exit(rerun_with_native_blas(__file__, argv))
+    use_threads(args.threads)
+    if args.child:
+        return run_child(args.child, args.child_dir, args.threads, args.xl_new_tokens)
+    report = run(args)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1, default=str))
+        print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":
