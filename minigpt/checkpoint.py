@@ -1,12 +1,11 @@
 """Checkpoint -> model: read GPT-2's weights from safetensors, exactly as the Hugging Face hub ships them.
 
-A .safetensors file is 8 bytes of header length, a JSON header (each tensor's dtype, shape and byte
-range) and then the raw little-endian bytes. minigpt checks the header by the format's rules (offsets
-in range and back to back, sizes that match dtype x shape) so that each fault is named, and the
-safetensors library reads it too, so no file it refuses is loaded. The config is then checked against
-the header's names, shapes and dtypes before a byte of data is read; NumPy then maps each tensor's
-bytes straight from the file, and every weight must be finite.
-Nothing is ever unpickled: a folder that holds only pytorch_model.bin is refused.
+A .safetensors file is 8 bytes of header length, a JSON header (each tensor's dtype, shape and byte range) and
+then the raw little-endian bytes. minigpt checks the header by the format's rules (offsets in range and back
+to back, sizes that match dtype x shape) so that each fault is named, and the safetensors library reads it
+too, so no file it refuses is loaded. The config is then checked against the header's names, shapes and dtypes
+before a byte of data is read; NumPy then reads each tensor's bytes straight from the file, and every weight
+must be finite. Nothing is ever unpickled: a folder that holds only pytorch_model.bin is refused.
 
 Two key layouts are found in the wild, and both load:
 - the hub's files: `wte.weight`, `h.0.attn.c_attn.weight`, ... plus the buffers `h.N.attn.bias`
@@ -47,6 +46,7 @@ MAX_WEIGHT = 1e5
 BUFFERS = (".attn.bias", ".attn.masked_bias")  # constant masks saved by older transformers, not weights
 PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # PyTorch's pickle files: never opened
 DAMAGED = "download or export it again"  # how to fix a file that breaks the safetensors format
+NEVER_UNPICKLED = "never unpickles, because unpickling can run arbitrary code (convert it with the safetensors library)"
 
 
 def expected_shapes(config: GPTConfig) -> dict[str, tuple]:
@@ -89,12 +89,15 @@ def read_header(path: Path) -> tuple[dict, int]:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size < 8:
-                raise invalid(path, f"it is {size} bytes long, shorter than the 8-byte header length every safetensors file starts with")
+                raise invalid(path, f"it is {size} bytes long, shorter than the 8-byte header length "
+                                    "every safetensors file starts with")
             n = int.from_bytes(f.read(8), "little")
             if n > MAX_HEADER:
-                raise invalid(path, f"its first 8 bytes declare a JSON header of {n} bytes, more than the format's limit of {MAX_HEADER}")
+                raise invalid(path, f"its first 8 bytes declare a JSON header of {n} bytes, "
+                                    f"more than the format's limit of {MAX_HEADER}")
             if n > size - 8:
-                raise invalid(path, f"its first 8 bytes declare a JSON header of {n} bytes, but only {size - 8} bytes follow (the file is truncated)")
+                raise invalid(path, f"its first 8 bytes declare a JSON header of {n} bytes, "
+                                    f"but only {size - 8} bytes follow (the file is truncated)")
             text = f.read(n)
     except OSError as e:
         raise CheckpointError(f"cannot read {path} ({e.strerror or e}); check that it is a readable file.") from None
@@ -114,7 +117,8 @@ def read_header(path: Path) -> tuple[dict, int]:
     for (begin, stop), key in sorted((info["data_offsets"], key) for key, info in header.items()):
         if begin != end:
             overlap = "overlap" if begin < end else "leave a gap"
-            raise invalid(path, f"tensor {short(key)} begins at data byte {begin}, but the tensor before it ends at byte {end}, so the two {overlap}")
+            raise invalid(path, f"tensor {short(key)} begins at data byte {begin}, "
+                                f"but the tensor before it ends at byte {end}, so the two {overlap}")
         end = stop
     if end != data_size:
         raise invalid(path, f"{data_size - end} bytes follow its last tensor")
@@ -122,7 +126,8 @@ def read_header(path: Path) -> tuple[dict, int]:
         with safe_open(str(path), framework="numpy"):
             pass
     except (SafetensorError, OSError) as e:
-        raise invalid(path, f"the safetensors library refuses it ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise invalid(path, f"the safetensors library refuses it ({reason})") from None
     return header, 8 + n
 
 
@@ -130,25 +135,34 @@ def check_entry(path, key: str, info, data_size: int):
     """One header entry: a known dtype, a shape of non-negative integers, a byte range in the file that
     holds exactly dtype x shape."""
     if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
-        raise invalid(path, f"the header entry of tensor {short(key)} is not an object with dtype, shape and data_offsets")
+        raise invalid(path, f"the header entry of tensor {short(key)} is not an object "
+                            "with dtype, shape and data_offsets")
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
     if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
-        raise invalid(path, f"tensor {short(key)} has dtype {short(dtype)}, which safetensors does not define")
+        raise invalid(path, f"tensor {short(key)} has dtype {short(dtype)}, "
+                            "which safetensors does not define")
     if not isinstance(shape, list) or not all(is_index(d) for d in shape):
-        raise invalid(path, f"tensor {short(key)} has shape {short(shape)}, not a list of non-negative integers")
-    if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_index(o) for o in offsets) or offsets[0] > offsets[1]:
-        raise invalid(path, f"tensor {short(key)} has data_offsets {short(offsets)}, not [begin, end] with 0 <= begin <= end")
+        raise invalid(path, f"tensor {short(key)} has shape {short(shape)}, "
+                            "not a list of non-negative integers")
+    pair = isinstance(offsets, list) and len(offsets) == 2 and all(is_index(o) for o in offsets)
+    if not pair or offsets[0] > offsets[1]:
+        raise invalid(path, f"tensor {short(key)} has data_offsets {short(offsets)}, "
+                            "not [begin, end] with 0 <= begin <= end")
     begin, end = offsets
     if end > data_size:
-        raise invalid(path, f"tensor {short(key)} ends at data byte {end}, past the {data_size} data bytes the file holds (the file is truncated)")
+        raise invalid(path, f"tensor {short(key)} ends at data byte {end}, "
+                            f"past the {data_size} data bytes the file holds (the file is truncated)")
     bits = 0 if 0 in shape else DTYPE_BITS[dtype]
     for d in shape:  # stop once past the file: a damaged shape may multiply out to thousands of digits
         bits *= d
         if bits > 8 * data_size:
             break
     if bits != 8 * (end - begin):
-        need = "more bytes than the file holds" if bits > 8 * data_size else f"{bits // 8} bytes" if bits % 8 == 0 else f"{bits} bits"
-        raise invalid(path, f"tensor {short(key)} is {dtype} of shape {short(shape)}, which takes {need}, but its data_offsets [{begin}, {end}] span {end - begin} bytes")
+        need = f"{bits // 8} bytes" if bits % 8 == 0 else f"{bits} bits"
+        if bits > 8 * data_size:  # the loop above stopped early: bits is then only a lower bound
+            need = "more bytes than the file holds"
+        raise invalid(path, f"tensor {short(key)} is {dtype} of shape {short(shape)}, which takes {need}, "
+                            f"but its data_offsets [{begin}, {end}] span {end - begin} bytes")
 
 
 def is_index(value) -> bool:
@@ -164,7 +178,8 @@ def weight_entries(header: dict, source) -> dict[str, dict]:
         if name.endswith(BUFFERS):
             continue
         if name in entries:
-            raise CheckpointError(f"{source} holds tensor {short(name)} twice, with and without the 'transformer.' prefix; keep one of the two.")
+            raise CheckpointError(f"{source} holds tensor {short(name)} twice, with and without the "
+                                  "'transformer.' prefix; keep one of the two.")
         entries[name] = info
     return entries
 
@@ -221,7 +236,8 @@ def read_safetensors(path) -> dict[str, np.ndarray]:
     entries = weight_entries(header, path)
     for name, info in entries.items():
         if info["dtype"] not in DTYPES:
-            raise CheckpointError(f"{path}: tensor {short(name)} is stored as {info['dtype']}; minigpt reads weights stored as F32, F16 or BF16, so convert it to one of those.")
+            raise CheckpointError(f"{path}: tensor {short(name)} is stored as {info['dtype']}; minigpt reads "
+                                  "weights stored as F32, F16 or BF16, so convert it to one of those.")
     return read_tensors(path, entries, data_start, entries)
 
 
@@ -245,31 +261,43 @@ def check_layout(entries: dict, config: GPTConfig, source, config_file=None) -> 
     indices = block_indices(entries)
     blocks = max(indices, default=-1) + 1
     if blocks > config.n_layer:  # ignoring them would run a truncated model without a word
-        raise CheckpointError(f"{source} holds tensors of {blocks} transformer blocks (h.0 to h.{blocks - 1}), but {said} n_layer={config.n_layer}; set n_layer to {blocks} in config.json.")
-    if len(indices) < config.n_layer:  # a block below n_layer has no tensor at all; found within len(indices) + 1 steps
-        i = next(i for i in range(config.n_layer) if i not in indices)
-        fix = "correct n_layer in config.json or download the complete checkpoint" if config_file else f"the file is incomplete, so {DAMAGED}"
-        raise CheckpointError(f"{source} lacks tensor 'h.{i}.ln_1.weight' and all of block h.{i}: {said} n_layer={config.n_layer}, but the file holds tensors of only {len(indices)} block(s); {fix}.")
+        raise CheckpointError(f"{source} holds tensors of {blocks} transformer blocks (h.0 to h.{blocks - 1}), "
+                              f"but {said} n_layer={config.n_layer}; set n_layer to {blocks} in config.json.")
+    if len(indices) < config.n_layer:  # a block below n_layer has no tensor at all
+        i = next(i for i in range(config.n_layer) if i not in indices)  # found within len(indices) + 1 steps
+        fix = ("correct n_layer in config.json or download the complete checkpoint" if config_file
+               else f"the file is incomplete, so {DAMAGED}")
+        raise CheckpointError(f"{source} lacks tensor 'h.{i}.ln_1.weight' and all of block h.{i}: "
+                              f"{said} n_layer={config.n_layer}, but the file holds tensors of only "
+                              f"{len(indices)} block(s); {fix}.")
     expected = expected_shapes(config)  # n_layer <= len(indices) here, so this is no bigger than the header
     missing = [name for name in expected if name not in entries]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise CheckpointError(f"{source} lacks tensor {missing[0]!r}{more}; it is not a complete GPT-2 checkpoint, so download it again.")
+        raise CheckpointError(f"{source} lacks tensor {missing[0]!r}{more}; "
+                              "it is not a complete GPT-2 checkpoint, so download it again.")
     if "lm_head.weight" in entries:
         expected["lm_head.weight"] = expected["wte.weight"]  # tied: read to check it equals wte.weight
     for name, shape in expected.items():
         info = entries[name]
         if name == "lm_head.weight" and tuple(info["shape"]) != shape:
-            raise CheckpointError(f"{source}: tensor 'lm_head.weight' has shape {short(info['shape'])}, but GPT-2 ties it to wte.weight, of shape {list(shape)}; use a checkpoint whose lm_head.weight is wte.weight, or has none.")
+            raise CheckpointError(f"{source}: tensor 'lm_head.weight' has shape {short(info['shape'])}, "
+                                  f"but GPT-2 ties it to wte.weight, of shape {list(shape)}; "
+                                  "use a checkpoint whose lm_head.weight is wte.weight, or has none.")
         if tuple(info["shape"]) != shape:
-            fix = (f"make {shape_params(name)} in config.json match the weights, or use the config.json that came with them" if config_file
+            fix = (f"make {shape_params(name)} in config.json match the weights, "
+                   "or use the config.json that came with them" if config_file
                    else f"the file's tensors disagree with each other, so {DAMAGED}")
-            raise CheckpointError(f"{source}: tensor {name!r} has shape {short(info['shape'])}, but the config implies {list(shape)}; {fix}.")
+            raise CheckpointError(f"{source}: tensor {name!r} has shape {short(info['shape'])}, "
+                                  f"but the config implies {list(shape)}; {fix}.")
         if info["dtype"] not in DTYPES:
-            raise CheckpointError(f"{source}: tensor {name!r} is stored as {info['dtype']}, but GPT-2's weights are floating point; minigpt reads F32, F16 or BF16, so convert the checkpoint to one of those.")
+            raise CheckpointError(f"{source}: tensor {name!r} is stored as {info['dtype']}, but GPT-2's weights "
+                                  "are floating point; minigpt reads F32, F16 or BF16, "
+                                  "so convert the checkpoint to one of those.")
     extra = sorted(set(entries) - set(expected))
     if extra:
-        warnings.warn(f"{source}: ignoring {len(extra)} tensor(s) that GPT-2 does not use: {', '.join(short(name) for name in extra[:5])}", stacklevel=3)
+        names = ", ".join(short(name) for name in extra[:5])
+        warnings.warn(f"{source}: ignoring {len(extra)} tensor(s) that GPT-2 does not use: {names}", stacklevel=3)
     return list(expected)
 
 
@@ -278,13 +306,17 @@ def check_values(tensors: dict, source):
     for name, tensor in tensors.items():
         low, high = tensor.min(), tensor.max()  # NaN propagates through both
         if not (np.isfinite(low) and np.isfinite(high)):
-            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values, so the file is damaged; {DAMAGED}.")
+            raise CheckpointError(f"{source}: tensor {name!r} holds NaN or infinite values, "
+                                  f"so the file is damaged; {DAMAGED}.")
         if max(-low, high) > MAX_WEIGHT:
             value = high if high > -low else low
-            raise CheckpointError(f"{source}: tensor {name!r} holds the value {value:.3g}, far beyond any trained GPT-2 weight (limit {MAX_WEIGHT:g}), so the file is damaged; {DAMAGED}.")
+            raise CheckpointError(f"{source}: tensor {name!r} holds the value {value:.3g}, far beyond any trained "
+                                  f"GPT-2 weight (limit {MAX_WEIGHT:g}), so the file is damaged; {DAMAGED}.")
     lm_head = tensors.get("lm_head.weight")
     if lm_head is not None and not np.array_equal(lm_head, tensors["wte.weight"]):
-        raise CheckpointError(f"{source}: lm_head.weight differs from wte.weight, but GPT-2 ties its output layer to its token embeddings; use a checkpoint whose lm_head.weight is wte.weight, or has none.")
+        raise CheckpointError(f"{source}: lm_head.weight differs from wte.weight, but GPT-2 ties its output layer "
+                              "to its token embeddings; use a checkpoint whose lm_head.weight is wte.weight, "
+                              "or has none.")
 
 
 def nest(flat: dict) -> dict:
@@ -311,22 +343,28 @@ def find_weights(folder: Path) -> Path:
     shards = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLED) if folder.is_dir() else []
     if pickled and not shards:
-        raise CheckpointError(f"{folder} holds only {pickled[0]}, a pickled PyTorch file; minigpt reads only model.safetensors and never unpickles, because unpickling can run arbitrary code (convert it with the safetensors library).")
+        raise CheckpointError(f"{folder} holds only {pickled[0]}, a pickled PyTorch file; "
+                              f"minigpt reads only model.safetensors and {NEVER_UNPICKLED}.")
     if len(shards) == 1:
         return shards[0]
     if shards:
-        raise CheckpointError(f"{folder} holds {len(shards)} .safetensors files; minigpt reads one file, model.safetensors, so merge them into it.")
-    raise CheckpointError(f"{folder} holds no model.safetensors; put GPT-2's model.safetensors and config.json there, or pass a model name such as 'gpt2'.")
+        raise CheckpointError(f"{folder} holds {len(shards)} .safetensors files; minigpt reads one file, "
+                              "model.safetensors, so merge them into it.")
+    raise CheckpointError(f"{folder} holds no model.safetensors; put GPT-2's model.safetensors and config.json "
+                          "there, or pass a model name such as 'gpt2'.")
 
 
 def check_weights_file(path: Path) -> Path:
     """A path given as the weights themselves: a regular file, and not one minigpt must never open."""
     if path.suffix in PICKLED:
-        raise CheckpointError(f"{path} is a pickled PyTorch file; minigpt reads only safetensors and never unpickles, because unpickling can run arbitrary code (convert it with the safetensors library).")
+        raise CheckpointError(f"{path} is a pickled PyTorch file; "
+                              f"minigpt reads only safetensors and {NEVER_UNPICKLED}.")
     if path.suffix == ".json":
-        raise CheckpointError(f"{path} is a JSON file, not weights; pass the folder that holds it and model.safetensors.")
+        raise CheckpointError(f"{path} is a JSON file, not weights; "
+                              "pass the folder that holds it and model.safetensors.")
     if not path.is_file():
-        raise CheckpointError(f"{path} is not a regular file; pass a .safetensors file or a folder holding config.json and model.safetensors.")
+        raise CheckpointError(f"{path} is not a regular file; pass a .safetensors file "
+                              "or a folder holding config.json and model.safetensors.")
     return path
 
 
@@ -337,8 +375,7 @@ def load(name_or_path="gpt2", n_head: int | None = None) -> GPT2:
     Names and repo ids are downloaded once into weights/<name>/ (see hub.py). A bare .safetensors file
     gets its config from the tensor shapes; n_head is taken from the released sizes unless given.
     Raises FileNotFoundError (hub.DownloadError included) when the files are not there, CheckpointError
-    or ConfigError (both ValueErrors) when they are not a GPT-2 checkpoint minigpt can run.
-    """
+    or ConfigError (both ValueErrors) when they are not a GPT-2 checkpoint minigpt can run."""
     path = hub.resolve(name_or_path)
     if path.is_dir():
         weights = find_weights(path)

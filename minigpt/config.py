@@ -57,7 +57,8 @@ class GPTConfig:
             raise ConfigError(f"n_inner must be a positive integer or null, got {self.n_inner!r}.")
         eps = self.layer_norm_epsilon
         # float32(eps) > 0: an epsilon that float32 rounds to 0 lets a constant row divide 0 by 0.
-        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps) or not np.float32(eps) > 0:
+        if (not isinstance(eps, (int, float)) or isinstance(eps, bool) or not math.isfinite(eps)
+                or not np.float32(eps) > 0):
             raise ConfigError(f"layer_norm_epsilon must be a small positive number such as 1e-05, got {eps!r}.")
         if not isinstance(self.eos_token_id, int) or isinstance(self.eos_token_id, bool) or self.eos_token_id < 0:
             raise ConfigError(f"eos_token_id must be a token id (a non-negative integer), got {self.eos_token_id!r}.")
@@ -79,11 +80,14 @@ class GPTConfig:
         except OSError as e:
             raise ConfigError(f"cannot read {path} ({e.strerror or e}); check that it is a readable file.") from None
         except (ValueError, RecursionError) as e:
-            raise ConfigError(f"{path} is not a readable JSON file ({json_fault(e)}); replace it with the config.json of the checkpoint.") from None
+            raise ConfigError(f"{path} is not a readable JSON file ({json_fault(e)}); "
+                              "replace it with the config.json of the checkpoint.") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path} must hold a JSON object such as {{\"n_layer\": 12}}, not a JSON {json_type(raw)}; replace it with the config.json of the checkpoint.")
+            raise ConfigError(f"{path} must hold a JSON object such as {{\"n_layer\": 12}}, not a JSON "
+                              f"{json_type(raw)}; replace it with the config.json of the checkpoint.")
         if raw.get("model_type", "gpt2") != "gpt2":
-            raise ConfigError(f"{path} describes a {raw['model_type']!r} model; minigpt runs only GPT-2 (model_type 'gpt2').")
+            raise ConfigError(f"{path} describes a {raw['model_type']!r} model; "
+                              "minigpt runs only GPT-2 (model_type 'gpt2').")
         # Options that change GPT-2's math: accept only the values of the released models.
         required = {
             "activation_function": ("gelu_new", "gelu_pytorch_tanh"),  # both are the tanh approximation
@@ -93,7 +97,8 @@ class GPTConfig:
         }
         for key, allowed in required.items():
             if key in raw and raw[key] not in allowed:
-                raise ConfigError(f"{path}: {key}={raw[key]!r} is not supported; minigpt implements GPT-2 with {key}={allowed[0]!r}.")
+                raise ConfigError(f"{path}: {key}={raw[key]!r} is not supported; "
+                                  f"minigpt implements GPT-2 with {key}={allowed[0]!r}.")
         fields = {
             "vocab_size": raw.get("vocab_size", 50257),
             "n_positions": raw.get("n_positions", raw.get("n_ctx", 1024)),
@@ -120,14 +125,17 @@ class GPTConfig:
         for key, what in (("wte.weight", "[vocab_size, n_embd]"), ("wpe.weight", "[n_positions, n_embd]"),
                           ("h.0.mlp.c_fc.weight", "[n_embd, n_inner]")):
             if key not in shapes:
-                raise ConfigError(f"{source} has no tensor {key!r}, so its GPT-2 config cannot be inferred; put a config.json beside it.")
+                raise ConfigError(f"{source} has no tensor {key!r}, so its GPT-2 config cannot be inferred; "
+                                  "put a config.json beside it.")
             if len(shapes[key]) != 2:
-                raise ConfigError(f"{source}: tensor {key!r} has shape {list(shapes[key])}, but GPT-2's is 2-D {what}, so it is not a GPT-2 checkpoint; download it again.")
+                raise ConfigError(f"{source}: tensor {key!r} has shape {list(shapes[key])}, but GPT-2's is 2-D "
+                                  f"{what}, so it is not a GPT-2 checkpoint; download it again.")
         vocab_size, n_embd = shapes["wte.weight"]
         n_layer = 1 + max(block_indices(shapes))  # a block missing below the highest is named by the loader
         if n_head is None:
             if n_embd not in KNOWN_HEADS:
-                raise ConfigError(f"{source} has n_embd={n_embd}, which is not a released GPT-2 size, so n_head is unknown; put a config.json with n_head beside it.")
+                raise ConfigError(f"{source} has n_embd={n_embd}, which is not a released GPT-2 size, "
+                                  "so n_head is unknown; put a config.json with n_head beside it.")
             n_head = KNOWN_HEADS[n_embd]
         d_mlp = shapes["h.0.mlp.c_fc.weight"][1]
         try:
@@ -140,7 +148,8 @@ class GPTConfig:
                 n_inner=None if d_mlp == 4 * n_embd else d_mlp,
             )
         except ConfigError as e:
-            raise ConfigError(f"{source}: the config inferred from its tensor shapes is invalid ({str(e).rstrip('.')}); put a config.json beside it.") from None
+            raise ConfigError(f"{source}: the config inferred from its tensor shapes is invalid "
+                              f"({str(e).rstrip('.')}); put a config.json beside it.") from None
 
 
 def json_type(value) -> str:

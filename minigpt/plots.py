@@ -33,7 +33,8 @@ def require_matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise PlotsUnavailable('plotting needs matplotlib, an optional extra: install it with pip install -e ".[plots]".') from None
+        raise PlotsUnavailable("plotting needs matplotlib, an optional extra: "
+                               'install it with pip install -e ".[plots]".') from None
 
 
 def figure(width: float, height: float):
@@ -85,51 +86,12 @@ def plot_probs(data, title: str, out, tokenizer: Tokenizer | None = None):
     fig = figure(max(7.0, 0.42 * N + 2.5), 5.0)
     ax = fig.add_subplot()
     colours = temperature_colours(M)
-    width = 0.8 / M
-    x = np.arange(N)
-    for m, t in enumerate(data.temperatures):
-        kept = data.final[m] > 0  # [N]
-        offsets = x - 0.4 + width * (m + 0.5)
-        bars = ax.bar(offsets, data.probs[m], width=width * 0.92, color=colours[m], label=f"T = {t:g}")
-        for bar, keep in zip(bars, kept):
-            if not keep:
-                bar.set_alpha(0.28)
-    chosen = np.flatnonzero(data.tokens == data.selected)
-    top = float(data.probs.max()) * 1.18
-    if chosen.size:  # the selected token: outlined, or with several temperatures marked above its bars
-        if M == 1:
-            bars[chosen[0]].set_edgecolor("#d62728")
-            bars[chosen[0]].set_linewidth(2.2)
-        else:
-            ax.plot(chosen[0], data.probs[:, chosen[0]].max() + top * 0.03, marker="v", color="#d62728", markersize=9)
+    top = float(data.probs.max()) * 1.18  # the y-axis' top: room above the bars for the cut-offs' labels
+    draw_bars(ax, data, colours, top)
     ax.set_ylim(0, top)
     ax.set_xlim(-0.6, N - 0.4)
-
-    labels_drawn = 0
-    for name, (style, label) in CUTOFF_STYLE.items():
-        if name not in data.cutoffs:
-            continue
-        rows = range(1) if name == "top_k" else range(M)  # top-k does not depend on the temperature
-        for m in rows:
-            label_y = top * (0.97 - 0.065 * labels_drawn)
-            labels_drawn += 1
-            colour = "0.15" if name == "top_k" or M == 1 else colours[m]
-            count = int(data.kept_count[name][m])
-            setting = f"{label} = {data.cutoffs[name]:g}" + ("" if name == "top_k" or M == 1 else f" (T={data.temperatures[m]:g})")
-            if count < N:
-                ax.axvline(count - 0.5, color=colour, linestyle=style, linewidth=1.6)
-                right_half = count > 0.6 * N  # there the label goes on the line's left, inside the axes
-                ax.text(count - (0.55 if right_half else 0.45), label_y, f"{setting}: keeps {count}", color=colour,
-                        fontsize=8, va="top", ha="right" if right_half else "left",
-                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
-            else:
-                ax.text(N - 0.45, label_y, f"{setting}: keeps {count} →", ha="right", va="top", fontsize=8,
-                        color=colour, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
-            if name == "min_p":
-                threshold = data.cutoffs["min_p"] * float(data.probs[m, 0])
-                ax.axhline(threshold, color=colour, linestyle=style, linewidth=1.0, alpha=0.8)
-
-    ax.set_xticks(x)
+    draw_cutoffs(ax, data, colours, top)
+    ax.set_xticks(np.arange(N))
     labels = ax.set_xticklabels([token_text(tokenizer, int(t)) for t in data.tokens], rotation=55, ha="right",
                                 rotation_mode="anchor", fontsize=9)
     for token, label in zip(data.tokens, labels):
@@ -143,13 +105,71 @@ def plot_probs(data, title: str, out, tokenizer: Tokenizer | None = None):
         ax.spines[side].set_visible(False)
     how = "drawn with seed " + str(data.seed) if data.seed is not None else "greedy: the most probable"
     rest = ", ".join(f"{r:.1%}" for r in data.rest)
-    note = (f"selected (red): {token_text(tokenizer, data.selected)!s} ({how}) · sampling keeps "
-            f"{', '.join(str(c) for c in data.final_count)} token(s); faded bars are cut · tokens not shown: {rest}")
+    kept = ", ".join(str(c) for c in data.final_count)
+    note = (f"selected (red): {token_text(tokenizer, data.selected)!s} ({how}) · sampling keeps {kept} "
+            f"token(s); faded bars are cut · tokens not shown: {rest}")
     ax.set_title(note, fontsize=8.5, color="0.3")
     fig.suptitle(title, fontsize=11)
     if M > 1:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9, frameon=False)
     return save(fig, out)
+
+
+def draw_bars(ax, data, colours, top: float):
+    """A bar per token and temperature, side by side, faded where sampling drops the token. The selected
+    token's bar is outlined in red, or with several temperatures marked by a red triangle above its bars."""
+    M, N = data.probs.shape
+    width = 0.8 / M
+    x = np.arange(N)
+    for m, t in enumerate(data.temperatures):
+        kept = data.final[m] > 0  # [N]
+        offsets = x - 0.4 + width * (m + 0.5)
+        bars = ax.bar(offsets, data.probs[m], width=width * 0.92, color=colours[m], label=f"T = {t:g}")
+        for bar, keep in zip(bars, kept):
+            if not keep:
+                bar.set_alpha(0.28)
+    chosen = np.flatnonzero(data.tokens == data.selected)
+    if chosen.size:  # the selected token is among those shown
+        if M == 1:
+            bars[chosen[0]].set_edgecolor("#d62728")
+            bars[chosen[0]].set_linewidth(2.2)
+        else:
+            ax.plot(chosen[0], data.probs[:, chosen[0]].max() + top * 0.03, marker="v", color="#d62728", markersize=9)
+
+
+def draw_cutoffs(ax, data, colours, top: float):
+    """Each cut-off given: top-k once (it does not depend on the temperature), top-p and min-p once per
+    temperature, each labelled with its setting and how many tokens it keeps, the labels stacked down
+    from the top. min-p also draws a horizontal line at its threshold min_p * p_max."""
+    M, N = data.probs.shape
+    labels_drawn = 0
+    for name, (style, label) in CUTOFF_STYLE.items():
+        if name not in data.cutoffs:
+            continue
+        for m in range(1) if name == "top_k" else range(M):
+            label_y = top * (0.97 - 0.065 * labels_drawn)
+            labels_drawn += 1
+            colour = "0.15" if name == "top_k" or M == 1 else colours[m]
+            at_t = "" if name == "top_k" or M == 1 else f" (T={data.temperatures[m]:g})"
+            setting = f"{label} = {data.cutoffs[name]:g}{at_t}"
+            draw_cutoff(ax, int(data.kept_count[name][m]), N, label_y, setting, colour, style)
+            if name == "min_p":
+                threshold = data.cutoffs["min_p"] * float(data.probs[m, 0])
+                ax.axhline(threshold, color=colour, linestyle=style, linewidth=1.0, alpha=0.8)
+
+
+def draw_cutoff(ax, count: int, N: int, label_y: float, setting: str, colour, style: str):
+    """A cut-off that keeps `count` tokens: a vertical line after the last one, labelled at height label_y;
+    if it keeps all N tokens shown or more, only the label, at the right edge with an arrow."""
+    box = dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8)
+    if count < N:
+        ax.axvline(count - 0.5, color=colour, linestyle=style, linewidth=1.6)
+        right_half = count > 0.6 * N  # there the label goes on the line's left, inside the axes
+        ax.text(count - (0.55 if right_half else 0.45), label_y, f"{setting}: keeps {count}", color=colour,
+                fontsize=8, va="top", ha="right" if right_half else "left", bbox=box)
+    else:
+        ax.text(N - 0.45, label_y, f"{setting}: keeps {count} →", ha="right", va="top", fontsize=8,
+                color=colour, bbox=box)
 
 
 # ----------------------------------------------------------------------------- beam tree
@@ -205,6 +225,7 @@ def plot_beam_tree(tree, title: str, out, tokenizer: Tokenizer | None = None, co
     hypotheses are drawn dark, the best one thick red; pruned candidates and abandoned beams are faded."""
     require_matplotlib()
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.lines import Line2D
 
@@ -246,7 +267,7 @@ def plot_beam_tree(tree, title: str, out, tokenizer: Tokenizer | None = None, co
     ax.set_xlim(-0.7, steps + 0.6)
     ax.set_ylim(-leaves + 0.3, 1.5)
     ax.axis("off")
-    fig.colorbar(cmap_mappable(cmap, norm), ax=ax, shrink=0.6, pad=0.01,
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, pad=0.01,
                  label="p(token | beam)" if color_by == "probability" else "beam score (finished: / length^α)")
     handles = [Line2D([], [], color="#d62728", lw=3.2, label="best hypothesis"),
                Line2D([], [], color="0.15", lw=2.0, label="other returned hypotheses"),
@@ -256,12 +277,6 @@ def plot_beam_tree(tree, title: str, out, tokenizer: Tokenizer | None = None, co
     ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
     return save(fig, out)
-
-
-def cmap_mappable(cmap, norm):
-    from matplotlib.cm import ScalarMappable
-
-    return ScalarMappable(norm=norm, cmap=cmap)
 
 
 # ----------------------------------------------------------------------------- heat maps
@@ -315,7 +330,8 @@ def plot_lens(lens, tokenizer: Tokenizer, title: str, out):
 
 def check_index(name: str, value, size: int, what: str):
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value < size:
-        raise ValueError(f"{name} must be a whole number from 0 to {size - 1} (the model has {size} {what}), got {value!r}.")
+        raise ValueError(f"{name} must be a whole number from 0 to {size - 1} (the model has {size} {what}), "
+                         f"got {value!r}.")
 
 
 def attention_panel(ax, weights, labels, cmap, annotate: bool, fontsize: float):

@@ -1,10 +1,10 @@
 """Text <-> tokens: GPT-2's byte-pair encoding, through tiktoken.
 
-The first and last stage of the pipeline. `encode` turns text into UTF-8 bytes, splits them with
-GPT-2's regular expression into word-like pieces, and merges each piece's bytes by BPE rank into
-token ids (Sennrich et al. 2016; Radford et al. 2019). `decode` maps ids back to their bytes and the
-bytes back to text. The rank table (`data/gpt2.tiktoken`, byte-for-byte OpenAI's GPT-2 vocabulary)
-ships inside the package, so nothing is downloaded.
+The first and last stage of the pipeline. `encode` first splits the text with GPT-2's regular
+expression into word-like pieces, then merges each piece's UTF-8 bytes by BPE rank into token ids
+(Sennrich et al. 2016; Radford et al. 2019). `decode` maps ids back to their bytes and the bytes back
+to text. The rank table (`data/gpt2.tiktoken`, byte-for-byte OpenAI's GPT-2 vocabulary) ships inside
+the package, so nothing is downloaded.
 
 `Tokenizer.merges(id)` shows how BPE built one token: starting from its single bytes, the adjacent
 pair whose concatenation has the lowest rank is merged, again and again, until one piece is left
@@ -26,7 +26,8 @@ from tiktoken.load import load_tiktoken_bpe
 RANKS_FILE = Path(__file__).parent / "data" / "gpt2.tiktoken"
 END_OF_TEXT = "<|endoftext|>"
 END_OF_TEXT_ID = 50256
-# GPT-2's pre-tokenizer: contractions, letters, digits, other symbols, whitespace (each with one leading space).
+# GPT-2's pre-tokenizer. A piece is a contraction ('s 't 're 've 'm 'll 'd), a run of letters, of digits or of
+# other symbols that may start with one space (optional: " dog" and "dog" are both pieces), or a run of whitespace.
 SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
