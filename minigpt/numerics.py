@@ -75,6 +75,9 @@ def largest(scores, n: int) -> np.ndarray:
     best = np.empty(n, dtype=np.int64)
     for j in range(n):
         best[j] = rest.argmax()  # the first of equal maxima
+        if rest[best[j]] == -np.inf:  # only -inf is left, chosen or not: the lowest ids not chosen yet
+            best[j:] = np.setdiff1d(np.arange(scores.size), best[:j])[: n - j]
+            break
         rest[best[j]] = -np.inf
     return best
 

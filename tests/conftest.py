@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from safetensors.numpy import load_file
+
+# Property tests draw the same examples on every run and keep no database between runs: a test that fails
+# fails every time, on any machine, whatever an earlier run left behind.
+settings.register_profile("minigpt", derandomize=True, database=None, print_blob=True)
+settings.load_profile("minigpt")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE_FIXTURES = ("tiny-hub", "tiny-pretrained", "odd-f16", "fullvocab")

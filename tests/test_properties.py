@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 import minigpt
 from helpers import write_checkpoint
 from minigpt.config import GPTConfig
+from minigpt.numerics import largest
 from helpers import P
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -277,3 +278,20 @@ def test_streamed_text_equals_the_final_text(text_model, text, seed, strategy):
     options = {"seed": seed} if strategy == "sample" else {}
     streamed_text, out = streamed(text_model, tok.encode(text), strategy, max_new_tokens=8, logit_bias=boost, **options)
     assert streamed_text == out.texts[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([-math.inf, -1.0, 0.0, 2.0, 3.5]), min_size=1, max_size=40), st.integers(1, 45))
+def test_largest_is_a_stable_sort_even_among_minus_inf(values, n):
+    """numerics.largest: the n largest, largest first, equal values (-inf included) by lower index."""
+    scores = np.array(values, dtype=np.float32)
+    order = np.lexsort((np.arange(scores.size), -scores))
+    assert largest(scores, n).tolist() == order[:n].tolist()
+
+
+def test_beam_sampling_when_the_warpers_leave_only_end_of_text(tiny):
+    """Found by test_generate_returns_vocabulary_tokens_...: one beam whose only candidate is end-of-text
+    finishes with it (numerics.largest once picked it twice, leaving beam search no beam to go on with)."""
+    out = minigpt.generate(tiny, [[]], "beam-sample", max_new_tokens=1, eos_token_id=0, repetition_penalty=0.0625,
+                           seed=0, typical_p=0.25, num_beams=1)
+    assert out.sequences == [[0]] and out.finish_reasons == ["eos"]
