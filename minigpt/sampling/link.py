@@ -27,9 +27,8 @@ STRATEGIES = ("greedy", "sample", "beam", "beam-sample", "diverse-beam", "contra
 EVERY_STRATEGY = STRATEGIES
 SAMPLING = ("sample", "beam-sample", "speculative")  # the strategies that draw (speculative with do_sample)
 BEAMS = ("beam", "beam-sample", "diverse-beam")
-# Where --help lists an option, in this order.
 LLAMA_SAMPLERS = "llama.cpp samplers"
-GROUPS = {
+GROUPS = {  # where --help and the README list an option, in this order, with what the group is for
     "strategy": "how the next token is chosen, and each strategy's own settings",
     "output": "how much to generate, when to stop, what to show",
     "penalties": "every strategy: penalise or ban tokens",
