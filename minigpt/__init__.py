@@ -16,6 +16,7 @@ from .config import ConfigError, GPTConfig
 from .generate import GenerationOutput, generate
 from .model import GPT2, KVCache
 from .tokenizer import StreamDecoder, Tokenizer
+from .version import VERSION as __version__
 
-__all__ = ["load", "Tokenizer", "StreamDecoder", "generate", "GenerationOutput", "GPT2", "GPTConfig", "KVCache",
-           "CheckpointError", "ConfigError"]
+__all__ = ["__version__", "load", "Tokenizer", "StreamDecoder", "generate", "GenerationOutput", "GPT2", "GPTConfig",
+           "KVCache", "CheckpointError", "ConfigError"]

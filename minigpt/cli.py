@@ -13,6 +13,9 @@ is a flag named after it (--top-k for top_k), with its one-line help, grouped as
 
 import argparse
 import json
+import os
+import re
+import signal
 import sys
 import warnings
 
@@ -26,7 +29,8 @@ from .generate import STRATEGIES, generate
 from .sampling.link import GROUPS, Option
 from .sampling.options import REGISTRY
 from .tokenizer import Tokenizer, visible
-from .views import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
+from .version import VERSION
+from .views import comparison_json, comparison_lines, generation_json, merge_lines, plural, step_line, trace_lines
 
 CLI_DEFAULTS = {"max_new_tokens": 40}  # the command line's own defaults, where they differ from the library's
 STREAMING = ("greedy", "sample", "contrastive", "speculative")  # the strategies whose tokens can be printed as chosen
@@ -53,7 +57,8 @@ def add_option(group, option: Option):
     shown = CLI_DEFAULTS.get(option.name, option.default)
     said = shown is None or shown is False or isinstance(shown, tuple)  # off, or in the help already
     text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
-    help = option.help + ("" if said else f" (default {text})")
+    facts = ([] if said else [f"default {text}"]) + ([option.accepts] if option.low is not None else [])
+    help = option.help + (f" ({'; '.join(facts)})" if facts else "")
     if option.kind is bool:
         group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)
         return
@@ -123,12 +128,12 @@ def cmd_generate(args):
             print(flush=True)
         raise
     if prompt_ids and len(out.prompt_tokens[0]) < len(prompt_ids):
-        print(f"minigpt: note: the prompt's first {len(prompt_ids) - len(out.prompt_tokens[0])} of {len(prompt_ids)} "
-              f"tokens were dropped to fit the model's context (--truncate-prompt).", file=sys.stderr)
-        prompt_ids = out.prompt_tokens[0]
-    if args.json:
-        print(json.dumps(generation_json(out, prompt_ids, args.strategy, bool(args.trace or args.show_candidates)),
-                         ensure_ascii=False))
+        dropped = len(prompt_ids) - len(out.prompt_tokens[0])
+        print(f"minigpt: note: the prompt's first {dropped} of {plural(len(prompt_ids), 'token')} were dropped to fit "
+              f"the model's context (--truncate-prompt).", file=sys.stderr)
+    if args.json:  # the prompt as the model read it: <|endoftext|> for an empty one, the kept end of a long one
+        with_steps = bool(args.trace or args.show_candidates)
+        print(json.dumps(generation_json(out, out.prompt_tokens[0], args.strategy, with_steps), ensure_ascii=False))
         return
     print_generation(args, out, prompt, streaming, ("" if started else prompt) + stream.flush(), tok)
 
@@ -173,7 +178,7 @@ def cmd_tokenize(args):
     print(f"{'pos':>4}  {'id':>6}  {'bytes':<24} text")
     for pos, row in enumerate(rows):
         print(f"{pos:>4}  {row['id']:>6}  {row['bytes']:<24} {visible(row['text'])}")
-    print(f"{len(ids)} tokens")
+    print(plural(len(ids), "token"))
     if merges is not None:
         print("\n".join(merge_lines(tok, args.merges, ids[args.merges], merges)))
 
@@ -189,8 +194,9 @@ def cmd_score(args):
     if args.json:
         print(json.dumps({"tokens": ids, "logprobs": [None, *logprobs], "perplexity": perplexity}))
         return
-    for token, lp in zip(ids, [None, *logprobs]):
-        print(f"{token:>6}  {'' if lp is None else f'{lp:9.4f}':>9}  {visible(tok.decode([token]))}")
+    print(f"{'pos':>4}  {'id':>6}  {'log p':>9}  text")
+    for pos, (token, lp) in enumerate(zip(ids, [None, *logprobs])):
+        print(f"{pos:>4}  {token:>6}  {'' if lp is None else f'{lp:9.4f}':>9}  {visible(tok.decode([token]))}")
     print(f"perplexity: {perplexity:.4f}" if perplexity is not None else "perplexity: undefined for a single token")
 
 
@@ -224,8 +230,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text. Each command has its "
+               "own --help.")
+    p.add_argument("--version", action="version", version=f"minigpt {VERSION}")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     model_help = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id, a folder or a "
                   ".safetensors file")
     add_generate_command(sub, model_help)
@@ -269,8 +277,21 @@ def one_line_warning(message, category, filename, lineno, file=None, line=None):
     print(f"minigpt: warning: {message}", file=sys.stderr)
 
 
+def command_line_message(error: ValueError) -> str:
+    """A refusal of the library in the command line's words: flags, not Python keywords ("top_k=5 (--top-k 5)"
+    and "top_k" become "--top-k 5" and "--top-k")."""
+    message = re.sub(r"\b\w+=\S+ \((--[^)]+)\)", r"\1", str(error))
+    for option in sorted(REGISTRY, key=lambda o: -len(o.name)):
+        message = re.sub(rf"(?<![\w'-]){option.name}(?![\w'])", option.flag, message)  # not 'top_k', a warper
+    return message
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    commands = parser()
+    args = commands.parse_args(argv)
+    if args.command is None:  # `minigpt` alone: what it can do
+        commands.print_help()
+        return 0
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warning
@@ -280,8 +301,12 @@ def main(argv=None) -> int:
               f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1) and run "
               "again.", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a program killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush finds no pipe either
+        return 128 + signal.SIGPIPE
     except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
-        print(f"minigpt: error: {e}", file=sys.stderr)
+        flags = isinstance(e, ValueError) and args.command in ("generate", "plot")  # compare's runs use keywords
+        print(f"minigpt: error: {command_line_message(e) if flags else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

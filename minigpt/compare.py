@@ -32,14 +32,20 @@ from .tokenizer import Tokenizer
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What to run: a strategy with its options (transformers' names), under a label."""
+    """What to run: a strategy with its options (transformers' names), under a label (a classic run's name;
+    "" for a run known by its description alone)."""
     strategy: str
     options: dict = field(default_factory=dict)
     label: str = ""
 
     def describe(self) -> str:
-        """ "sample top_p=0.92 top_k=0": the strategy and its options, as parse_run reads them."""
+        """ "sample top_p=0.92": the strategy and its options, as parse_run reads them."""
         return " ".join([self.strategy, *(f"{k}={v}" for k, v in self.options.items())])
+
+    @property
+    def name(self) -> str:
+        """What the run is called in tables and JSON: its label, or else its description."""
+        return self.label or self.describe()
 
 
 # The study's five runs on "I have a dream". Beam search blocks repeated bigrams, as the study does
@@ -48,7 +54,7 @@ CLASSIC = {
     "greedy": RunSpec("greedy", {}, "greedy"),
     "beam": RunSpec("beam", {"num_beams": 5, "no_repeat_ngram_size": 2}, "beam"),
     "top-k": RunSpec("sample", {"top_k": 50}, "top-k"),
-    "top-p": RunSpec("sample", {"top_p": 0.92, "top_k": 0}, "top-p"),
+    "top-p": RunSpec("sample", {"top_p": 0.92}, "top-p"),  # sample has no top-k unless given one
     "temperature": RunSpec("sample", {"temperature": 0.7}, "temperature"),
 }
 
@@ -114,7 +120,7 @@ def parse_run(text: str) -> RunSpec:
             raise ValueError(f"each option of a run is written NAME=VALUE with no spaces, such as top_p=0.9; "
                              f"got {word!r} in {text!r}.")
         options[name.replace("-", "_")] = parse_value(value)
-    return RunSpec(strategy, options, " ".join(words))
+    return RunSpec(strategy, options)
 
 
 def run_options(spec: RunSpec, max_new_tokens: int, seed: int | None) -> dict:
@@ -146,7 +152,7 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
         try:
             checked.append(GenerationOptions.build(spec.strategy, **opts))
         except ValueError as e:
-            raise type(e)(f"run {spec.label or spec.describe()!r}: {e}") from None
+            raise type(e)(f"run {spec.name!r}: {e}") from None
     results = []
     for spec, opts, built in zip(runs, options, checked):
         out = generate(model, prompt_ids, spec.strategy, trace_top=0, tokenizer=tokenizer, **opts)

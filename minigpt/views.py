@@ -14,6 +14,11 @@ from .tokenizer import Merge, Tokenizer, replay_merges, visible
 WIDTH = 16  # the widest a token is shown in a table; longer ones end in …
 
 
+def plural(n: int, noun: str) -> str:
+    """ "1 token", "2 tokens"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def shown_bytes(data: bytes) -> str:
     """Bytes as visible text when they are whole UTF-8 characters, else as hex in angle brackets."""
     try:
@@ -38,8 +43,7 @@ def merge_lines(tok: Tokenizer, position: int, token_id: int, merges: list[Merge
     head = f"token {position} is {token_id} {shown_token(tok, token_id)}"
     if not merges:
         return [f"{head}: a single byte, which no merge builds"]
-    lines = [f"{head}: {len(data)} bytes, {len(merges)} merge{'' if len(merges) == 1 else 's'} in the order BPE makes "
-             "them "
+    lines = [f"{head}: {len(data)} bytes, {plural(len(merges), 'merge')} in the order BPE makes them "
              f"(a merge's rank is the id of the piece it makes)",
              f"  {'rank':>6}  {'merge':<24}  pieces"]
     lines.append(f"  {'':>6}  {'(bytes)':<24}  {' '.join(shown_bytes(p) for p in states[0])}")
@@ -110,11 +114,14 @@ def measure_text(value: float | None, digits: int = 3) -> str:
 
 def comparison_block(prompt: str, r) -> list[str]:
     """One run of compare.compare: its settings, the prompt and its continuation, log p and distinct-n."""
-    settings = " ".join(f"{k}={v}" for k, v in r.options.items() if k != "max_new_tokens")
-    lines = [f"=== {r.spec.label or r.spec.strategy}: {r.spec.strategy}{' ' + settings if settings else ''}"]
+    description = r.spec.describe()
+    shared = " ".join(f"{k}={v}" for k, v in r.options.items() if k not in r.spec.options and k != "max_new_tokens")
+    heading = r.spec.name if r.spec.name == description else f"{r.spec.name}: {description}"
+    lines = [f"=== {heading}" + (f" ({shared})" if shared else "")]
     lines.extend("    " + line for line in (prompt + r.text).split("\n"))
     distinct = "  ".join(f"distinct-{n} {measure_text(d)}" for n, d in r.distinct.items())
-    lines.append(f"    log p {r.logprob:.3f} ({measure_text(r.mean_logprob)} per token over {len(r.tokens)} tokens, "
+    per_token = f"{measure_text(r.mean_logprob)} per token over {plural(len(r.tokens), 'token')}"
+    lines.append(f"    log p {r.logprob:.3f} ({per_token}, "
                  f"ended by {r.finish_reason})  {distinct}")
     return lines
 
@@ -132,10 +139,10 @@ def comparison_table(results) -> list[str]:
     """log p, log p per token and distinct-n of each run, a row per run."""
     lines = []
     ns = list(results[0].distinct) if results else []
-    width = max([len(r.spec.label or r.spec.strategy) for r in results] + [3])
+    width = max([len(r.spec.name) for r in results] + [3])
     lines.append(f"{'run':<{width}}  {'log p':>9}  {'per token':>9}" + "".join(f"  {f'distinct-{n}':>10}" for n in ns))
     for r in results:
-        lines.append(f"{r.spec.label or r.spec.strategy:<{width}}  {r.logprob:9.3f}  {measure_text(r.mean_logprob):>9}"
+        lines.append(f"{r.spec.name:<{width}}  {r.logprob:9.3f}  {measure_text(r.mean_logprob):>9}"
                      + "".join(f"  {measure_text(r.distinct[n]):>10}" for n in ns))
     return lines
 
@@ -176,7 +183,7 @@ def generation_json(out, prompt_ids: list[int], strategy: str, with_steps: bool)
 def comparison_json(prompt_ids: list[int], results) -> dict:
     """compare.compare's results as `minigpt compare --json` prints them."""
     return {"prompt_tokens": prompt_ids, "runs": [
-        {"label": r.spec.label, "strategy": r.spec.strategy, "options": r.options, "tokens": r.tokens, "text": r.text,
+        {"label": r.spec.name, "strategy": r.spec.strategy, "options": r.options, "tokens": r.tokens, "text": r.text,
          "logprob": r.logprob, "mean_logprob": r.mean_logprob, "distinct": {str(n): d for n, d in r.distinct.items()},
          "finish_reason": r.finish_reason} for r in results]}
 

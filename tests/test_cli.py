@@ -2,6 +2,8 @@
 
 import json
 import math
+import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -11,6 +13,7 @@ import pytest
 
 import minigpt
 from helpers import run_cli as run, write_checkpoint
+from minigpt.cli import main
 from minigpt.config import GPTConfig
 
 # GPT-2's full vocabulary, so that any text runs end to end; tiny otherwise.
@@ -63,7 +66,7 @@ def test_score_json(capsys, checkpoint):
 
 @pytest.mark.parametrize("argv, needle", [
     (["generate", "hi", "--model", "/no/such/folder"], "/no/such/folder"),
-    (["generate", "hi", "--max-new-tokens", "-3", "--model", "CHECKPOINT"], "max_new_tokens"),
+    (["generate", "hi", "--max-new-tokens", "-3", "--model", "CHECKPOINT"], "--max-new-tokens must be"),
     (["generate", "hi " * 70, "--model", "CHECKPOINT"], "n_positions=64"),
     (["score", "", "--model", "CHECKPOINT"], "empty"),
 ])
@@ -78,7 +81,7 @@ def test_python_dash_m(checkpoint):
     proc = subprocess.run([sys.executable, "-m", "minigpt", "generate", "", "--model", checkpoint,
                            "--max-new-tokens", "3", "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["prompt_tokens"] == []
+    assert json.loads(proc.stdout)["prompt_tokens"] == [50256]  # as the model read it: <|endoftext|>
 
 
 def test_trace_json_lists_each_steps_candidates(capsys, checkpoint):
@@ -104,7 +107,8 @@ def test_beam_json_is_best_first(capsys, checkpoint):
 
 def test_option_the_strategy_cannot_use_is_refused(capsys, checkpoint):
     code, out, err = run(capsys, "generate", "hi", "--model", checkpoint, "--top-p", "0.9")
-    assert code == 1 and out == "" and "top_p" in err and "sample" in err and "Traceback" not in err
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "does not use --top-p" in err and "add --strategy sample" in err
 
 
 def test_library_warnings_are_one_line(capsys, tmp_path):
@@ -117,3 +121,44 @@ def test_library_warnings_are_one_line(capsys, tmp_path):
         warnings.simplefilter("default")
         code, _, err = run(capsys, "score", "hello world", "--model", str(tmp_path))
     assert code == 0 and err.count("\n") == 1 and err.startswith("minigpt: warning:") and "score.weight" in err
+
+
+def test_bare_command_lists_the_commands_and_version_prints_it(capsys):
+    code, out, err = run(capsys)
+    assert code == 0 and err == ""
+    for command in ("generate", "tokenize", "score", "compare", "plot", "download"):
+        assert re.search(rf"^\s+{command}\s+\S", out, re.M), command  # one line each, with what it does
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"minigpt {minigpt.__version__}\n"
+    assert minigpt.__version__ == "0.1.0"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`minigpt tokenize ... | head -c 10`: the reader goes away; no error, and the exit status of SIGPIPE.
+    The table (~18,000 rows) is far larger than a pipe's buffer, so the program cannot finish before."""
+    argv = [sys.executable, "-m", "minigpt", "tokenize", "hello world " * 9000]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)
+    proc.stdout.close()  # from here on every write fails with EPIPE
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == b""
+
+
+def test_score_has_a_header_and_plurals_are_right(capsys, checkpoint):
+    code, out, _ = run(capsys, "score", "The quick", "--model", checkpoint)
+    assert code == 0 and out.splitlines()[0].split() == ["pos", "id", "log", "p", "text"]
+    code, out, _ = run(capsys, "tokenize", "Hello")
+    assert code == 0 and out.splitlines()[-1] == "1 token"
+    code, out, _ = run(capsys, "tokenize", "Hello world")
+    assert out.splitlines()[-1] == "2 tokens"
+
+
+def test_every_flag_of_generate_says_its_default_and_range(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--top-p P nucleus: keep the fewest most probable tokens whose probability adds up to P (default 1; " \
+           "a number in (0, 1])" in help_text
+    assert "--max-new-tokens N how many tokens to generate at most (default 40; an integer >= 0)" in help_text
+    assert "--strategy NAME how the next token is chosen (default greedy): greedy: the most probable" in help_text

@@ -28,8 +28,8 @@ def test_distinct_n_by_hand():
 
 
 def test_parse_run():
-    assert parse_run("sample top_p=0.9 temperature=0.8") == RunSpec("sample", {"top_p": 0.9, "temperature": 0.8},
-                                                                 "sample top_p=0.9 temperature=0.8")
+    spec = parse_run("sample top-p=0.9 temperature=0.8")
+    assert spec == RunSpec("sample", {"top_p": 0.9, "temperature": 0.8}) and spec.name == "sample top_p=0.9 temperature=0.8"
     assert parse_run("top-p") is CLASSIC["top-p"] and parse_run("beam") is CLASSIC["beam"]
     assert parse_run("beam num-beams=3 early_stopping=never").options == {"num_beams": 3, "early_stopping": "never"}
     assert parse_run("greedy suppress_tokens=198,50256 min_new_tokens=2").options == {
@@ -84,13 +84,13 @@ def test_cli_compare(capsys):
     want = compare(model, tok.encode(PROMPT), ["greedy", "sample top-p=0.9 temperature=0.8"], max_new_tokens=6, seed=1)
     assert result["prompt_tokens"] == tok.encode(PROMPT)
     assert [(r["label"], r["tokens"], r["logprob"], r["distinct"]["2"]) for r in result["runs"]] == \
-        [(w.spec.label, w.tokens, w.logprob, w.distinct[2]) for w in want]
+        [(w.spec.name, w.tokens, w.logprob, w.distinct[2]) for w in want]
     assert result["runs"][1]["options"] == {"max_new_tokens": 6, "seed": 1, "top_p": 0.9, "temperature": 0.8}
 
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "=== greedy: greedy" and lines[1] == "    " + PROMPT + want[0].text
-    assert "=== sample top-p=0.9 temperature=0.8: sample seed=1 top_p=0.9 temperature=0.8" in lines
+    assert lines[0] == "=== greedy" and lines[1] == "    " + PROMPT + want[0].text  # each run named once
+    assert "=== sample top_p=0.9 temperature=0.8 (seed=1)" in lines
     table = lines[lines.index(next(line for line in lines if line.startswith("run "))):]
     assert table[0].split() == ["run", "log", "p", "per", "token", "distinct-1", "distinct-2", "distinct-3"]
     assert float(table[1].split()[1]) == pytest.approx(want[0].logprob, abs=1e-3)

@@ -188,4 +188,4 @@ def test_other_strategies_refuse_dola(strategy):
 def test_cli_refuses_bad_layers_in_one_line(capsys):
     code, out, err = run_cli(capsys, "generate", "The dog", "--model", str(FIXTURES / "fullvocab"), "--dola-layers", "0,2")
     assert code == 1 and out == ""
-    assert err.startswith("minigpt: error: dola_layers must name layers in [0, 2)") and err.count("\n") == 1
+    assert err.startswith("minigpt: error: --dola-layers must name layers in [0, 2)") and err.count("\n") == 1

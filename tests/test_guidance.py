@@ -181,4 +181,4 @@ def test_other_strategies_refuse_guidance(strategy):
 def test_cli_refuses_bad_scale_in_one_line(capsys):
     code, out, err = run_cli(capsys, "generate", "The dog", "--model", str(FIXTURES / "fullvocab"), "--guidance-scale", "-1")
     assert code == 1 and out == ""
-    assert err.startswith("minigpt: error: guidance_scale must be") and err.count("\n") == 1
+    assert err.startswith("minigpt: error: --guidance-scale must be") and err.count("\n") == 1

@@ -429,12 +429,12 @@ def test_cli_sampler_order_and_refusals(capsys):
     assert main([*base, "--sampler-order", "top_k,temperature"]) == 0
     assert [c.split("(")[0] for c in json.loads(capsys.readouterr().out)["chain"]] == ["top_k", "temperature"]
     assert main([*base, "--sampler-order", "top_k,top_k"]) == 1
-    assert "sampler_order names 'top_k' twice" in capsys.readouterr().err
+    assert "--sampler-order names 'top_k' twice" in capsys.readouterr().err
     assert main([*base, "--dry-multiplier", "0.8", "--dry-sequence-breaker", "none"]) == 0
     assert "sequence_breakers=[]" in json.loads(capsys.readouterr().out)["chain"][0]
     assert main([*base, "--mirostat", "5"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("minigpt: error: mirostat must be 0 (off), 1 or 2") and err.count("\n") == 1
+    assert err.startswith("minigpt: error: --mirostat must be 0 (off), 1 or 2") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("processor", [TopNSigma(1.0), XTC(1.0, 0.05, rng=FixedDraw(*[0.0] * 3)), DynamicTemperature(0.8, 0.5),

@@ -57,8 +57,8 @@ def test_library_functions_return_the_figure(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["attention", "Hello", "--layer", "2"], "layer must be a whole number from 0 to 1 (the model has 2 layers"),
     (["attention", "Hello", "--layer", "0", "--head", "-1"], "head must be a whole number from 0 to 1"),
-    (["probs", "Hello", "--top-p", "1.5"], "top_p must be a number in (0, 1]"),
-    (["beam-tree", "Hello", "--num-beams", "0"], "num_beams"),
+    (["probs", "Hello", "--top-p", "1.5"], "--top-p must be a number in (0, 1]"),
+    (["beam-tree", "Hello", "--num-beams", "0"], "--num-beams"),
 ])
 def test_bad_settings_are_one_line(argv, message, tmp_path, capsys):
     out = tmp_path / "never.png"

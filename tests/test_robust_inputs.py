@@ -378,25 +378,25 @@ def test_cli_draft_model_with_another_vocabulary(capsys, folders):
     (["--strategy", "sample", "--temperature=-inf"], "temperature must be"),
     (["--strategy", "sample", "--temperature", "-inf"], "a value that starts with '-' is written with '='"),
     (["--strategy", "sample", "--temperature", "0"], "use the greedy strategy"),
-    (["--strategy", "sample", "--top-p", "nan"], "top_p must be a number in (0, 1]"),
-    (["--strategy", "sample", "--seed", "-1"], "seed must be an integer >= 0"),
-    (["--repetition-penalty", "inf"], "repetition_penalty must be"),
-    (["--frequency-penalty", "-3"], "frequency_penalty must be a number in [-2, 2]"),
-    (["--logit-bias", "5=nan"], "logit_bias for token 5 must be"),
-    (["--logit-bias", "5=inf"], "logit_bias for token 5 must be"),
+    (["--strategy", "sample", "--top-p", "nan"], "--top-p must be a number in (0, 1]"),
+    (["--strategy", "sample", "--seed", "-1"], "--seed must be an integer >= 0"),
+    (["--repetition-penalty", "inf"], "--repetition-penalty must be"),
+    (["--frequency-penalty", "-3"], "--frequency-penalty must be a number in [-2, 2]"),
+    (["--logit-bias", "5=nan"], "--logit-bias for token 5 must be"),
+    (["--logit-bias", "5=inf"], "--logit-bias for token 5 must be"),
     (["--logit-bias", "x=1"], "expected TOKEN=BIAS"),
     (["--suppress-tokens", "1,x"], "expected comma-separated token ids"),
-    (["--suppress-tokens", "-1"], "suppress_tokens must hold integer token ids >= 0"),
-    (["--suppress-tokens", "99999"], "suppress_tokens has token ids outside [0, 50257): [99999]"),
-    (["--strategy", "beam", "--num-beams", "0"], "num_beams must be an integer >= 1"),
-    (["--strategy", "beam", "--num-beams", "2", "--length-penalty", "nan"], "length_penalty must be"),
+    (["--suppress-tokens", "-1"], "--suppress-tokens must hold integer token ids >= 0"),
+    (["--suppress-tokens", "99999"], "--suppress-tokens has token ids outside [0, 50257): [99999]"),
+    (["--strategy", "beam", "--num-beams", "0"], "--num-beams must be an integer >= 1"),
+    (["--strategy", "beam", "--num-beams", "2", "--length-penalty", "nan"], "--length-penalty must be"),
     (["--strategy", "beam", "--num-beams", "2", "--early-stopping", "maybe"], "expected true, false or never"),
-    (["--strategy", "beam", "--num-beams", "2", "--stop", "."], "strategy 'beam' does not use stop"),
-    (["--stop", ""], "stop must be a list of non-empty strings"),
+    (["--strategy", "beam", "--num-beams", "2", "--stop", "."], "strategy 'beam' does not use --stop"),
+    (["--stop", ""], "--stop must be a list of non-empty strings"),
     (["--trace", "--trace-top", "-1"], "trace_top must be"),
-    (["--do-sample"], "does not use do_sample"),
-    (["--strategy", "speculative", "--draft-model", "X", "--temperature", "0.5"], "add do_sample=True (--do-sample)"),
-    (["--min-new-tokens", "50"], "min_new_tokens (50) exceeds max_new_tokens (40)"),
+    (["--do-sample"], "does not use --do-sample"),
+    (["--strategy", "speculative", "--draft-model", "X", "--temperature", "0.5"], "uses --temperature only when it samples; add --do-sample,"),
+    (["--min-new-tokens", "50"], "--min-new-tokens (50) exceeds --max-new-tokens (40)"),
 ])
 def test_cli_bad_options_end_in_one_line(capsys, folders, argv, needle):
     argv = [str(folders["text"]) if a == "X" else a for a in argv]
@@ -430,7 +430,7 @@ def test_one_token_left_is_chosen_by_every_strategy(tiny, draft, strategy, how):
     ({"logit_bias": {t: -math.inf for t in range(V)}}, 1, r"\(logit_bias\).*give fewer tokens a -inf logit_bias"),
     # tokens 7, 8, 9 allowed, and none may repeat: after three steps nothing is left
     ({"suppress_tokens": [t for t in range(V) if t not in (7, 8, 9)], "no_repeat_ngram_size": 1}, 4,
-     r"\(no_repeat_ngram, suppress_tokens\).*raise no_repeat_ngram_size or suppress fewer tokens"),
+     r"\(no_repeat_ngram_size, suppress_tokens\).*raise no_repeat_ngram_size or suppress fewer tokens"),
     # only the end-of-text token is allowed, and min_new_tokens holds it back
     ({"suppress_tokens": list(range(1, V)), "min_new_tokens": 2, "eos_token_id": 0}, 1,
      r"\(min_new_tokens, suppress_tokens\).*lower min_new_tokens"),
@@ -447,7 +447,7 @@ def test_cli_nothing_left_mid_stream_ends_the_text_line_then_names_the_step(caps
     code, out, err = cli(capsys, "generate", "hi", "--model", folders["text"], "--max-new-tokens", "6",
                          "--suppress-tokens", suppressed, "--no-repeat-ngram-size", "1")
     assert out.startswith("hi") and out.endswith("\n") and sorted(out[2:-1]) == sorted(",.!")
-    assert_one_line_error(code, err, "every token was masked at step 4", "no_repeat_ngram, suppress_tokens")
+    assert_one_line_error(code, err, "every token was masked at step 4", "(--no-repeat-ngram-size, --suppress-tokens)")
 
 
 def test_beam_search_goes_on_while_one_beam_has_tokens(tiny):

@@ -25,7 +25,7 @@ ORDER = [
     "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
     "sampling", "generate",  # 9
     "inspection", "compare", "views", "plots",  # 10: looking at it
-    "cli_args", "cli_plot", "cli", "__main__", "",  # 11: the command line, and the package itself
+    "version", "cli_args", "cli_plot", "cli", "__main__", "",  # 11: the command line, and the package itself
 ]
 
 

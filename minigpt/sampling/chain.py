@@ -124,18 +124,18 @@ class LogitsChain:
         """What the processors decided for one row at their last call (XTC, dynamic temperature), by name."""
         return {name: values[row].item() for p in self.processors for name, values in getattr(p, "state", {}).items()}
 
-    def masked_by(self, logits, ids, rows) -> list[str]:
-        """The names of the processors that set some logit of the given rows to -inf: what to loosen when
-        they leave no token at all. Runs the chain again, one processor at a time (only on that error)."""
+    def masked_by(self, logits, ids, rows) -> list:
+        """The processors that set some logit of the given rows to -inf: what to loosen when they leave no
+        token at all. Runs the chain again, one processor at a time (only on that error)."""
         logits = np.array(logits, dtype=np.float32)
         ids = np.asarray(ids, dtype=np.int64).reshape(logits.shape[0], -1)
-        names = []
+        masking = []
         for processor in self.processors:
             out = processor(logits, ids)
-            if (np.isneginf(out[rows]) & ~np.isneginf(logits[rows])).any() and processor.name not in names:
-                names.append(processor.name)
+            if (np.isneginf(out[rows]) & ~np.isneginf(logits[rows])).any():
+                masking.append(processor)
             logits = out
-        return names
+        return masking
 
     def __len__(self):
         return len(self.processors)
@@ -196,8 +196,9 @@ def check_choosable(chain: LogitsChain, logits, history, processed, step: int, r
                          f"are probably not finite numbers: check (or re-download) the checkpoint.")
     empty = ~np.isfinite(processed[rows]).any(axis=-1) if nothing_left is None else nothing_left[rows]
     if empty.any():
-        names = chain.masked_by(logits, history, rows[empty])
-        fixes = [LOOSEN[name] for name in names if name in LOOSEN] or ["loosen them"]
-        raise ValueError(f"every token was masked at step {step + 1} by the logit processors "
-                         f"({', '.join(names) or ', '.join(p.name for p in chain.processors)}), so there is nothing "
-                         f"left to choose; {' or '.join(fixes)} so that at least one token stays allowed.")
+        masking = chain.masked_by(logits, history, rows[empty]) or chain.processors
+        fixes = [LOOSEN[p.name] for p in masking if p.name in LOOSEN] or ["loosen them"]
+        options = dict.fromkeys(p.options[0].name if p.options else p.name for p in masking)  # as the user set them
+        raise ValueError(f"every token was masked at step {step + 1} by the logit processors ({', '.join(options)}), "
+                         f"so there is nothing left to choose; {' or '.join(fixes)} so that at least one token "
+                         f"stays allowed.")

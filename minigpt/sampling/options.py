@@ -169,7 +169,9 @@ class CheckedOptions:
                 raise OptionError(f"unknown generation option {name!r}; known options: {', '.join(sorted(BY_NAME))}.")
             if name not in ACCEPTS[strategy]:
                 users = [s for s in STRATEGIES if name in ACCEPTS[s]]
-                raise OptionError(f"strategy {strategy!r} does not use {name}; it is an option of: {', '.join(users)}.")
+                pick = "sample" if "sample" in users else users[0]  # transformers' greedy would ignore it silently
+                raise OptionError(f"strategy {strategy!r} does not use {name}; it is an option of: {', '.join(users)}; "
+                                  f"to use it, add strategy={pick!r} (--strategy {pick}).")
         given = {k: v for k, v in given.items() if v is not None}
         if strategy == "speculative" and not given.get("do_sample", False):
             for name in sorted(SAMPLING_ONLY & given.keys()):
