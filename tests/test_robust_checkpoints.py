@@ -430,7 +430,7 @@ def test_library_raises_one_documented_sentence(name, tmp_path, offline):
     start = time.perf_counter()
     with pytest.raises(DOCUMENTED) as err:
         minigpt.load(bad.path, n_head=2)
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 20  # a hang guard: the refusal takes milliseconds, busy machine or not
     assert isinstance(err.value, bad.error), f"{type(err.value).__name__}: {err.value}"
     assert_one_sentence(str(err.value), bad)
 
