@@ -368,15 +368,15 @@ def check_weights_file(path: Path) -> Path:
     return path
 
 
-def load(name_or_path="gpt2", n_head: int | None = None) -> GPT2:
-    """A GPT-2 model from a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id,
-    a folder holding config.json + model.safetensors, or a single .safetensors file.
+def load(name_or_path="gpt2", n_head: int | None = None, report=None) -> GPT2:
+    """A GPT-2 model from a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, or tiny, which ships with
+    minigpt), a hub repo id, a folder holding config.json + model.safetensors, or a single .safetensors file.
 
-    Names and repo ids are downloaded once into weights/<name>/ (see hub.py). A bare .safetensors file
-    gets its config from the tensor shapes; n_head is taken from the released sizes unless given.
+    Names and repo ids are downloaded once into weights/<name>/ (see hub.py; report=print says what comes first).
+    A bare .safetensors file gets its config from the tensor shapes, and n_head from the released sizes unless given.
     Raises FileNotFoundError (hub.DownloadError included) when the files are not there, CheckpointError
     or ConfigError (both ValueErrors) when they are not a GPT-2 checkpoint minigpt can run."""
-    path = hub.resolve(name_or_path)
+    path = hub.resolve(name_or_path, report)
     if path.is_dir():
         weights = find_weights(path)
         config_file = path / "config.json" if (path / "config.json").exists() else None

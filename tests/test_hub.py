@@ -1,13 +1,21 @@
 """minigpt.hub without the internet: a loopback HTTP server on 127.0.0.1 plays the Hugging Face hub.
 
-huggingface_hub's hf_hub_download(repo, filename, local_dir=...) makes two requests per file:
-HEAD {endpoint}/{repo}/resolve/main/{filename}, whose X-Repo-Commit, ETag and Content-Length headers
-it requires (no X-Xet-* headers, so it downloads over plain HTTP), then GET of the same URL for the body.
-Errors are told apart by status and X-Error-Code (RepoNotFound, EntryNotFound), as the real hub does.
+minigpt first asks for each missing file's size: HEAD {endpoint}/{repo}/resolve/main/{filename}. Then
+huggingface_hub's hf_hub_download(repo, filename, local_dir=...) makes two requests per file: the same HEAD,
+whose X-Repo-Commit, ETag and Content-Length headers it requires (no X-Xet-* headers, so it downloads over
+plain HTTP), then GET of the same URL for the body. Errors are told apart by status and X-Error-Code
+(RepoNotFound, EntryNotFound), as the real hub does. A hub out of reach is a closed port, or a listening
+socket that never answers; those tests keep huggingface_hub's real back-off, to prove it is never waited for.
 """
 
 import hashlib
+import io
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from huggingface_hub import constants
+from huggingface_hub import close_session, constants
 from huggingface_hub.file_download import hf_hub_url
 from safetensors.numpy import save_file
 
+import minigpt
+from helpers import run_cli
 from minigpt import hub
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -116,16 +126,25 @@ def fake_hub(tmp_path, monkeypatch, weights):
     thread.join()
 
 
-def point_hub_at(url: str, monkeypatch, tmp_path: Path):
+def point_hub_at(url: str, monkeypatch, tmp_path: Path, no_backoff: bool = True):
+    """huggingface_hub aimed at url, and nothing of the caller's environment left to change what it does."""
     # huggingface_hub reads its environment once, at import, into huggingface_hub.constants.
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setattr(constants, "ENDPOINT", url)
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for name, default in [("HF_HUB_ETAG_TIMEOUT", constants.DEFAULT_ETAG_TIMEOUT),
+                          ("HF_HUB_DOWNLOAD_TIMEOUT", constants.DEFAULT_DOWNLOAD_TIMEOUT)]:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(constants, name, default)
+    for name in ("TQDM_DISABLE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    close_session()  # its next client reads the environment above, without proxies
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # no copy from a real cache
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)  # never read or send a token
-    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # its retries back off for up to 8 s each
+    if no_backoff:
+        monkeypatch.setattr(time, "sleep", lambda seconds: None)  # its retries back off for up to 8 s each
 
 
 def go_offline(monkeypatch):
@@ -202,7 +221,7 @@ def test_missing_path_object_is_never_a_hub_name(fake_hub, tmp_path, monkeypatch
 def test_unknown_name_lists_the_known_ones(fake_hub):
     with pytest.raises(ValueError) as err:
         hub.resolve("gpt3")
-    assert_one_sentence(err, "'gpt3'", *hub.KNOWN_MODELS)
+    assert_one_sentence(err, "'gpt3'", *hub.KNOWN_MODELS, "tiny")
     with pytest.raises(ValueError):
         hub.resolve("")  # not the working directory
     with pytest.raises(ValueError):
@@ -226,12 +245,13 @@ def test_first_resolve_downloads_and_second_makes_no_request(fake_hub, weights):
     assert hub.resolve("openai-community/gpt2") == folder
     assert hub.download("gpt2") == folder
     assert len(fake_hub.requests) == seen
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]  # no .cache/ left
 
 
 def test_any_repo_id_downloads_into_owner_name(fake_hub, weights):
     folder = hub.download("minigpt-test/tiny")
     assert folder == weights / "minigpt-test" / "tiny"
-    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
 def test_unknown_repo_says_it_is_not_on_the_hub(fake_hub):
@@ -246,17 +266,9 @@ def test_offline_with_nothing_cached_says_how_to_place_files(fake_hub, weights, 
     go_offline(monkeypatch)
     with pytest.raises(hub.DownloadError) as err:
         hub.resolve("gpt2")
-    assert_one_sentence(err, "HF_HUB_OFFLINE", "copy config.json and model.safetensors", str(weights / "gpt2"))
+    assert_one_sentence(err, "HF_HUB_OFFLINE", "copy config.json and model.safetensors", str(weights / "gpt2"),
+                        "--model tiny", 'minigpt.load("tiny")')
     assert fake_hub.requests == []
-
-
-def test_unreachable_hub_says_how_to_place_files(fake_hub, weights, monkeypatch, tmp_path):
-    fake_hub.shutdown()
-    fake_hub.server_close()  # the port now refuses connections: the machine has no network
-    with pytest.raises(hub.DownloadError) as err:
-        hub.resolve("gpt2")
-    assert_one_sentence(err, "cannot be reached", "https://huggingface.co/openai-community/gpt2", str(weights / "gpt2"))
-    assert not (weights / "gpt2" / "model.safetensors").exists()
 
 
 def test_prefilled_folder_works_offline(fake_hub, weights, monkeypatch):
@@ -296,7 +308,8 @@ def test_interrupted_download_leaves_no_partial_file_and_next_run_completes(fake
     [(partial, final_existed)] = in_flight
     assert len(partial) == 1 and not final_existed  # the bytes go to a temporary file, not to the final name
     assert not final.exists()
-    assert list(weights.rglob("*.incomplete")) == []
+    assert list(weights.rglob("*.incomplete")) == [] and list(weights.rglob("*.lock")) == []
+    assert list((weights / "gpt2").iterdir()) == []  # neither a partial file nor huggingface_hub's .cache/
 
     fake_hub.cut.clear()  # the network is back
     folder = hub.resolve("gpt2")
@@ -313,3 +326,200 @@ def test_unwritable_weights_folder_names_it_and_minigpt_weights(fake_hub, tmp_pa
         hub.resolve("gpt2")
     assert_one_sentence(err, str(unwritable / "gpt2"), "MINIGPT_WEIGHTS")
     assert fake_hub.requests == []
+
+
+# -- what a first download says before it starts ----------------------------------------------------
+
+
+def test_the_download_is_announced_before_its_first_byte(fake_hub, weights):
+    fake_hub.repos["openai-community/gpt2"]["model.safetensors"] = bytes(2_500_000)
+    said = []
+    hub.download("gpt2", report=lambda line: said.append((line, list(fake_hub.requests))))
+    [(line, requests_then)] = said
+    assert line == (f"downloading gpt2 (config.json and model.safetensors, 2.5 MB) "
+                    f"from {fake_hub.url}/openai-community/gpt2 into {weights / 'gpt2'}/")
+    assert requests_then == [("HEAD", "/openai-community/gpt2/resolve/main/model.safetensors"),  # sizes asked,
+                             ("HEAD", "/openai-community/gpt2/resolve/main/config.json")]  # not a byte fetched
+    assert ("GET", "/openai-community/gpt2/resolve/main/model.safetensors") in fake_hub.requests
+
+
+def test_only_the_missing_file_is_announced_and_fetched(fake_hub, weights, monkeypatch, tmp_path):
+    (weights / "gpt2").mkdir(parents=True)
+    (weights / "gpt2" / "config.json").write_bytes(CONFIG)
+    fake_hub.repos["openai-community/gpt2"]["model.safetensors"] = bytes(548_105_171 // 1000)
+    monkeypatch.chdir(tmp_path)  # the folder is then shown as typed from here
+    said = []
+    hub.download("gpt2", report=said.append)
+    assert said == [f"downloading gpt2 (model.safetensors, 548 kB) from {fake_hub.url}/openai-community/gpt2 "
+                    f"into weights/gpt2/"]
+    assert not any(path.endswith("config.json") for _, path in fake_hub.requests)
+
+
+def test_load_passes_report_on_and_says_nothing_once_the_files_are_there(fake_hub, weights):
+    fixture = Path(__file__).parent / "fixtures" / "tiny-hub"
+    fake_hub.repos["openai-community/gpt2"] = {name: (fixture / name).read_bytes() for name in hub.CHECKPOINT_FILES}
+    said = []
+    model = minigpt.load("gpt2", report=said.append)
+    assert model([0, 1]).shape == (2, model.config.vocab_size)
+    assert len(said) == 1 and said[0].startswith("downloading gpt2 (config.json and model.safetensors, ")
+    minigpt.load("gpt2", report=said.append)
+    assert len(said) == 1
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stderr, tqdm_disable, bar", [(Terminal, None, True), (Terminal, "1", False),
+                                                       (io.StringIO, None, False)])
+def test_the_progress_bar_shows_on_a_terminal_unless_tqdm_disable(fake_hub, monkeypatch, stderr, tqdm_disable, bar):
+    bars = sys.modules["huggingface_hub.utils.tqdm"]
+    monkeypatch.setattr(bars, "HF_HUB_DISABLE_PROGRESS_BARS", None)  # as read from the caller's environment
+    monkeypatch.setattr(bars, "progress_bar_states", {})
+    if tqdm_disable is not None:
+        monkeypatch.setenv("TQDM_DISABLE", tqdm_disable)
+    monkeypatch.setattr(sys, "stderr", stderr())
+    hub.download("gpt2")
+    assert ("model.safetensors" in sys.stderr.getvalue()) == bar
+    assert not bars.are_progress_bars_disabled()  # as it was before the download
+
+
+def test_sizes_read_as_the_progress_bar_counts_them():
+    assert [hub._size(n) for n in (665, 1024, 548_105_171, 6_431_952_241, 999_999)] == \
+        ["665 bytes", "1.0 kB", "548 MB", "6.4 GB", "1.0 MB"]
+
+
+# -- a first run without network: one sentence, within 3 s -------------------------------------------
+
+
+@pytest.fixture
+def closed_port() -> str:
+    """The URL of a port nothing listens on: every connection is refused at once."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def silent_server():
+    """The URL of a socket that takes connections (the kernel completes them) but never answers a byte."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as server:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def first_run(entry: str, capsys) -> str:
+    """One entry point asked for gpt2, which is not there: the one sentence it ends with."""
+    if entry.startswith("minigpt "):  # the command line, in this process
+        code, out, err = run_cli(capsys, *(["download", "gpt2"] if entry == "minigpt download" else ["generate", "Hi"]))
+        assert code == 1 and out == "" and err.count("\n") == 1 and err.startswith("minigpt: error: ")
+        return err.removeprefix("minigpt: error: ").rstrip("\n")
+    with pytest.raises(hub.DownloadError) as err:
+        minigpt.load("gpt2") if entry == "minigpt.load" else hub.resolve("gpt2")
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def assert_says_what_to_copy_and_what_needs_no_download(message: str, url: str, folder: Path):
+    assert message.endswith(
+        f"; copy config.json and model.safetensors from {url}/openai-community/gpt2/tree/main into {folder}/, or use "
+        f'tiny, the small model that ships with minigpt and needs no download (--model tiny, or minigpt.load("tiny") '
+        f"in Python).")
+
+
+@pytest.mark.parametrize("entry", ["minigpt.load", "hub.resolve", "minigpt download", "minigpt generate"])
+def test_a_closed_port_ends_at_once_in_one_sentence(entry, closed_port, weights, monkeypatch, tmp_path, capsys):
+    point_hub_at(closed_port, monkeypatch, tmp_path, no_backoff=False)  # huggingface_hub's real retries
+    start = time.monotonic()
+    message = first_run(entry, capsys)
+    assert time.monotonic() - start < 5  # a bound, not a benchmark: huggingface_hub's retries alone take 24 s
+    assert message.startswith(f"cannot download gpt2 because the Hugging Face hub ({closed_port}) cannot be reached (")
+    assert_says_what_to_copy_and_what_needs_no_download(message, closed_port, weights / "gpt2")
+    assert list((weights / "gpt2").iterdir()) == []  # no lock, no partial file
+
+
+def test_a_hub_that_never_answers_holds_no_one_past_the_bound(silent_server, weights, monkeypatch, tmp_path):
+    point_hub_at(silent_server, monkeypatch, tmp_path, no_backoff=False)
+    start = time.monotonic()
+    with pytest.raises(hub.DownloadError) as err:
+        hub.download("gpt2")
+    assert time.monotonic() - start < 5  # a bound: the wait is 2 s
+    message = str(err.value)
+    assert message.startswith(f"cannot download gpt2 because the Hugging Face hub ({silent_server}) did not answer "
+                              f"within 2 s (HF_HUB_ETAG_TIMEOUT=30 waits longer); ")
+    assert_says_what_to_copy_and_what_needs_no_download(message, silent_server, weights / "gpt2")
+    assert list((weights / "gpt2").iterdir()) == []
+
+
+def test_hf_hub_etag_timeout_is_how_long_the_hub_may_take(silent_server, weights, monkeypatch, tmp_path):
+    point_hub_at(silent_server, monkeypatch, tmp_path, no_backoff=False)
+    monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 1)  # HF_HUB_ETAG_TIMEOUT=1, as read at import
+    with pytest.raises(hub.DownloadError) as err:
+        hub.download("gpt2")
+    assert "did not answer within 1 s" in str(err.value)
+
+
+def test_minigpt_generate_without_network_ends_within_3_seconds(silent_server, tmp_path):
+    """The real program, from its start: HF_ENDPOINT read from the environment, huggingface_hub's real retries."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("HF_", "HUGGINGFACE_", "TQDM_", "MINIGPT_")) and not key.lower().endswith("_proxy")}
+    env.update(HF_ENDPOINT=silent_server, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
+               HF_HUB_DISABLE_TELEMETRY="1", MINIGPT_WEIGHTS=str(tmp_path / "weights"),
+               PYTHONPATH=str(Path(minigpt.__file__).parents[1]))  # this checkout's minigpt
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "minigpt", "generate", "Hello"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 5  # a bound, not a benchmark: Python's start-up plus the 2 s wait
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"minigpt: error: cannot download gpt2 because the Hugging Face hub "
+                                  f"({silent_server}) did not answer within 2 s")
+    assert done.stderr.count("\n") == 1 and " into weights/gpt2/, or use tiny, " in done.stderr
+
+
+def test_ctrl_c_mid_transfer_leaves_nothing_behind(fake_hub, weights):
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT does not raise KeyboardInterrupt in this test process")
+    main_thread = threading.main_thread().ident
+    fake_hub.cut.add("model.safetensors")  # half the body, then Ctrl-C reaches the downloading thread
+    fake_hub.before_hang_up = lambda: signal.pthread_kill(main_thread, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        hub.download("gpt2")
+    assert fake_hub.bytes_sent["model.safetensors"] > 0
+    assert list((weights / "gpt2").iterdir()) == []  # no partial file, no .cache/huggingface/ lock or metadata
+
+
+# -- tiny: the model that ships with minigpt ---------------------------------------------------------
+
+
+def test_tiny_is_the_package_folder_and_is_never_downloaded(fake_hub, weights, monkeypatch, tmp_path):
+    folder = tmp_path / "package" / "data" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_bytes(CONFIG)
+    (folder / "model.safetensors").write_bytes(tiny_safetensors(tmp_path))
+    monkeypatch.setitem(hub.PACKAGED_MODELS, "tiny", folder)
+    said = []
+    assert hub.resolve("tiny", report=said.append) == folder
+    assert hub.download("tiny", report=said.append) == folder
+    assert hub.local_folder("tiny") == folder
+    go_offline(monkeypatch)
+    assert hub.resolve("tiny") == folder
+    assert fake_hub.requests == [] and said == [] and not weights.exists()
+
+
+def test_tiny_missing_from_the_package_says_to_reinstall(fake_hub, monkeypatch, tmp_path):
+    monkeypatch.setitem(hub.PACKAGED_MODELS, "tiny", tmp_path / "no-tiny")
+    with pytest.raises(FileNotFoundError) as err:
+        hub.resolve("tiny")
+    assert_one_sentence(err, "'tiny'", str(tmp_path / "no-tiny"), "reinstall minigpt")
+    assert fake_hub.requests == []
+
+
+def test_the_tiny_model_in_the_package_loads_without_network(closed_port, weights, monkeypatch, tmp_path):
+    folder = Path(minigpt.__file__).parent / "data" / "tiny"
+    if not all((folder / name).is_file() for name in hub.CHECKPOINT_FILES):
+        pytest.skip("minigpt/data/tiny/ does not hold config.json and model.safetensors yet: the tiny model "
+                    "is trained and committed separately")
+    point_hub_at(closed_port, monkeypatch, tmp_path, no_backoff=False)  # any request would fail
+    assert hub.PACKAGED_MODELS["tiny"] == folder and hub.resolve("tiny") == folder
+    model = minigpt.load("tiny")
+    assert model([0, 1]).shape == (2, model.config.vocab_size)
+    assert not weights.exists()
