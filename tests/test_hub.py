@@ -54,6 +54,7 @@ class FakeHub(ThreadingHTTPServer):
         self.cut: set[str] = set()  # filenames whose GET breaks: half the body, then the line drops
         self.bytes_sent: dict[str, int] = {}  # body bytes sent per filename
         self.before_hang_up = lambda: None  # called once the half body of a cut download is out
+        self.body_seconds = 0.0  # how long a body takes to send, in ten pieces: a slow line
 
 
 class FakeHubHandler(BaseHTTPRequestHandler):
@@ -96,7 +97,11 @@ class FakeHubHandler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        pause = threading.Event()  # waits without time.sleep, which the tests may replace
+        for start in range(0, len(body), max(1, len(body) // 10)):
+            self.wfile.write(body[start : start + max(1, len(body) // 10)])
+            self.wfile.flush()
+            pause.wait(self.server.body_seconds / 10)
 
     def log_message(self, format, *args):  # keep pytest's output clean
         pass
@@ -383,6 +388,13 @@ def test_the_progress_bar_shows_on_a_terminal_unless_tqdm_disable(fake_hub, monk
     hub.download("gpt2")
     assert ("model.safetensors" in sys.stderr.getvalue()) == bar
     assert not bars.are_progress_bars_disabled()  # as it was before the download
+
+
+def test_a_slow_transfer_is_not_cut_short_by_the_bound_on_the_first_answer(fake_hub, weights, monkeypatch):
+    monkeypatch.setattr(hub, "ANSWER_SECONDS", 0.2)
+    fake_hub.body_seconds = 0.6  # each body takes three times the bound, yet every piece comes well in time
+    folder = hub.download("gpt2")
+    assert (folder / "model.safetensors").read_bytes() == fake_hub.repos["openai-community/gpt2"]["model.safetensors"]
 
 
 def test_sizes_read_as_the_progress_bar_counts_them():
