@@ -22,7 +22,7 @@ import warnings
 from . import hub, inspection
 from .checkpoint import load
 from .checks import number
-from .cli_args import argument_type, command_line_text, integer
+from .cli_args import announce, argument_type, command_line_text, integer
 from .cli_plot import add_plot_commands
 from .compare import CLASSIC, compare, parse_run
 from .generate import STRATEGIES, generate
@@ -99,7 +99,7 @@ def add_generate_command(sub, model_help: str):
 
 def cmd_generate(args):
     tok = Tokenizer()
-    model = load(args.model)
+    model = load(args.model, report=announce)
     prompt = command_line_text(args.prompt)
     prompt_ids = tok.encode(prompt)
     options = generation_options(args, tok)
@@ -185,7 +185,7 @@ def cmd_tokenize(args):
 
 def cmd_score(args):
     tok = Tokenizer()
-    model = load(args.model)
+    model = load(args.model, report=announce)
     ids = tok.encode(command_line_text(args.text))
     if not ids:
         raise ValueError("the text to score is empty; give at least one token of text.")
@@ -203,7 +203,7 @@ def cmd_score(args):
 def cmd_compare(args):
     tok = Tokenizer()
     runs = [parse_run(command_line_text(r)) for r in args.runs] if args.runs else None  # refused before loading
-    model = load(args.model)
+    model = load(args.model, report=announce)
     prompt = command_line_text(args.prompt)
     prompt_ids = tok.encode(prompt)
     results = compare(model, prompt_ids, runs, max_new_tokens=args.max_new_tokens, seed=args.seed, tokenizer=tok)
@@ -214,7 +214,7 @@ def cmd_compare(args):
 
 
 def cmd_download(args):
-    print(hub.download(args.model))
+    print(hub.download(args.model, report=announce))
 
 
 class Parser(argparse.ArgumentParser):
@@ -234,8 +234,8 @@ def parser() -> argparse.ArgumentParser:
                "own --help.")
     p.add_argument("--version", action="version", version=f"minigpt {VERSION}")
     sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    model_help = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2), a hub repo id, a folder or a "
-                  ".safetensors file")
+    model_help = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2; or tiny, a small model that ships "
+                  "with minigpt and needs no download), a hub repo id, a folder or a .safetensors file")
     add_generate_command(sub, model_help)
 
     t = sub.add_parser("tokenize", help="show the tokens of a text: id, bytes, text")

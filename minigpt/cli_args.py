@@ -5,6 +5,7 @@ whose `Option.from_text` reads an option's flag; `argument_type` turns that into
 """
 
 import argparse
+import sys
 
 from .sampling.link import parse_int, parse_real
 
@@ -30,3 +31,8 @@ def argument_type(parse, name: str):
 
 integer = argument_type(parse_int, "integer")
 real = argument_type(parse_real, "real")
+
+
+def announce(line: str):
+    """What the library reports before a long step (a download: what, how big, where), on stderr."""
+    print(f"minigpt: {line}", file=sys.stderr, flush=True)

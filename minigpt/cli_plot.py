@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import inspection, plots
 from .checkpoint import load
-from .cli_args import argument_type, command_line_text, integer, real
+from .cli_args import announce, argument_type, command_line_text, integer, real
 from .sampling.options import parse_early_stopping
 from .tokenizer import Tokenizer
 
@@ -32,7 +32,7 @@ def plot_title(args, what: str, settings: str = "") -> str:
 
 
 def cmd_plot_probs(args):
-    tok, model = Tokenizer(), load(args.model)
+    tok, model = Tokenizer(), load(args.model, report=announce)
     data = inspection.next_token_distribution(model, plot_prompt(args, tok), temperatures=args.temperature,
                                               top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, top=args.top,
                                               seed=args.seed)
@@ -43,7 +43,7 @@ def cmd_plot_probs(args):
 
 
 def cmd_plot_beam_tree(args):
-    tok, model = Tokenizer(), load(args.model)
+    tok, model = Tokenizer(), load(args.model, report=announce)
     options = {"no_repeat_ngram_size": args.no_repeat_ngram_size} if args.no_repeat_ngram_size else {}
     tree = inspection.beam_tree(model, plot_prompt(args, tok), num_beams=args.num_beams,
                                 max_new_tokens=args.max_new_tokens,
@@ -56,14 +56,14 @@ def cmd_plot_beam_tree(args):
 
 
 def cmd_plot_lens(args):
-    tok, model = Tokenizer(), load(args.model)
+    tok, model = Tokenizer(), load(args.model, report=announce)
     lens = inspection.logit_lens(model, plot_prompt(args, tok))
     plots.plot_lens(lens, tok, plot_title(args, "logit lens"), args.out)
     print(args.out)
 
 
 def cmd_plot_attention(args):
-    tok, model = Tokenizer(), load(args.model)
+    tok, model = Tokenizer(), load(args.model, report=announce)
     ids = plot_prompt(args, tok)
     maps = inspection.attention_maps(model, ids)
     where = f"layer {args.layer}" + (f", head {args.head}" if args.head is not None else ", every head")

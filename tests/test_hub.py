@@ -535,3 +535,11 @@ def test_the_tiny_model_in_the_package_loads_without_network(closed_port, weight
     model = minigpt.load("tiny")
     assert model([0, 1]).shape == (2, model.config.vocab_size)
     assert not weights.exists()
+
+
+def test_the_command_line_announces_the_download_on_stderr(fake_hub, weights, capsys):
+    code, out, err = run_cli(capsys, "download", "gpt2")
+    assert code == 0 and out == f"{weights / 'gpt2'}\n"
+    assert err.startswith("minigpt: downloading gpt2 (config.json and model.safetensors, ") and err.count("\n") == 1
+    code, out, err = run_cli(capsys, "download", "gpt2")
+    assert code == 0 and err == ""  # the files are there: nothing to say
