@@ -1,153 +1,272 @@
-"""Train a tiny GPT-2 on English prose found on this machine, for the README's pictures.
+"""Train the tiny GPT-2 that ships in minigpt/data/tiny/, for learners without the real weights.
 
-    pip install -e '.[reference]'                       # torch + transformers
-    python scripts/train_tiny.py                        # ~10 minutes on one CPU thread -> weights/tiny-trained/
-    minigpt plot lens "The server emits an event" --model weights/tiny-trained
+    pip install -e '.[reference]'            # torch + transformers, for training only
+    python scripts/train_tiny.py             # about 20 minutes on 2 CPU threads -> minigpt/data/tiny/
+    minigpt generate "The stream" --model tiny
 
-The real GPT-2 weights are not always at hand, and a random checkpoint's pictures show noise. This
-model is small (4 layers, 4 heads, n_embd 128, GPT-2's full vocabulary of 50257 tokens, a context of
-128) and sees a few million tokens at most, so it learns English only roughly: frequent words, grammar
-that holds for a few tokens, the vocabulary of its text. That is enough for the logit lens and the
-attention maps to show structure.
+The model: GPT-2's architecture and GPT-2's full tokenizer (50257 tokens), but small: 4 layers, 4 heads,
+n_embd 128, a context of 256 tokens; stored in float16 (14.5 MB; minigpt reads it as float32).
 
-The text: the prose of the Node.js API documentation (Debian's nodejs package, /usr/share/doc/nodejs/api/*.md;
-MIT licence, "Copyright Node.js contributors"), code blocks, HTML comments, link lists and the marks of
-inline code and emphasis removed, hard-wrapped lines joined into paragraphs. Any other plain-text files can be given instead.
+The text: Python's own documentation, taken from the Python installation that runs this script, so any
+fresh machine has it, offline (scripts/tiny_corpus.py builds it): the Python Language Reference's topics in
+pydoc_data/topics.py and the docstrings of the standard library's modules, classes and functions, read
+with ast from their .py files. Both are part of CPython, under the Python Software Foundation License
+(PSF-2.0), Copyright (c) 2001 Python Software Foundation. Only prose paragraphs are kept; every 20th
+document is held out. Other Python versions ship other text, so the model's README records the Python
+version and the SHA-256 of the text it learned from, and the held-out perplexity as minigpt computes it.
 
-Most of the 50257 tokens never occur in the text, and the output layer over all of them would be ~90%
-of the work. So the tokens that never occur get the embedding 0 (tied: their logit is then 0 whatever the
-context), and the loss is the full-vocabulary cross-entropy written with them as one term:
+Most of the 50257 tokens never occur in the text, and the output layer over all of them would be most of
+the work. So the tokens that never occur in the training text get the embedding 0 (tied: their logit is
+then 0 whatever the context), and the loss is the full-vocabulary cross-entropy written with them as one term:
 log p(y) = l_y - log(sum over occurring tokens v of exp(l_v) + n_absent * exp(0)). The saved model
-computes exactly the distribution that was trained, at a third of the cost.
+computes exactly the distribution that was trained, at a fraction of the cost.
 
-Seeded, one thread, a fixed time budget: the checkpoint is saved with save_pretrained (safetensors)
-into weights/tiny-trained/, which git ignores. It is not a fixture and no test depends on it.
+Reproducible: seeded (torch, NumPy), a fixed number of steps rather than a time budget, a fixed number of
+threads (2) and torch's deterministic algorithms; the same Python, torch and CPU give the same weights.
 """
 
 import argparse
+import hashlib
+import json
 import math
-import re
+import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
+from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+import minigpt  # noqa: E402
+import tiny_corpus  # noqa: E402
+from minigpt.checkpoint import expected_shapes  # noqa: E402
+from minigpt.config import GPTConfig  # noqa: E402
 from minigpt.tokenizer import Tokenizer  # noqa: E402
 
-DEFAULT_TEXTS = sorted(Path("/usr/share/doc/nodejs/api").glob("*.md"))
+SHAPE = {"n_embd": 128, "n_layer": 4, "n_head": 4}
+SAMPLE_PROMPT = "The stream"
 
 
-def prose(markdown: str) -> str:
-    """The paragraphs of a Markdown file as plain lines: no fenced code, HTML comments, tables, link lists."""
-    markdown = re.sub(r"```.*?```", "", markdown, flags=re.S)
-    markdown = re.sub(r"<!--.*?-->", "", markdown, flags=re.S)
-    paragraphs = []
-    for block in re.split(r"\n\s*\n", markdown):
-        lines = [line.strip() for line in block.splitlines()]
-        lines = [line for line in lines if line and not line.startswith(("|", "[", ">", "* [", "<"))]
-        text = " ".join(line.lstrip("#* ").strip() for line in lines)
-        text = re.sub(r"\[([^\]]+)\]\[[^\]]*\]", r"\1", text)  # [text][ref] -> text
-        text = text.replace("`", "")  # `code` -> code: inline-code marks would be most of what it learns
-        text = re.sub(r"(?<!\w)_([^_]+)_(?!\w)", r"\1", text)  # _emphasis_ -> emphasis
-        if len(text.split()) >= 4:
-            paragraphs.append(text)
-    return "\n\n".join(paragraphs)
+def arguments(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(ROOT / "minigpt" / "data" / "tiny"), help="default minigpt/data/tiny/")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--context", type=int, default=256)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=2, help="torch's threads: fixed, for identical sums")
+    return p.parse_args(argv)
 
 
-def corpus(paths, tok: Tokenizer) -> np.ndarray:
-    """Every file's prose as token ids, files separated by <|endoftext|>."""
-    ids = []
-    for path in paths:
-        ids += tok.encode(prose(Path(path).read_text(encoding="utf-8", errors="replace"))) + [tok.eot]
-    return np.array(ids, dtype=np.int64)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("texts", nargs="*", default=DEFAULT_TEXTS, help="text or Markdown files (default: Node.js API docs)")
-    parser.add_argument("--out", default=str(ROOT / "weights" / "tiny-trained"))
-    parser.add_argument("--minutes", type=float, default=10.0, help="training time budget (default 10)")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--context", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    args = parser.parse_args()
-
+def make_deterministic(threads: int):
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    tok = Tokenizer()
-    ids = corpus(args.texts, tok)
-    split = int(len(ids) * 0.98)
-    train, valid = ids[:split], ids[split:]
-    print(f"{len(args.texts)} files, {len(ids):,} tokens ({len(valid):,} held out)", flush=True)
 
-    config = GPT2Config(vocab_size=tok.n_vocab, n_positions=args.context, n_embd=128, n_layer=4, n_head=4,
-                        bos_token_id=tok.eot, eos_token_id=tok.eot, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    model = GPT2LMHeadModel(config)
-    print(f"{sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
-    present = torch.from_numpy(np.unique(ids))  # [K] the tokens that occur
-    absent = torch.ones(tok.n_vocab, dtype=torch.bool)
-    absent[present] = False
-    with torch.no_grad():
-        model.transformer.wte.weight[absent] = 0.0  # logit 0 for every absent token, in training and after
-    to_present = torch.full((tok.n_vocab,), -1, dtype=torch.long)
-    to_present[present] = torch.arange(len(present))
-    log_absent = math.log(int(absent.sum()))
-    print(f"{len(present):,} distinct tokens occur; {int(absent.sum()):,} never do", flush=True)
 
-    def loss_of(x):
-        """Mean -log p(x[t+1] | x[..t]) over the full vocabulary, with the absent tokens' logits (0) as one term."""
-        hidden = model.transformer(x).last_hidden_state[:, :-1]  # [B, T-1, C], after ln_f
-        logits = hidden @ model.transformer.wte.weight[present].T  # [B, T-1, K]
-        zeros = torch.full(logits.shape[:-1] + (1,), log_absent)  # log(n_absent * exp(0))
+class PresentLoss:
+    """transformers' full-vocabulary loss, with the output layer over the tokens that occur only."""
+
+    def __init__(self, model, train_ids: np.ndarray, vocab: int):
+        self.model = model
+        self.present = torch.from_numpy(np.unique(train_ids))  # [K] the tokens that occur
+        absent = torch.ones(vocab, dtype=torch.bool)
+        absent[self.present] = False
+        with torch.no_grad():
+            model.transformer.wte.weight[absent] = 0.0  # logit 0 for every absent token, in training and after
+        self.to_present = torch.full((vocab,), -1, dtype=torch.long)
+        self.to_present[self.present] = torch.arange(len(self.present))
+        self.n_absent = int(absent.sum())
+
+    def __call__(self, x):
+        """Mean -log p(x[t+1] | x[..t]) over the full vocabulary, the absent tokens' logits (0) as one term."""
+        hidden = self.model.transformer(x).last_hidden_state[:, :-1]  # [B, T-1, C], after ln_f
+        logits = hidden @ self.model.transformer.wte.weight[self.present].T  # [B, T-1, K]
+        zeros = torch.full(logits.shape[:-1] + (1,), math.log(self.n_absent))  # log(n_absent * exp(0))
         normaliser = torch.logsumexp(torch.cat([logits, zeros], dim=-1), dim=-1)  # [B, T-1]
-        target = logits.gather(-1, to_present[x[:, 1:]].unsqueeze(-1)).squeeze(-1)
+        index = self.to_present[x[:, 1:]]  # [B, T-1], -1 for a token absent from the training text
+        target = logits.gather(-1, index.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        target = torch.where(index >= 0, target, torch.zeros_like(target))  # an absent token's logit is 0
         return (normaliser - target).mean()
+
+
+def learning_rate(args, step: int) -> float:
+    """Linear warm-up over 100 steps, then a cosine decay to a tenth."""
+    warmup = min(1.0, (step + 1) / 100)
+    return args.lr * warmup * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps)))
+
+
+def windows(ids: np.ndarray, context: int) -> torch.Tensor:
+    """The ids cut into consecutive windows of `context` tokens (the rest dropped): [N, context]."""
+    n = len(ids) // context
+    return torch.from_numpy(ids[: n * context].reshape(n, context))
+
+
+def train(args, model, loss_of, train_ids, held_ids):
+    rng = np.random.default_rng(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-
-    def batch(data):
-        starts = rng.integers(0, len(data) - args.context, size=args.batch)
-        x = np.stack([data[s : s + args.context] for s in starts])
-        return torch.from_numpy(x)
-
-    with torch.no_grad():  # the loss above is transformers' full-vocabulary loss, only cheaper
-        x = batch(valid)
-        ours, theirs = loss_of(x).item(), model(x, labels=x).loss.item()
-        assert abs(ours - theirs) < 1e-4, f"loss_of gives {ours}, transformers {theirs}"
-
-    budget, start, step = args.minutes * 60, time.time(), 0
-    warmup = 50
-    while (elapsed := time.time() - start) < budget:
-        progress = elapsed / budget  # the learning rate decays with time, as the budget is in minutes
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    held = windows(held_ids, args.context)[:16]
+    start = time.time()
+    for step in range(args.steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = loss_of(batch(train))
+            group["lr"] = learning_rate(args, step)
+        starts = rng.integers(0, len(train_ids) - args.context, size=args.batch)
+        loss = loss_of(torch.from_numpy(np.stack([train_ids[s : s + args.context] for s in starts])))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if step % 25 == 0:
-            print(f"step {step:5d}  {elapsed:6.0f} s  lr {lr:.2e}  loss {loss.item():.3f}", flush=True)
-        step += 1
+        if step % 100 == 0 or step == args.steps - 1:
+            model.eval()
+            with torch.no_grad():
+                held_loss = loss_of(held).item()
+            model.train()
+            print(f"step {step:5d}  {time.time() - start:6.0f} s  lr {learning_rate(args, step):.2e}  "
+                  f"loss {loss.item():.3f}  held-out {held_loss:.3f}", flush=True)
+    return time.time() - start
 
-    model.eval()
-    losses = []
+
+def save(model, out: Path, context: int):
+    """config.json and model.safetensors (float16, the hub's tensor names, no lm_head: it is wte)."""
+    out.mkdir(parents=True, exist_ok=True)
+    config = GPTConfig(vocab_size=model.config.vocab_size, n_positions=context, **SHAPE)
+    names = expected_shapes(config)
+    tensors = {k.removeprefix("transformer."): v for k, v in model.state_dict().items()}
+    save_file({name: tensors[name].detach().to(torch.float16).contiguous() for name in names},
+              out / "model.safetensors", metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps({
+        "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": config.vocab_size,
+        "n_positions": context, "n_ctx": context, **SHAPE, "n_inner": None, "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5, "bos_token_id": 50256, "eos_token_id": 50256, "torch_dtype": "float16",
+    }, indent=2) + "\n", encoding="utf-8")
+
+
+def check_against_torch(model, out: Path, ids: np.ndarray):
+    """minigpt's logits from the saved float16 file equal torch's from the same float16-rounded weights."""
     with torch.no_grad():
-        for _ in range(8):
-            x = batch(valid)
-            losses.append(model(x, labels=x).loss.item())  # transformers' own loss: checks the trick above
-    print(f"{step} steps; held-out loss {np.mean(losses):.3f} (perplexity {math.exp(np.mean(losses)):.1f})", flush=True)
-    model.save_pretrained(args.out, safe_serialization=True)
-    (Path(args.out) / "SOURCE.txt").write_text(
-        "Trained by scripts/train_tiny.py on the prose of the Node.js API documentation "
-        "(MIT licence, Copyright Node.js contributors).\n", encoding="utf-8")
-    print(f"saved to {args.out}", flush=True)
+        for p in model.parameters():
+            p.copy_(p.to(torch.float16).to(torch.float32))
+        theirs = model(torch.from_numpy(ids[None])).logits[0].numpy()
+    ours = minigpt.load(str(out))(ids)
+    error = np.abs(ours - theirs).max() / np.abs(theirs).max()
+    assert error < 1e-4, f"minigpt and transformers disagree on the saved model: {error:.2e}"
+    return error
+
+
+README = """# tiny: a small GPT-2 trained on Python's documentation
+
+The model `minigpt generate "The stream" --model tiny` runs when the real GPT-2 weights are not at hand,
+and the one that drew the pictures in minigpt's README. It is made by `scripts/train_tiny.py`.
+
+It has GPT-2's architecture and GPT-2's full tokenizer (vocabulary {vocab}), at a small size:
+{n_layer} layers, {n_head} heads, n_embd {n_embd}, a context of {context} tokens: {params:,} parameters,
+stored in float16 (minigpt reads them as float32). It learned English only roughly, from a few hundred
+thousand tokens: frequent words, grammar that holds for a few tokens, the vocabulary of Python's docs.
+
+## The text it learned from
+
+Python's own documentation, from the installation that ran the training script: the Python Language
+Reference's topics (`pydoc_data/topics.py`) and the docstrings of the standard library's modules, classes
+and functions, read with `ast` from their `.py` files. Both are part of CPython, under the Python Software
+Foundation License (PSF-2.0), Copyright (c) 2001 Python Software Foundation. Only prose paragraphs are kept
+(`scripts/tiny_corpus.py` says which); every {every}th document is held out and never trained on.
+Other Python versions ship other text:
+
+| what | value |
+| --- | --- |
+| Python | {python} |
+| documents (training / held out) | {n_train} / {n_held} |
+| tokens (training / held out) | {train_tokens:,} / {held_tokens:,} |
+| SHA-256 of the training text | {train_sha} |
+| SHA-256 of the held-out text | {held_sha} |
+| distinct tokens in the training text | {present:,} (the other {absent:,} have the embedding 0, so their logit is 0) |
+| held-out perplexity (minigpt, these float16 weights) | {perplexity:.2f} |
+
+The held-out perplexity is exp(mean -log p) over the held-out tokens, scored by minigpt in consecutive
+windows of {context} tokens (`tests/test_tiny_model.py` recomputes it when its Python matches the one above).
+
+## Training
+
+{steps} steps of {batch} windows of {context} tokens (AdamW, learning rate {lr} with warm-up and cosine
+decay, dropout {dropout}, weight decay 0.1), seeded, on {threads} CPU threads with torch's deterministic
+algorithms: torch {torch}, transformers {transformers}, {minutes:.0f} minutes on {cpu}.
+The same Python, torch and CPU make the same file: model.safetensors has the SHA-256 {digest}.
+
+```
+pip install -e ".[reference]" && python scripts/train_tiny.py
+```
+
+Greedy, from "{prompt}":
+
+```
+{sample}
+```
+"""
+
+
+def write_readme(out: Path, fields: dict):
+    (out / "README.md").write_text(README.format(**fields), encoding="utf-8")
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    return f"{names[0]} ({len(names)} CPUs)" if names else platform.machine()
+
+
+def sample(out: Path) -> str:
+    model, tok = minigpt.load(str(out)), Tokenizer()
+    ids = tok.encode(SAMPLE_PROMPT)
+    return SAMPLE_PROMPT + tok.decode(minigpt.generate(model, ids, max_new_tokens=40).sequences[0])
+
+
+def main(argv=None):
+    args = arguments(argv)
+    make_deterministic(args.threads)
+    tok, out = Tokenizer(), Path(args.out)
+    train_docs, held_docs = tiny_corpus.split(tiny_corpus.documents())
+    train_ids = np.array(tiny_corpus.token_ids(train_docs, tok), dtype=np.int64)
+    held_ids = np.array(tiny_corpus.token_ids(held_docs, tok), dtype=np.int64)
+    print(f"Python {platform.python_version()}: {len(train_ids):,} training tokens, {len(held_ids):,} held out",
+          flush=True)
+
+    config = GPT2Config(vocab_size=tok.n_vocab, n_positions=args.context, **SHAPE, bos_token_id=tok.eot,
+                        eos_token_id=tok.eot, resid_pdrop=args.dropout, embd_pdrop=args.dropout,
+                        attn_pdrop=args.dropout)
+    model = GPT2LMHeadModel(config)
+    loss_of = PresentLoss(model, train_ids, tok.n_vocab)
+    with torch.no_grad():  # the loss above is transformers' full-vocabulary loss, only cheaper
+        model.eval()
+        x = windows(held_ids, args.context)[:4]
+        ours, theirs = loss_of(x).item(), model(x, labels=x).loss.item()
+        assert abs(ours - theirs) < 1e-4, f"PresentLoss gives {ours}, transformers {theirs}"
+        model.train()
+    seconds = train(args, model, loss_of, train_ids, held_ids)
+    model.eval()
+    save(model, out, args.context)
+    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    error = check_against_torch(model, out, held_ids[: args.context])
+    perplexity = tiny_corpus.held_out_perplexity(minigpt.load(str(out)), held_ids.tolist())
+    print(f"minigpt = transformers within {error:.1e}; held-out perplexity {perplexity:.2f}", flush=True)
+    write_readme(out, dict(
+        vocab=tok.n_vocab, **SHAPE, context=args.context, params=sum(p.numel() for p in model.parameters()),
+        every=tiny_corpus.HELD_OUT_EVERY, python=platform.python_version(), n_train=len(train_docs),
+        n_held=len(held_docs), train_tokens=len(train_ids), held_tokens=len(held_ids),
+        train_sha=tiny_corpus.sha256(train_docs), held_sha=tiny_corpus.sha256(held_docs),
+        present=len(loss_of.present), absent=loss_of.n_absent, perplexity=perplexity, steps=args.steps,
+        batch=args.batch, lr=args.lr, dropout=args.dropout, threads=args.threads, torch=torch.__version__,
+        transformers=transformers.__version__, minutes=seconds / 60, cpu=cpu_name(), digest=digest,
+        prompt=SAMPLE_PROMPT, sample=sample(out)))
+    print(f"saved to {out} (model.safetensors SHA-256 {digest})", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""The small trained GPT-2 that ships in minigpt/data/tiny/ (made by scripts/train_tiny.py): its files, that it
+loads offline and generates, and that its README's held-out perplexity is what minigpt computes."""
+
+import importlib.util
+import json
+import platform
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigpt
+from minigpt.checkpoint import read_header
+
+TINY = Path(minigpt.__file__).parent / "data" / "tiny"
+FILES = ("config.json", "model.safetensors", "README.md")
+CORPUS = Path(__file__).resolve().parent.parent / "scripts" / "tiny_corpus.py"
+
+
+def readme_value(what: str) -> str:
+    """The value of a row of the README's table: | what | value |."""
+    match = re.search(rf"^\| {re.escape(what)} \| ([^|]+) \|$", (TINY / "README.md").read_text(), re.M)
+    assert match, f"README.md has no row '{what}'"
+    return match[1].strip()
+
+
+def tiny_corpus():
+    spec = importlib.util.spec_from_file_location("tiny_corpus", CORPUS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_files_exist_and_fit_in_16_mb():
+    sizes = [(TINY / name).stat().st_size for name in FILES]
+    assert sum(sizes) <= 16_000_000
+
+
+def test_it_is_gpt2_with_gpt2s_vocabulary_stored_in_float16():
+    config = json.loads((TINY / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["vocab_size"] == minigpt.Tokenizer().n_vocab == 50257
+    header, _ = read_header(TINY / "model.safetensors")
+    assert {info["dtype"] for name, info in header.items() if name != "__metadata__"} == {"F16"}
+
+
+def test_it_loads_offline_and_generates(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tok = minigpt.load(str(TINY)), minigpt.Tokenizer()
+    out = minigpt.generate(model, tok.encode("The stream"), max_new_tokens=8)
+    assert len(out.sequences[0]) == 8 and all(0 <= t < 50257 for t in out.sequences[0])
+    assert tok.decode(out.sequences[0]).strip()
+
+
+def test_the_tokens_absent_from_its_text_have_the_embedding_0():
+    model = minigpt.load(str(TINY))
+    zero_rows = int((np.abs(model.params["wte"]["weight"]).max(axis=1) == 0).sum())
+    present = int(readme_value("distinct tokens in the training text").split()[0].replace(",", ""))
+    assert zero_rows == 50257 - present
+
+
+def test_the_readmes_held_out_perplexity_is_what_minigpt_computes():
+    python = readme_value("Python")
+    if platform.python_version() != python:
+        pytest.skip(f"the held-out text comes from Python {python}'s own files; this is {platform.python_version()}")
+    corpus = tiny_corpus()
+    _, held = corpus.split(corpus.documents())
+    if corpus.sha256(held) != readme_value("SHA-256 of the held-out text"):
+        pytest.skip(f"this Python {python} installation's files give another held-out text than the README's")
+    ids = corpus.token_ids(held, minigpt.Tokenizer())
+    assert f"{len(ids):,}" == readme_value("tokens (training / held out)").split(" / ")[1]
+    recorded = float(readme_value("held-out perplexity (minigpt, these float16 weights)"))
+    assert corpus.held_out_perplexity(minigpt.load(str(TINY)), ids) == pytest.approx(recorded, abs=0.006)
