@@ -163,8 +163,9 @@ def check_against_torch(model, out: Path, ids: np.ndarray):
 
 README = """# tiny: a small GPT-2 trained on Python's documentation
 
-The model `minigpt generate "The stream" --model tiny` runs when the real GPT-2 weights are not at hand,
-and the one that drew the pictures in minigpt's README. It is made by `scripts/train_tiny.py`.
+The model that `--model tiny` and `minigpt.load("tiny")` load, for when the real GPT-2 weights are not at
+hand (`minigpt generate "The stream" --model tiny`), and the one that drew the pictures in minigpt's README.
+It is made by `scripts/train_tiny.py`.
 
 It has GPT-2's architecture and GPT-2's full tokenizer (vocabulary {vocab}), at a small size:
 {n_layer} layers, {n_head} heads, n_embd {n_embd}, a context of {context} tokens: {params:,} parameters,
