@@ -470,17 +470,42 @@ def test_hf_hub_etag_timeout_is_how_long_the_hub_may_take(silent_server, weights
     assert "did not answer within 1 s" in str(err.value)
 
 
-def test_minigpt_generate_without_network_ends_within_3_seconds(silent_server, tmp_path):
+@pytest.fixture
+def timed_silent_server():
+    """A server that never answers a byte, and the times (time.monotonic) at which connections reached it."""
+    connected: list[float] = []
+    held: list[socket.socket] = []
+
+    def accept_and_hold(server):
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:  # the server is closed: the test is over
+                return
+            connected.append(time.monotonic())
+
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as server:
+        threading.Thread(target=accept_and_hold, args=(server,), daemon=True).start()
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", connected
+        server.shutdown(socket.SHUT_RDWR)
+    for connection in held:
+        connection.close()
+
+
+def test_minigpt_generate_without_network_ends_within_3_seconds(timed_silent_server, tmp_path):
     """The real program, from its start: HF_ENDPOINT read from the environment, huggingface_hub's real retries."""
+    silent_server, connected = timed_silent_server
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("HF_", "HUGGINGFACE_", "TQDM_", "MINIGPT_")) and not key.lower().endswith("_proxy")}
     env.update(HF_ENDPOINT=silent_server, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
                HF_HUB_DISABLE_TELEMETRY="1", MINIGPT_WEIGHTS=str(tmp_path / "weights"),
                PYTHONPATH=str(Path(minigpt.__file__).parents[1]))  # this checkout's minigpt
-    start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "minigpt", "generate", "Hello"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
-    assert time.monotonic() - start < 5  # a bound, not a benchmark: Python's start-up plus the 2 s wait
+    ended = time.monotonic()
+    # From the program's first request to its end: one 2 s wait and the message, never a second wait (a retry).
+    # It leaves out Python's start-up, which a machine busy with three test suites may slow down.
+    assert connected and ended - connected[0] < 3.5
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith(f"minigpt: error: cannot download gpt2 because the Hugging Face hub "
                                   f"({silent_server}) did not answer within 2 s")
@@ -527,9 +552,6 @@ def test_tiny_missing_from_the_package_says_to_reinstall(fake_hub, monkeypatch, 
 
 def test_the_tiny_model_in_the_package_loads_without_network(closed_port, weights, monkeypatch, tmp_path):
     folder = Path(minigpt.__file__).parent / "data" / "tiny"
-    if not all((folder / name).is_file() for name in hub.CHECKPOINT_FILES):
-        pytest.skip("minigpt/data/tiny/ does not hold config.json and model.safetensors yet: the tiny model "
-                    "is trained and committed separately")
     point_hub_at(closed_port, monkeypatch, tmp_path, no_backoff=False)  # any request would fail
     assert hub.PACKAGED_MODELS["tiny"] == folder and hub.resolve("tiny") == folder
     model = minigpt.load("tiny")

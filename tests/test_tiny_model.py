@@ -3,12 +3,18 @@ loads offline and generates, and that its README's held-out perplexity is what m
 
 import importlib.util
 import json
+import os
 import platform
 import re
+import shlex
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydoc_data.topics import topics
 
 import minigpt
 from minigpt.checkpoint import read_header
@@ -16,6 +22,7 @@ from minigpt.checkpoint import read_header
 TINY = Path(minigpt.__file__).parent / "data" / "tiny"
 FILES = ("config.json", "model.safetensors", "README.md")
 CORPUS = Path(__file__).resolve().parent.parent / "scripts" / "tiny_corpus.py"
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def readme_value(what: str) -> str:
@@ -44,12 +51,35 @@ def test_it_is_gpt2_with_gpt2s_vocabulary_stored_in_float16():
     assert {info["dtype"] for name, info in header.items() if name != "__metadata__"} == {"F16"}
 
 
-def test_it_loads_offline_and_generates(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, tok = minigpt.load(str(TINY)), minigpt.Tokenizer()
-    out = minigpt.generate(model, tok.encode("The stream"), max_new_tokens=8)
-    assert len(out.sequences[0]) == 8 and all(0 <= t < 50257 for t in out.sequences[0])
-    assert tok.decode(out.sequences[0]).strip()
+def words(text: str) -> list[str]:
+    return [word.lower() for word in re.findall(r"[A-Za-z]+", text)]
+
+
+def readme_command_without_the_hub() -> list[str]:
+    """The command that README's "Two commands" section gives a machine that cannot reach the hub."""
+    section = README.read_text().split("## Two commands")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("minigpt ") and "--model tiny" in line]
+    assert len(lines) == 1, "README's Two commands section names one command with --model tiny"
+    return shlex.split(lines[0])
+
+
+def test_minigpt_generate_model_tiny_writes_words_of_pythons_docs_without_network(tmp_path):
+    """README's command for a machine without the hub: by name, from any folder, with the hub unreachable."""
+    assert readme_command_without_the_hub() == ["minigpt", "generate", "The stream", "--model", "tiny"]
+    with socket.create_server(("127.0.0.1", 0)) as probe:  # a port nothing listens on once closed
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "MINIGPT_"))}
+    env |= {"HF_ENDPOINT": closed, "MINIGPT_WEIGHTS": str(tmp_path / "weights"), "PYTHONWARNINGS": "error"}
+    done = subprocess.run([sys.executable, "-m", "minigpt", "generate", "The stream", "--model", "tiny"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    model, tok = minigpt.load("tiny"), minigpt.Tokenizer()
+    greedy = minigpt.generate(model, tok.encode("The stream"), max_new_tokens=40)  # the command line's default
+    assert done.stdout == "The stream" + tok.decode(greedy.sequences[0]) + "\n"
+    documented = set(words(" ".join(topics.values())))  # pydoc's topics: part of what tiny was trained on
+    written = words(done.stdout)
+    assert len(written) >= 8 and sum(word in documented for word in written) >= 0.9 * len(written), done.stdout
+    assert not (tmp_path / "weights").exists()
 
 
 def test_the_tokens_absent_from_its_text_have_the_embedding_0():
