@@ -21,6 +21,15 @@ from safetensors.numpy import load_file
 settings.register_profile("minigpt", derandomize=True, database=None, print_blob=True)
 settings.load_profile("minigpt")
 
+
+
+@pytest.fixture(autouse=True)
+def a_terminal_100_columns_wide(monkeypatch):
+    """argparse wraps --help to the terminal's width (COLUMNS, else the real terminal's): fix it, so that no
+    test of the help text depends on the window pytest runs in."""
+    monkeypatch.setenv("COLUMNS", "100")
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE_FIXTURES = ("tiny-hub", "tiny-pretrained", "odd-f16", "fullvocab")
 RTOL = 1e-5

@@ -1,7 +1,10 @@
 """Small GPT-2 checkpoints written with NumPy alone, for tests that need weights but not the reference."""
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -100,6 +103,26 @@ def run_cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+# Settings of the caller's shell that would change what a child `python -m minigpt` does or prints.
+CALLERS_SETTINGS = ("HF_", "HUGGINGFACE_", "MINIGPT_", "TQDM_", "PYTHON", "COLUMNS", "LINES")
+
+
+def program_env(**settings: str) -> dict[str, str]:
+    """The environment for a child `python -m minigpt`: the caller's, less anything that would change what the
+    program does (warnings filters, the hub's endpoint, offline mode, the weights folder, terminal width),
+    running this checkout's minigpt, plus `settings`."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(CALLERS_SETTINGS) and not key.lower().endswith("_proxy")}
+    return env | {"PYTHONPATH": str(CHECKOUT)} | settings
+
+
+def run_program(*argv, env: dict[str, str] | None = None, text: bool = True, **kwargs):
+    """`python -m minigpt *argv` as a separate process, in program_env() unless env is given."""
+    return subprocess.run([sys.executable, "-m", "minigpt", *argv], env=program_env() if env is None else env,
+                          capture_output=True, text=text, timeout=120, **kwargs)
 
 
 def log_softmax64(x):

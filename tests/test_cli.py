@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import minigpt
-from helpers import run_cli as run, write_checkpoint
+from helpers import program_env, run_cli as run, run_program, write_checkpoint
 from minigpt.cli import main
 from minigpt.config import GPTConfig
 
@@ -78,8 +78,7 @@ def test_bad_input_is_one_line_without_traceback(capsys, checkpoint, argv, needl
 
 
 def test_python_dash_m(checkpoint):
-    proc = subprocess.run([sys.executable, "-m", "minigpt", "generate", "", "--model", checkpoint,
-                           "--max-new-tokens", "3", "--json"], capture_output=True, text=True, timeout=120)
+    proc = run_program("generate", "", "--model", checkpoint, "--max-new-tokens", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["prompt_tokens"] == [50256]  # as the model read it: <|endoftext|>
 
@@ -138,11 +137,11 @@ def test_a_closed_pipe_ends_quietly():
     """`minigpt tokenize ... | head -c 10`: the reader goes away; no error, and the exit status of SIGPIPE.
     The table (~18,000 rows) is far larger than a pipe's buffer, so the program cannot finish before."""
     argv = [sys.executable, "-m", "minigpt", "tokenize", "hello world " * 9000]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.read(10)
-    proc.stdout.close()  # from here on every write fails with EPIPE
-    err = proc.stderr.read()
-    assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == b""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=program_env()) as proc:
+        proc.stdout.read(10)
+        proc.stdout.close()  # from here on every write fails with EPIPE
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 128 + signal.SIGPIPE and err == b""
 
 
 def test_score_has_a_header_and_plurals_are_right(capsys, checkpoint):

@@ -10,11 +10,9 @@ socket that never answers; those tests keep huggingface_hub's real back-off, to 
 
 import hashlib
 import io
-import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -28,7 +26,7 @@ from huggingface_hub.file_download import hf_hub_url
 from safetensors.numpy import save_file
 
 import minigpt
-from helpers import run_cli
+from helpers import program_env, run_cli, run_program
 from minigpt import hub
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -495,13 +493,9 @@ def timed_silent_server():
 def test_minigpt_generate_without_network_ends_within_3_seconds(timed_silent_server, tmp_path):
     """The real program, from its start: HF_ENDPOINT read from the environment, huggingface_hub's real retries."""
     silent_server, connected = timed_silent_server
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("HF_", "HUGGINGFACE_", "TQDM_", "MINIGPT_")) and not key.lower().endswith("_proxy")}
-    env.update(HF_ENDPOINT=silent_server, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
-               HF_HUB_DISABLE_TELEMETRY="1", MINIGPT_WEIGHTS=str(tmp_path / "weights"),
-               PYTHONPATH=str(Path(minigpt.__file__).parents[1]))  # this checkout's minigpt
-    done = subprocess.run([sys.executable, "-m", "minigpt", "generate", "Hello"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    env = program_env(HF_ENDPOINT=silent_server, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
+                      HF_HUB_DISABLE_TELEMETRY="1", MINIGPT_WEIGHTS=str(tmp_path / "weights"))
+    done = run_program("generate", "Hello", env=env, cwd=tmp_path)
     ended = time.monotonic()
     # From the program's first request to its end: one 2 s wait and the message, never a second wait (a retry).
     # It leaves out Python's start-up, which a machine busy with three test suites may slow down.

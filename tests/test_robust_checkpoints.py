@@ -8,8 +8,6 @@ this file adds the rest of the matrix and runs each category through the library
 """
 
 import json
-import subprocess
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -21,7 +19,8 @@ from huggingface_hub import constants
 from safetensors.numpy import save_file
 
 import minigpt
-from helpers import config_json, join_safetensors, random_params, split_safetensors, to_bfloat16_bytes, write_checkpoint
+from helpers import (config_json, join_safetensors, random_params, run_program, split_safetensors, to_bfloat16_bytes,
+                     write_checkpoint)
 from minigpt import hub
 from minigpt.checkpoint import MAX_WEIGHT, CheckpointError
 from minigpt.cli import main
@@ -455,8 +454,7 @@ def test_cli_prints_one_line_and_exits_non_zero(name, tmp_path, offline, capsys)
 
 def test_python_dash_m_prints_one_line(tmp_path):
     bad = CASES["truncated inside the data"](tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "minigpt", "generate", "hi", "--model", str(bad.path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_program("generate", "hi", "--model", str(bad.path))
     assert proc.returncode != 0 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert_one_sentence(proc.stderr.strip(), bad)

@@ -12,14 +12,12 @@ test_processors.py) are not repeated.
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import minigpt
-from helpers import random_params, run_cli as cli, write_checkpoint
+from helpers import program_env, random_params, run_cli as cli, run_program, write_checkpoint
 from minigpt.cli import main
 from minigpt.config import GPTConfig
 from minigpt.sampling.options import GenerationOptions, OptionError
@@ -122,8 +120,7 @@ def test_any_unicode_prompt_streams_back_exactly(capsys, folders, text):
 
 def subprocess_cli(*argv, env=None):
     """python -m minigpt with argv given as bytes where the test wants bytes that are not UTF-8."""
-    return subprocess.run([sys.executable, "-m", "minigpt", *argv], capture_output=True, timeout=120,
-                          env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return run_program(*argv, env=env, text=False)
 
 
 def test_undecodable_argv_bytes_become_replacement_characters(folders):
@@ -141,7 +138,7 @@ def test_undecodable_argv_bytes_become_replacement_characters(folders):
 
 
 def test_a_terminal_that_cannot_show_the_text_is_named(folders):
-    env = dict(os.environ, PYTHONIOENCODING="ascii")
+    env = program_env(PYTHONIOENCODING="ascii")
     proc = subprocess_cli("generate", "🦙", "--model", str(folders["text"]), "--max-new-tokens", "2", env=env)
     err = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 1 and "Traceback" not in err and err.count("\n") == 1

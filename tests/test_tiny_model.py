@@ -3,13 +3,10 @@ loads offline and generates, and that its README's held-out perplexity is what m
 
 import importlib.util
 import json
-import os
 import platform
 import re
 import shlex
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 from pydoc_data.topics import topics
 
 import minigpt
+from helpers import program_env, run_program
 from minigpt.checkpoint import read_header
 
 TINY = Path(minigpt.__file__).parent / "data" / "tiny"
@@ -68,10 +66,8 @@ def test_minigpt_generate_model_tiny_writes_words_of_pythons_docs_without_networ
     assert readme_command_without_the_hub() == ["minigpt", "generate", "The stream", "--model", "tiny"]
     with socket.create_server(("127.0.0.1", 0)) as probe:  # a port nothing listens on once closed
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "MINIGPT_"))}
-    env |= {"HF_ENDPOINT": closed, "MINIGPT_WEIGHTS": str(tmp_path / "weights"), "PYTHONWARNINGS": "error"}
-    done = subprocess.run([sys.executable, "-m", "minigpt", "generate", "The stream", "--model", "tiny"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env = program_env(HF_ENDPOINT=closed, MINIGPT_WEIGHTS=str(tmp_path / "weights"), PYTHONWARNINGS="error")
+    done = run_program(*readme_command_without_the_hub()[1:], env=env, cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
     model, tok = minigpt.load("tiny"), minigpt.Tokenizer()
     greedy = minigpt.generate(model, tok.encode("The stream"), max_new_tokens=40)  # the command line's default
