@@ -43,5 +43,6 @@ def test_the_command_beside_a_picture_draws_it_again_offline(name, tmp_path, mon
     # The matplotlib that drew the README's picture names itself in the PNG. The same release draws the same
     # pixels (a digit of a probability may round otherwise on another CPU); another one may anti-alias a
     # glyph's edge differently, never by 1% of the picture.
-    same_release = f"version{matplotlib.__version__}," in Image.open(ROOT / "docs" / "images" / name).info["Software"]
+    with Image.open(ROOT / "docs" / "images" / name) as png:
+        same_release = f"version{matplotlib.__version__}," in png.info["Software"]
     assert np.abs(drawn - shown).mean() < (0.001 if same_release else 0.01)
