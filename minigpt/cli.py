@@ -281,6 +281,7 @@ def command_line_message(error: ValueError) -> str:
     """A refusal of the library in the command line's words: flags, not Python keywords ("top_k=5 (--top-k 5)"
     and "top_k" become "--top-k 5" and "--top-k")."""
     message = re.sub(r"\b\w+=\S+ \((--[^)]+)\)", r"\1", str(error))
+    message = re.sub(r"\b\w+ \((--[\w-]+)\)", r"\1", message)  # "trace_top (--trace-top)" -> "--trace-top"
     for option in sorted(REGISTRY, key=lambda o: -len(o.name)):
         message = re.sub(rf"(?<![\w'-]){option.name}(?![\w'])", option.flag, message)  # not 'top_k', a warper
     return message

@@ -11,6 +11,7 @@ Like cli.py, it parses, calls the library and prints the file it wrote; nothing 
 from pathlib import Path
 
 from . import inspection, plots
+from .canvas import check_out
 from .checkpoint import load
 from .cli_args import announce, argument_type, command_line_text, integer, real
 from .sampling.options import parse_early_stopping
@@ -32,6 +33,7 @@ def plot_title(args, what: str, settings: str = "") -> str:
 
 
 def cmd_plot_probs(args):
+    check_out(args.out)  # before the model is even loaded
     tok, model = Tokenizer(), load(args.model, report=announce)
     data = inspection.next_token_distribution(model, plot_prompt(args, tok), temperatures=args.temperature,
                                               top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, top=args.top,
@@ -43,6 +45,7 @@ def cmd_plot_probs(args):
 
 
 def cmd_plot_beam_tree(args):
+    check_out(args.out)  # before the model is even loaded
     tok, model = Tokenizer(), load(args.model, report=announce)
     options = {"no_repeat_ngram_size": args.no_repeat_ngram_size} if args.no_repeat_ngram_size else {}
     tree = inspection.beam_tree(model, plot_prompt(args, tok), num_beams=args.num_beams,
@@ -56,6 +59,7 @@ def cmd_plot_beam_tree(args):
 
 
 def cmd_plot_lens(args):
+    check_out(args.out)  # before the model is even loaded
     tok, model = Tokenizer(), load(args.model, report=announce)
     lens = inspection.logit_lens(model, plot_prompt(args, tok))
     plots.plot_lens(lens, tok, plot_title(args, "logit lens"), args.out)
@@ -63,6 +67,7 @@ def cmd_plot_lens(args):
 
 
 def cmd_plot_attention(args):
+    check_out(args.out)  # before the model is even loaded
     tok, model = Tokenizer(), load(args.model, report=announce)
     ids = plot_prompt(args, tok)
     maps = inspection.attention_maps(model, ids)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .generate import generate
+from .generate import generate, peak_memory
+from .memory import check_fits
 from .model import GPT2
 from .sampling.link import STRATEGIES
 from .sampling.options import ACCEPTS, GenerationOptions
@@ -151,6 +152,8 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
     for spec, opts in zip(runs, options):
         try:
             checked.append(GenerationOptions.build(spec.strategy, **opts))
+            # one run at a time: the peak is the largest run's, refused here before the first run starts
+            check_fits(peak_memory(model, [list(prompt_ids) or [0]], checked[-1], 0), f"the {spec.strategy} run")
         except ValueError as e:
             raise type(e)(f"run {spec.name!r}: {e}") from None
     results = []

@@ -11,14 +11,14 @@ and sampling/chain.py (the processors and the chooser).
 What this module is not: the strategies, the options' declarations (sampling/options.py) or the model.
 """
 
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
-from .checks import number
+from .config import GPTConfig
+from .memory import Footprint, check_fits
 from .model import GPT2
 from .prompts import as_prompt_batch, fit_context, left_pad, unpad
 from .sampling import beam, contrastive, speculative, tokenwise
@@ -31,19 +31,20 @@ from .tokenizer import Tokenizer
 @dataclass(frozen=True)
 class Strategy:
     run: Callable[[Run], Outcome]  # the decoding loop
-    cache_rows: Callable[[GenerationOptions, int], int]  # (options, vocab_size) -> KV cache rows per prompt
+    # (options, config, prompts, prompt length, trace_top) -> what a call holds at its peak (memory.py)
+    peak_memory: Callable[[GenerationOptions, GPTConfig, int, int, int], Footprint]
     help: str  # one line, for --help
 
 
 STRATEGIES = {
-    "greedy": Strategy(tokenwise.token_by_token, tokenwise.cache_rows, "the most probable token at every step"),
-    "sample": Strategy(tokenwise.token_by_token, tokenwise.cache_rows, "draw each token from the distribution"),
-    "beam": Strategy(beam.beam_search, beam.cache_rows, "keep the num_beams most probable sequences"),
-    "beam-sample": Strategy(beam.beam_search, beam.cache_rows, "beam search that draws its candidates"),
-    "diverse-beam": Strategy(beam.beam_search, beam.cache_rows, "beam groups kept from choosing the same tokens"),
-    "contrastive": Strategy(contrastive.contrastive_search, contrastive.cache_rows,
+    "greedy": Strategy(tokenwise.token_by_token, tokenwise.peak_memory, "the most probable token at every step"),
+    "sample": Strategy(tokenwise.token_by_token, tokenwise.peak_memory, "draw each token from the distribution"),
+    "beam": Strategy(beam.beam_search, beam.peak_memory, "keep the num_beams most probable sequences"),
+    "beam-sample": Strategy(beam.beam_search, beam.peak_memory, "beam search that draws its candidates"),
+    "diverse-beam": Strategy(beam.beam_search, beam.peak_memory, "beam groups kept from choosing the same tokens"),
+    "contrastive": Strategy(contrastive.contrastive_search, contrastive.peak_memory,
                             "probable tokens unlike what was already said"),
-    "speculative": Strategy(speculative.speculative_decoding, speculative.cache_rows,
+    "speculative": Strategy(speculative.speculative_decoding, speculative.peak_memory,
                             "a small draft model guesses, the model checks: the model's own text, faster"),
 }
 
@@ -62,21 +63,9 @@ class GenerationOutput:
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
 
 
-def check_memory(model: GPT2, rows: int, length: int):
-    """Refuse, before allocating it, a KV cache larger than this machine's memory (num_beams=10**6...).
-    Keys and values: 2 x n_layer x rows x length x n_embd float32 numbers. Skipped where the size of
-    the memory is unknown."""
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return
-    c = model.config
-    need = 2 * c.n_layer * rows * length * c.n_embd * 4
-    if need > memory:
-        raise ValueError(f"this call needs a KV cache of {number(need / 2**30)} GiB ({number(rows)} rows of {length} "
-                         f"positions), more than this machine's {number(memory / 2**30)} GiB of memory; ask for fewer "
-                         "sequences or beams (num_return_sequences, num_beams, top_k), fewer prompts or fewer new "
-                         "tokens.")
+def peak_memory(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, trace_top: int) -> Footprint:
+    """What generate(model, prompts, **opts) holds at its peak, as its strategy declares it."""
+    return STRATEGIES[opts.strategy].peak_memory(opts, model.config, len(prompts), max(map(len, prompts)), trace_top)
 
 
 @lru_cache(maxsize=1)
@@ -99,13 +88,12 @@ def check_call(strategy: str, trace_top, truncate_prompt, on_token, record):
 
 def prepare_run(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, given: dict, tokenizer: Tokenizer,
                 **run_arguments) -> Run:
-    """Step 1: the left-padded batch (sample's num_return_sequences as copies of each prompt), its memory
-    checked, and the chain built for its rows, with the run's one seeded generator."""
+    """Step 1: the call's peak memory checked, the left-padded batch (sample's num_return_sequences as copies of
+    each prompt), and the chain built for its rows, with the run's one seeded generator."""
     eos = model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
     pad = eos if eos < model.config.vocab_size else 0
     n = opts.num_return_sequences if opts.strategy == "sample" else 1  # beams return several per prompt themselves
-    rows_per_prompt = STRATEGIES[opts.strategy].cache_rows(opts, model.config.vocab_size)
-    check_memory(model, len(prompts) * rows_per_prompt, max(len(p) for p in prompts) + opts.max_new_tokens)
+    check_fits(peak_memory(model, prompts, opts, run_arguments["trace_top"]), f"this {opts.strategy} call")
     rows = [p for p in prompts for _ in range(n)]
     ids, mask = left_pad(rows, pad)
     chain_options = opts.chain_options()

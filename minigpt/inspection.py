@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import memory
 from .generate import generate
+from .memory import Footprint, Part, check_fits
 from .model import GPT2
 from .checks import check_int
 from .numerics import draw, largest, log_softmax, softmax
@@ -38,6 +40,19 @@ def prompt_ids(model: GPT2, ids) -> np.ndarray:
     return ids.astype(np.int64)[None]
 
 
+def check_prompt_pass(model: GPT2, length: int, doing: str, vocab_rows: int, lower: str = "the length of the prompt",
+                      logits_positions=1, every_layer=False):
+    """Refuse (memory.check_fits) a pass over one prompt of `length` tokens that keeps the logits of
+    logits_positions positions (every layer's stream and attention with every_layer), followed by vocab_rows
+    float32 rows [V]: what each function below holds at its peak."""
+    c = model.config
+    check_fits(Footprint((
+        Part(f"the forward pass over {length} tokens", memory.forward_pass(c, 1, length, length, logits_positions,
+                                                                           every_layer), "the length of the prompt"),
+        Part(f"{vocab_rows:,} rows of {c.vocab_size} probabilities", memory.vocabulary_arrays(c, vocab_rows, 1), lower),
+    )), doing)
+
+
 def inspect_prompt(model: GPT2, ids):
     """One forward pass over the prompt that keeps every residual stream and attention map (the logits
     of the last position only: the lens reads every position out of the residuals itself)."""
@@ -51,6 +66,7 @@ def inspect_prompt(model: GPT2, ids):
 def token_logprobs(model: GPT2, ids) -> list[float]:
     """log p(token_i | tokens before it) for i >= 1, read off one forward pass over ids [T]."""
     ids = prompt_ids(model, ids)  # [1, T]
+    check_prompt_pass(model, ids.shape[1], "scoring this text", 3 * ids.shape[1], logits_positions=ids.shape[1])
     logits = model.forward(ids, model.new_cache(1, ids.shape[1])).logits[0]  # [T, V]
     logp = log_softmax(logits[:-1])  # [T-1, V]: the distribution over the token after each position
     return [float(logp[t, ids[0, t + 1]]) for t in range(ids.shape[1] - 1)]
@@ -99,6 +115,8 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
     top = check_int("top", top, 1)
     if seed is not None:
         check_int("seed", seed, 0)
+    check_prompt_pass(model, ids.shape[1], "the next-token distribution", 2 * len(temperatures) + 6,
+                      lower="the number of temperatures")  # p and the final distribution at each, the chain's
     logits = model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True).logits[:, -1]  # [1, V]
     V = logits.shape[-1]
     tokens = largest(logits[0], top)  # [N] most probable first, ties by id
@@ -154,6 +172,8 @@ def logit_lens(model: GPT2, ids) -> LogitLens:
     """The logit lens (nostalgebraist 2020): p_l = softmax(W_e ln_f(x_l)) for each residual stream x_l
     (the embeddings, then the stream after each block), through the model's own final layer norm and
     tied output matrix. At l = L it is the model's own next-token distribution."""
+    T = prompt_ids(model, ids).shape[1]
+    check_prompt_pass(model, T, "the logit lens of this prompt", 4 * T, every_layer=True)  # read-out, softmax
     result = inspect_prompt(model, ids)
     top_tokens, top_probs = [], []
     for residual in result.residuals:  # L+1 arrays [1, T, C]
@@ -171,6 +191,10 @@ def logit_lens(model: GPT2, ids) -> LogitLens:
 def attention_maps(model: GPT2, ids) -> np.ndarray:
     """Every head's attention weights over the prompt: [L, H, T, T] float32, row t (a query) holding
     softmax(q_t k^T / sqrt(D)) over the positions 0..t (zero after t: causal)."""
+    T = prompt_ids(model, ids).shape[1]
+    c = model.config
+    stacked = math.ceil(c.n_layer * c.n_head * T * T / c.vocab_size)  # np.stack's [L, H, T, T], in rows of V
+    check_prompt_pass(model, T, "the attention maps of this prompt", stacked, every_layer=True)
     return np.stack([weights[0] for weights in inspect_prompt(model, ids).attention])  # L x [H, T, T]
 
 

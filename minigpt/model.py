@@ -125,6 +125,17 @@ def position_ids(attention_mask):
     return np.where(attention_mask == 1, positions, 1)
 
 
+PREFILL_SCORES_BYTES = 2**28  # one piece of a prompt's forward pass keeps its attention scores under 256 MiB
+
+
+def prefill_chunk(config: GPTConfig, rows: int, length: int) -> int:
+    """How many positions of a prompt [rows, length] go through the model at a time: all of them, unless their
+    attention scores [rows, H, T, length] float32 would pass PREFILL_SCORES_BYTES. It depends on the shapes
+    alone, never on the machine, so the same call gives the same numbers everywhere."""
+    per_position = rows * config.n_head * length * 4
+    return max(1, min(length, PREFILL_SCORES_BYTES // max(per_position, 1)))
+
+
 class KVCache:
     """Preallocated keys and values of every layer: prefill writes the prompt, each step appends one
     token in place, so no step copies what earlier steps computed."""
@@ -234,6 +245,7 @@ class GPT2:
             if inspect:
                 residuals.append(x)
                 attention_weights.append(weights)
+            del weights  # this layer's [B, H, T, S] goes before the next layer makes its own
         cache.length = start + T
         if last_only:
             x = x[:, -1:]
@@ -242,6 +254,19 @@ class GPT2:
         if not inspect:
             return ForwardResult(logits=logits, hidden=hidden)
         return ForwardResult(logits=logits, hidden=hidden, residuals=residuals, attention=attention_weights)
+
+    def prefill(self, ids, cache: KVCache, attention_mask=None) -> np.ndarray:
+        """The next-token logits [B, V] after prompts ids [B, T], run through the model in pieces of
+        prefill_chunk() positions. Each piece attends to the pieces before it through the cache, so the result
+        is one pass's, up to float32 rounding (sums taken in another order), as a decode step's is."""
+        ids = self._check_ids(ids, cache)
+        mask = np.ones(ids.shape, dtype=np.int64) if attention_mask is None else self._check_mask(attention_mask,
+                                                                                                   ids.shape)
+        chunk = prefill_chunk(self.config, ids.shape[0], cache.length + ids.shape[-1])
+        for start in range(0, ids.shape[-1], chunk):
+            logits = self.forward(ids[:, start : start + chunk], cache, mask[:, start : start + chunk],
+                                  last_only=True).logits
+        return logits[:, -1]  # [B, V]
 
     def final_norm(self, x):
         """The last layer norm, ln_f: the residual stream [..., C] -> the final hidden state [..., C]."""

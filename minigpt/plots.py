@@ -5,48 +5,21 @@
     plot_lens        the logit lens: each layer's top next token and its probability, as a heat map
     plot_attention   attention weights over the prompt: one head, or every head of a layer as a grid
 
-Each function writes an image file (the format from the file name's suffix, PNG by default) and returns
-the matplotlib Figure. Figures are built with matplotlib's object API (Figure, rendered by Agg when
-saved), never through pyplot: nothing global changes, no window opens, and nothing needs closing.
-Tokens are labelled with tokenizer.visible (␣ for a space, ↵ for a newline), glyphs DejaVu Sans, the
-default font, has.
+Each function writes an image file (its format from the file name's suffix, checked by canvas.check_out)
+and returns the matplotlib Figure. Tokens are labelled with tokenizer.visible (␣ for a space, ↵ for a
+newline), glyphs DejaVu Sans, the default font, has.
 
-matplotlib is an optional extra (pip install -e ".[plots]"): it is imported only when a picture is
-drawn. What this module is not: it computes nothing about the model (inspection.py does).
+What this module is not: it computes nothing about the model (inspection.py does), and matplotlib, the
+figure and the file are canvas.py's.
 """
 
 import math
 
 import numpy as np
 
+from .canvas import PlotsUnavailable, figure, require_matplotlib, save
 from .tokenizer import Tokenizer, visible
 from .views import shown_token
-
-
-class PlotsUnavailable(ImportError, ValueError):
-    """matplotlib is missing. An ImportError for Python callers; a ValueError too, so that the command line
-    reports it in one line like every other refusal."""
-
-
-def require_matplotlib():
-    """Import matplotlib, or say in one sentence how to install it."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise PlotsUnavailable("plotting needs matplotlib, an optional extra: "
-                               'install it with pip install -e ".[plots]".') from None
-
-
-def figure(width: float, height: float):
-    """A new matplotlib Figure of width x height inches, laid out by the constrained layout engine."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def save(fig, out, dpi=100):
-    fig.savefig(out, dpi=dpi)
-    return fig
 
 
 def token_text(tokenizer: Tokenizer, token: int, width: int = 12) -> str:

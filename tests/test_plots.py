@@ -39,6 +39,34 @@ def test_each_plot_writes_a_png(name, tmp_path, capsys):
     assert width > 300 and height > 200 and out.stat().st_size > 5000
 
 
+@pytest.mark.parametrize("out, says", [
+    ("{tmp}/no/such/folder/x.png", "the folder {tmp}/no/such/folder does not exist; create it first (mkdir -p "),
+    ("{tmp}/x.txt", "matplotlib writes pictures as .eps, "),
+    ("{tmp}/x", "not a file without an extension; end the name in .png, .svg or .pdf."),
+    ("{tmp}", "{tmp} is a folder; give the picture a file name, such as {tmp}/picture.png."),
+])
+def test_a_picture_that_cannot_be_written_is_refused_before_any_work(out, says, tmp_path, capsys):
+    out, says = out.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    code = main(["plot", "lens", "hi", "--model", str(tmp_path / "no-model"), "--out", out])  # no model is loaded
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and says in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([] if out != str(tmp_path) else [])
+
+
+def test_a_file_that_cannot_be_written_is_named(capsys, monkeypatch, tmp_path):
+    locked = tmp_path / "locked.png"
+
+    def refuse(path, mode="r", *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("builtins.open", refuse)  # as a read-only disk would; root may write anywhere else
+    code = main(["plot", "lens", "hi", "--model", str(tmp_path / "no-model"), "--out", str(locked)])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"minigpt: error: cannot write {locked}: permission denied; write the picture " \
+                                "somewhere you may write to.\n"
+    assert not locked.exists()
+
+
 def test_library_functions_return_the_figure(tmp_path):
     from matplotlib.figure import Figure
 

@@ -16,7 +16,7 @@ README = (PACKAGE.parent / "README.md").read_text()
 # The reading order, bottom up: a module may import only from modules before it.
 ORDER = [
     "tokenizer", "checks", "numerics", "config",  # 1: text, the helpers, shapes
-    "model", "prompts", "hub", "checkpoint",  # 2: the forward pass, its input, its weights
+    "model", "memory", "prompts", "hub", "checkpoint",  # 2: the forward pass, what a call holds, its input, weights
     "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
     "sampling.mirostat", "sampling.chain",  # 4: the chain, its chooser last
     "sampling.options",  # 5: the registry of options
@@ -24,7 +24,7 @@ ORDER = [
     "sampling.scores", "sampling.guidance", "sampling.dola",  # 7: where the scores come from
     "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
     "sampling", "generate",  # 9
-    "inspection", "compare", "views", "plots",  # 10: looking at it
+    "inspection", "compare", "views", "canvas", "plots",  # 10: looking at it
     "version", "cli_args", "cli_plot", "cli", "__main__", "",  # 11: the command line, and the package itself
 ]
 

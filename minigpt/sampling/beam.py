@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import memory
+from ..config import GPTConfig
+from ..memory import Footprint, Part
 from ..numerics import draw, largest, log_softmax, softmax
 from .chain import LogitsChain, check_choosable
 from .options import GenerationOptions
@@ -307,9 +310,21 @@ class BeamSearch:
         return [best_first([h for f in groups for h in f.hyps], n) for groups in self.finished]
 
 
-def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
-    """KV cache rows per prompt: one per beam."""
-    return options.num_beams
+LIVE_ARRAYS = 9  # [B*K, V] at once in a step: logits, log-probs, processed, beam scores added, their top-2K
+                 # selection's int64 indices (two arrays' worth) and the warpers' working copies (beam-sample)
+DRAW_ARRAYS = 6  # beam-sample, one prompt at a time: float64 probabilities, their support and cumulative sum [K*V]
+
+
+def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """One row per beam; the prompt's cache (one row each) is copied for the beams after the prefill."""
+    rows = prompts * options.num_beams
+    footprint = memory.generation(config, rows, prompt_length, options.max_new_tokens, LIVE_ARRAYS, trace_top,
+                                  cache_rows=rows + prompts, prefill_rows=prompts, lower_rows="num_beams")
+    if not options.sampling:
+        return footprint
+    draws = memory.vocabulary_arrays(config, options.num_beams, DRAW_ARRAYS)
+    return footprint + Footprint((Part("the draws of one prompt's candidates", draws, "num_beams"),))
 
 
 def beam_search(run: Run) -> Outcome:
@@ -318,7 +333,7 @@ def beam_search(run: Run) -> Outcome:
     cache, which is reordered after each step so that each row follows the beam it now holds."""
     search, model, B = BeamSearch(run), run.model, run.ids.shape[0]
     cache = run.new_cache(B)
-    logits = model.forward(run.ids, cache, run.mask, last_only=True).logits[:, -1]  # prefill once: [B, V]
+    logits = model.prefill(run.ids, cache, run.mask)  # once per prompt: [B, V]
     cache.reorder(np.repeat(np.arange(B), search.K))  # then each prompt's cache serves its K beams
     logits = np.repeat(logits, search.K, axis=0)  # [B*K, V]
     for step in range(run.max_new_tokens):

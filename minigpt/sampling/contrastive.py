@@ -25,6 +25,9 @@ Differences from transformers:
 
 import numpy as np
 
+from .. import memory
+from ..config import GPTConfig
+from ..memory import Footprint
 from ..numerics import largest, log_softmax, softmax
 from .chain import check_choosable
 from .options import GenerationOptions
@@ -49,9 +52,18 @@ def degeneration_penalty(context, context_mask, candidates):
     return cosine.max(axis=1)  # [B, k]
 
 
-def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
-    """KV cache rows per prompt: the top_k candidates each look ahead in a copy of the prompt's row."""
-    return min(options.top_k or DEFAULT_TOP_K, vocab_size)
+LIVE_ARRAYS = 3  # [B*k, V] at once in a step: the look-ahead's logits and the forward pass's; the [B, V] arrays
+                 # of the chain (log-softmax, processed, probabilities) are counted as a third
+
+
+def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """The top_k candidates each look ahead in a copy of their row's cache (the copy and the original live
+    together); the prompt's pass keeps the hidden state and logits of every position."""
+    k = min(options.top_k or DEFAULT_TOP_K, config.vocab_size)
+    return memory.generation(config, prompts * k, prompt_length, options.max_new_tokens, LIVE_ARRAYS, trace_top,
+                             cache_rows=prompts * (k + 1), prefill_rows=prompts, prefill_logits=prompt_length,
+                             lower_rows="top_k")
 
 
 def contrastive_search(run: Run) -> Outcome:

@@ -93,7 +93,7 @@ class Guided(ScoreSource):
         return cond, guided_log_probs(cond, uncond, self.scale), None
 
     def start(self):
-        return self.combine(self.run.model.forward(self.ids, self.cache, self.mask, last_only=True).logits[:, -1])
+        return self.combine(self.run.model.prefill(self.ids, self.cache, self.mask))
 
     def advance(self, tokens):
         both = np.concatenate([tokens, tokens])[:, None]  # [2B, 1] row b's token goes to rows b and B + b

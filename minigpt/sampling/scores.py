@@ -36,7 +36,7 @@ class ModelScores(ScoreSource):
         self.run, self.cache = run, run.new_cache(run.ids.shape[0])
 
     def start(self):
-        logits = self.run.model.forward(self.run.ids, self.cache, self.run.mask, last_only=True).logits[:, -1]  # [B, V]
+        logits = self.run.model.prefill(self.run.ids, self.cache, self.run.mask)  # [B, V]
         return logits, logits, None
 
     def advance(self, tokens):

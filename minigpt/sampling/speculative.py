@@ -24,7 +24,10 @@ What this module is not: loading models (checkpoint.py) or the processors (proce
 
 import numpy as np
 
+from .. import memory
 from ..checkpoint import load
+from ..config import GPTConfig
+from ..memory import Footprint
 from ..model import GPT2
 from ..numerics import draw, log_softmax, softmax
 from .chain import check_choosable
@@ -116,9 +119,14 @@ def verify(run: Run, drafts: list[int], q, target: Distributions) -> list[int]:
     return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
 
 
-def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
-    """KV cache rows per prompt: one (and one in the draft model's cache)."""
-    return 1
+LIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays, and the logits of the num_assistant_tokens + 1 checked
+
+
+def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """One row (and the draft model's own cache, not counted: the draft is loaded inside the run)."""
+    return memory.generation(config, prompts, prompt_length, options.max_new_tokens,
+                             LIVE_ARRAYS + options.num_assistant_tokens, trace_top)
 
 
 def speculative_decoding(run: Run) -> Outcome:

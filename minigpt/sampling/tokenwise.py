@@ -19,6 +19,9 @@ guidance.py, dola.py).
 
 import numpy as np
 
+from .. import memory
+from ..config import GPTConfig
+from ..memory import Footprint
 from ..numerics import log_softmax
 from .chain import check_choosable
 from .dola import ContrastingLayers
@@ -28,10 +31,19 @@ from .run import Hypothesis, Outcome, Run, append_token
 from .scores import ModelScores, ScoreSource
 
 
-def cache_rows(options: GenerationOptions, vocab_size: int) -> int:
-    """KV cache rows per prompt: one per returned sequence, twice that under guidance (its unconditional rows)."""
-    rows = options.num_return_sequences if options.strategy == "sample" else 1
-    return rows * (2 if options.guidance_scale != 1 else 1)
+LIVE_ARRAYS = 7  # [B, V] at once in a step: logits, log-softmax (and its temporary), the chain's output and the
+                 # array it works on, the chooser's probabilities and their running sum
+
+
+def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """One row per returned sequence (twice that under guidance: its unconditional rows); DoLa keeps every
+    layer of the prompt's pass, the others run it in pieces (model.prefill)."""
+    rows = prompts * (options.num_return_sequences if options.strategy == "sample" else 1)
+    rows *= 2 if options.guidance_scale != 1 else 1
+    return memory.generation(config, rows, prompt_length, options.max_new_tokens, LIVE_ARRAYS, trace_top,
+                             every_layer=options.dola_layers is not None,
+                             lower_rows="num_return_sequences" if options.strategy == "sample" else "")
 
 
 def score_source(run: Run) -> ScoreSource:
