@@ -101,7 +101,7 @@ def generation(config: GPTConfig, rows: int, prompt_length: int, new_tokens: int
     """The footprint of a loop that extends `rows` rows one token at a time: the KV cache (of cache_rows rows),
     the prompt's forward pass (prefill_rows rows; in model.prefill_chunk's pieces unless it keeps the logits
     of prefill_logits > 1 positions or every layer), the step's [rows, V] arrays, the trace and the tokens."""
-    positions = prompt_length + new_tokens
+    positions, trace_top = prompt_length + new_tokens, min(trace_top, config.vocab_size)  # a step traces <= V
     cache_rows = rows if cache_rows is None else cache_rows
     prefill_rows = rows if prefill_rows is None else prefill_rows
     at_once = prefill_logits > 1 or every_layer

@@ -143,7 +143,7 @@ def test_the_command_line_refuses_a_trace_too_big_naming_its_flags(tmp_path):
     assert result == {"code": 1, "seconds": result["seconds"]} and result["seconds"] < 2, done.stderr[-2000:]
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("minigpt: error: this greedy call would need about ")
-    assert "mostly the trace (50,000 candidates x 10,000 steps x 1 row)" in done.stderr
+    assert "mostly the trace (50,000 candidates x 10,000 steps x 1 row)" in done.stderr  # of 50,257
     assert done.stderr.rstrip().endswith("lower --trace-top or --max-new-tokens.")
 
 
