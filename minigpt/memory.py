@@ -2,7 +2,8 @@
 that would not fit in the memory available now.
 
 A call's footprint is a sum of parts, each computed from the model's shape and the call's options and
-each naming the options that shrink it. The functions here price what every call is made of:
+each naming the options that shrink it (of a prompt's pass and the steps after it, which come one after
+the other, only the larger counts). The functions here price what every call is made of:
 
     kv_cache           2 x n_layer x rows x positions x C float32 (keys and values, model.KVCache)
     forward_pass       one pass of T new positions over S: the residual stream, q k v [rows, T, 3C], the
@@ -75,9 +76,9 @@ def forward_pass(config: GPTConfig, rows: int, new: int, seen: int, logits_posit
     return max(attention, mlp) + 4 * stream + 2 * logits + kept  # + x, ln(x), the block's output, the embeddings
 
 
-def vocabulary_arrays(config: GPTConfig, rows: int, count: int) -> int:
-    """`count` float32 arrays [rows, V] alive at the same time in one step."""
-    return count * rows * config.vocab_size * FLOAT32
+def vocabulary_arrays(config: GPTConfig, rows: int, arrays: int) -> int:
+    """`arrays` float32 arrays [rows, V] alive at the same time in one step."""
+    return arrays * rows * config.vocab_size * FLOAT32
 
 
 def trace(rows: int, steps: int, trace_top: int) -> int:
