@@ -16,7 +16,7 @@ README = (PACKAGE.parent / "README.md").read_text()
 # The reading order, bottom up: a module may import only from modules before it.
 ORDER = [
     "tokenizer", "checks", "numerics", "config",  # 1: text, the helpers, shapes
-    "model", "prompts", "hub", "checkpoint",  # 2: the forward pass, its input, its weights
+    "model", "prompts", "folders", "hub", "checkpoint",  # 2: the forward pass, its input, its weights
     "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
     "sampling.mirostat", "sampling.chain",  # 4: the chain, its chooser last
     "sampling.options",  # 5: the registry of options
