@@ -139,15 +139,15 @@ def main_snapshot(repo: str) -> Path | None:
 
 
 def cache_fault(repo: str) -> str | None:
-    """Why the cache's entry for the repo cannot be used, as a clause naming the file ("... is a link to ...,
-    which is gone"); None when there is no entry, or a complete one. Stats files, never opens them."""
+    """Why the cache's entry for the repo cannot be used, as a clause naming the file ("... is a link to a blob
+    that is gone"); None when there is no entry, or a complete one. Stats files, never opens them."""
     snapshot = main_snapshot(repo)
     if snapshot is None or not snapshot.is_dir():
         return None
     for filename in CHECKPOINT_FILES:
         path = snapshot / filename
         if path.is_symlink() and not path.exists():
-            return f"{shown_path(path)} is a link to {os.readlink(path)}, which is gone"
+            return f"{shown_path(path)} is a link to a blob that is gone"
     if not (snapshot / "model.safetensors").exists() and (snapshot / "pytorch_model.bin").exists():
         return (f"{shown(snapshot)} holds pytorch_model.bin but no model.safetensors, and minigpt never unpickles "
                 f"a checkpoint")

@@ -10,6 +10,7 @@ at a temporary folder); `serving` runs a FakeHub in a thread for the length of a
 
 import hashlib
 import re
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -95,6 +96,12 @@ class FakeHubHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):  # keep pytest's output clean
         pass
+
+
+def closed_port_url() -> str:
+    """The URL of a port nothing listens on: every connection is refused at once."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 @contextmanager

@@ -17,7 +17,8 @@ from huggingface_hub import constants
 from huggingface_hub.file_download import hf_hub_url
 
 import minigpt
-from fake_hub import CONFIG, FakeHub, assert_one_sentence, go_offline, point_hub_at, serving, tiny_safetensors
+from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
+                      tiny_safetensors)
 from helpers import installed_package, program_env, run_cli, run_program
 from minigpt import folders, hub
 
@@ -285,9 +286,7 @@ def test_sizes_read_as_the_progress_bar_counts_them():
 
 @pytest.fixture
 def closed_port() -> str:
-    """The URL of a port nothing listens on: every connection is refused at once."""
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+    return closed_port_url()
 
 
 @pytest.fixture
