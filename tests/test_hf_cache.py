@@ -19,6 +19,7 @@ from huggingface_hub.file_download import _CACHED_NO_EXIST
 from huggingface_hub.utils import EntryNotFoundError
 
 import minigpt
+from conftest import assert_close, require_reference
 from fake_hub import COMMIT, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving
 from helpers import FIXTURES, installed_package, program_env, run_cli, run_program
 from minigpt import checkpoint, folders, hub
@@ -191,6 +192,20 @@ def test_a_download_into_the_cache_is_announced_and_laid_out_as_huggingface_hub_
     fake_hub.requests.clear()
     assert hub.download("gpt2") == folder and fake_hub.requests == []
     assert os.listdir() == []
+
+
+def test_transformers_reads_what_minigpt_downloaded_into_the_cache(fake_hub, cache, monkeypatch):
+    torch, transformers = require_reference()
+    folder = hub.download("gpt2")
+    seen = list(fake_hub.requests)
+    go_offline(monkeypatch)  # from the cache alone
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(GPT2, cache_dir=str(cache), local_files_only=True,
+                                                          dtype=torch.float32)  # as minigpt computes
+    ids = [464, 3290]
+    with torch.no_grad():
+        logits = theirs(torch.tensor([ids])).logits[0].numpy()
+    assert_close(minigpt.load(folder)(ids), logits)
+    assert fake_hub.requests == seen
 
 
 # -- what a failure leaves ------------------------------------------------------------------------------
