@@ -167,8 +167,8 @@ def shown_path(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it, else under ~ when
     inside the home folder (the Hugging Face cache, usually), else absolute."""
     path = Path(path).absolute()
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    try:  # the folder resolved, not the file: a link in the cache is named, not the blob it points to
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):  # elsewhere, or the working directory is gone
         pass
     try:
