@@ -7,7 +7,8 @@ Follow one token from bytes to text through the modules in this order:
   generate.py           prepare the batch and the sampler chain, run a strategy, pack the output
   sampling/             the per-step loop lives in the strategies there (tokenwise.py for greedy and
                         sampling): scores -> chain (processors, then the chooser) -> token -> trace
-Loading the weights: hub.py (names -> files), config.py (shapes), checkpoint.py (safetensors -> arrays).
+Loading the weights: folders.py (names -> folders), hub.py (-> files, downloaded if need be), config.py (shapes),
+checkpoint.py (safetensors -> arrays).
 Shared helpers at the bottom: numerics.py (softmax, top-k, the draw) and checks.py (the refusals).
 """
 

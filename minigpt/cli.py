@@ -4,7 +4,7 @@
     minigpt tokenize "Hello, my dog is a little"      one row per token
     minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
-    minigpt download gpt2-medium                      fetch a checkpoint into weights/
+    minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
     minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (cli_plot.py)
 
 generate's option flags come from the registry of options (sampling/options.py): each declared option
@@ -83,7 +83,9 @@ def add_generate_command(sub, model_help: str):
     groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
                                      type=command_line_text, help="a text never to generate (repeatable)")
     output = groups["output"]
-    output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text "
+                                                            "(its first key, weights, is the folder read)")
+    output.add_argument("--verbose", action="store_true", help="say on stderr which folder the weights are read from")
     output.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the "
                                                              "candidates")
     output.add_argument("--trace-top", type=integer, default=10, metavar="N", help="candidates per traced step "
@@ -99,7 +101,11 @@ def add_generate_command(sub, model_help: str):
 
 def cmd_generate(args):
     tok = Tokenizer()
-    model = load(args.model, report=announce)
+    path = hub.resolve(args.model, report=announce)  # a name -> the folder it is found in, or downloaded into
+    weights = str(path.absolute())
+    if args.verbose:
+        print(f"minigpt: weights from {weights}", file=sys.stderr, flush=True)
+    model = load(path)
     prompt = command_line_text(args.prompt)
     prompt_ids = tok.encode(prompt)
     options = generation_options(args, tok)
@@ -133,7 +139,8 @@ def cmd_generate(args):
               f"the model's context (--truncate-prompt).", file=sys.stderr)
     if args.json:  # the prompt as the model read it: <|endoftext|> for an empty one, the kept end of a long one
         with_steps = bool(args.trace or args.show_candidates)
-        print(json.dumps(generation_json(out, out.prompt_tokens[0], args.strategy, with_steps), ensure_ascii=False))
+        result = generation_json(out, out.prompt_tokens[0], args.strategy, with_steps)
+        print(json.dumps({"weights": weights, **result}, ensure_ascii=False))
         return
     print_generation(args, out, prompt, streaming, ("" if started else prompt) + stream.flush(), tok)
 
@@ -266,7 +273,7 @@ def parser() -> argparse.ArgumentParser:
 
     add_plot_commands(sub, model_help)
 
-    d = sub.add_parser("download", help="download a checkpoint into weights/ and print where it is")
+    d = sub.add_parser("download", help="download a checkpoint, unless it is already there, and print its folder")
     d.add_argument("model", help=model_help)
     d.set_defaults(run=cmd_download)
     return p

@@ -1,30 +1,29 @@
 """Where a checkpoint comes from: a model name, a Hugging Face hub repo id or a local path -> a local path.
 
-`resolve("gpt2")` returns a folder holding the two files the loader reads, `config.json` and
-`model.safetensors`, exactly as the hub ships them. The first call downloads them into `weights_dir()/gpt2`;
-every later call finds them there and makes no network call. "tiny" is the small model that ships inside the
-package (`minigpt/data/tiny/`): it is never downloaded. A path to an existing folder or `.safetensors` file
-is returned untouched.
+`resolve("gpt2")` returns a folder holding the two files the loader reads, `config.json` and `model.safetensors`,
+exactly as the hub ships them: found, without the network, where folders.py looks ($MINIGPT_WEIGHTS, the
+checkout's weights/, the Hugging Face cache), or else downloaded into folders.destination(name): minigpt's own
+weights folder, or the Hugging Face cache shared with transformers. "tiny" ships inside the package and is never
+downloaded. A path to an existing folder or `.safetensors` file is returned untouched.
 
 A download goes in three steps. First the hub is asked for each missing file's size (one HEAD request
 each), and it must answer within ANSWER_SECONDS in all, name lookup included, so that a machine without
 network hears so in one sentence within 3 s instead of after huggingface_hub's retries. Then `report`, if
 given, receives one line saying what is downloaded, how big, from where and into which folder. Then
-`huggingface_hub.hf_hub_download` fetches each file, with its own timeouts (HF_HUB_DOWNLOAD_TIMEOUT
-between two chunks, never a cap on the whole transfer) and its own progress bar (on a terminal only;
-TQDM_DISABLE and HF_HUB_DISABLE_PROGRESS_BARS hide it). HF_ENDPOINT, HF_HUB_OFFLINE and HF_HUB_ETAG_TIMEOUT
-mean what huggingface_hub says they mean; the last one replaces ANSWER_SECONDS when set.
+`huggingface_hub.hf_hub_download` fetches each file, with its own timeouts (HF_HUB_DOWNLOAD_TIMEOUT between
+two chunks) and progress bar (on a terminal only; TQDM_DISABLE and HF_HUB_DISABLE_PROGRESS_BARS hide it).
+HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE and HF_HUB_ETAG_TIMEOUT mean what huggingface_hub says.
 
-Each file is written under a temporary name and moved into place only when complete. After the download,
-failed, interrupted or done, the model folder holds no partial file and none of huggingface_hub's
-bookkeeping (`.cache/huggingface/`: locks and metadata): only the files that arrived whole.
+Each file is written under a temporary name and moved into place only when complete, so a failure or Ctrl-C
+leaves no file that looks whole: the cache keeps its own layout (blobs, refs/main, snapshots of links, locks in
+.locks/), and a minigpt folder only the files that arrived (huggingface_hub's `.cache/` is removed). An
+incomplete cache entry is downloaded again; when the hub is out of reach, the error names it and the fix.
 
-What this module is not: it reads no weights (that is `checkpoint.py`), it never downloads or unpickles
-`pytorch_model.bin`, and it prints nothing itself.
+What this module is not: it reads no weights (checkpoint.py), never downloads or unpickles `pytorch_model.bin`,
+and prints nothing itself.
 """
 
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -32,71 +31,31 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-KNOWN_MODELS = {
-    "gpt2": "openai-community/gpt2",  # 124M
-    "gpt2-medium": "openai-community/gpt2-medium",  # 355M
-    "gpt2-large": "openai-community/gpt2-large",  # 774M
-    "gpt2-xl": "openai-community/gpt2-xl",  # 1.5B
-    "distilgpt2": "distilbert/distilgpt2",  # 82M, 6 layers
-}
-SHORT_NAMES = {repo: name for name, repo in KNOWN_MODELS.items()}
-
-# Models that ship inside the package, in a folder of config.json + model.safetensors: never downloaded.
-PACKAGED_MODELS = {"tiny": Path(__file__).resolve().parent / "data" / "tiny"}
-MODEL_NAMES = (*KNOWN_MODELS, *PACKAGED_MODELS)  # every name resolve() knows, as messages list them
-
-# The two files of a checkpoint folder. The weights come first so that a repo without
-# model.safetensors is refused before anything is written.
-CHECKPOINT_FILES = ("model.safetensors", "config.json")
+from .folders import (
+    CHECKPOINT_FILES,
+    MODEL_NAMES,
+    PACKAGED_MODELS,
+    cache_dir,
+    cache_fault,
+    cache_repo_folder,
+    cached_files,
+    destination,
+    find,
+    is_hub_name,
+    repo_id,
+    shown,
+    subfolder,
+    unknown_name,
+)
 
 # How long the hub has to answer the size requests, in all, before the download is given up as unreachable:
 # with Python's start-up, a run without network then ends within 3 s. HF_HUB_ETAG_TIMEOUT, when set, wins.
 ANSWER_SECONDS = 2.0
 
-# "owner/name" as the hub spells repo ids; the hub itself checks the finer rules.
-_REPO_ID = re.compile(r"\w[\w.-]*/\w[\w.-]*")
-
 
 class DownloadError(FileNotFoundError):
     """A checkpoint's files are not here and could not be fetched from the hub (or written to the weights
     folder). A FileNotFoundError, so that callers catch one documented type for "the files are not there"."""
-
-
-def weights_dir() -> Path:
-    """The folder that holds one subfolder per downloaded model.
-
-    $MINIGPT_WEIGHTS if set; else the `weights/` folder of the source checkout this package runs
-    from; else `./weights`.
-    """
-    if os.environ.get("MINIGPT_WEIGHTS"):
-        return Path(os.environ["MINIGPT_WEIGHTS"]).expanduser()
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "weights").is_dir() and (checkout / "pyproject.toml").is_file():
-        return checkout / "weights"
-    return Path.cwd() / "weights"
-
-
-def _is_hub_name(name: str) -> bool:
-    """True for a known short name ("gpt2") or anything spelled like a hub repo id ("owner/name")."""
-    if name in KNOWN_MODELS:
-        return True
-    return _REPO_ID.fullmatch(name) is not None and not name.endswith(".safetensors")
-
-
-def repo_id(name: str) -> str:
-    """The hub repo id of a model name: "gpt2" -> "openai-community/gpt2"; a repo id is its own."""
-    if not _is_hub_name(name):
-        raise ValueError(_unknown_name(name))
-    return KNOWN_MODELS.get(name, name)
-
-
-def local_folder(name: str) -> Path:
-    """Where a model's files live: weights_dir()/gpt2 for "gpt2" and "openai-community/gpt2" alike,
-    weights_dir()/owner/name for any other repo id, the package's own folder for "tiny"."""
-    if name in PACKAGED_MODELS:
-        return PACKAGED_MODELS[name]
-    repo = repo_id(name)
-    return weights_dir() / SHORT_NAMES.get(repo, repo)
 
 
 def resolve(name_or_path: str | os.PathLike, report: Callable[[str], None] | None = None) -> Path:
@@ -111,31 +70,35 @@ def resolve(name_or_path: str | os.PathLike, report: Callable[[str], None] | Non
     path = Path(os.path.expanduser(name))
     if name and _exists(path):  # Path("") would be the working directory
         return path
-    if isinstance(name_or_path, str) and (name in PACKAGED_MODELS or _is_hub_name(name)):
+    if isinstance(name_or_path, str) and (name in PACKAGED_MODELS or is_hub_name(name)):
         return download(name, report)
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(name):
         raise FileNotFoundError(
             f"{name} does not exist; pass a folder holding config.json and model.safetensors, "
             f"a .safetensors file, or a model name such as 'gpt2'."
         )
-    raise ValueError(_unknown_name(name))
+    raise ValueError(unknown_name(name))
 
 
 def download(name: str, report: Callable[[str], None] | None = None) -> Path:
-    """Download config.json and model.safetensors of a model name or hub repo id into local_folder(name).
+    """The folder that holds config.json and model.safetensors of a model name or hub repo id, downloaded
+    into folders.destination(name) unless one of the places folders.find looks in already holds them.
 
-    Makes no network call when both files are already there, and none for "tiny". Before the first byte
-    is transferred, report (if given) receives one line: what, how big, from where, into which folder.
-    Returns the folder.
+    Makes no network call when the files are found, and none for "tiny". Before the first byte is
+    transferred, report (if given) receives one line: what, how big, from where, into which folder.
     """
     if name in PACKAGED_MODELS:
         return _packaged(name)
-    repo, folder = repo_id(name), local_folder(name)
+    repo = repo_id(name)
+    found = find(name)
+    if found is not None:
+        return found
+    folder = destination(name)
+    if folder is None:
+        return _download_into_cache(name, repo, report)
     missing = [filename for filename in CHECKPOINT_FILES if not (folder / filename).is_file()]
-    if not missing:
-        return folder
-    _check_writable(folder)
-    sizes = _ask_sizes(name, repo, missing, folder)
+    _check_writable(folder, f"the weights folder {folder}", "set MINIGPT_WEIGHTS to a folder you can write to")
+    sizes, _ = _ask_sizes(name, repo, missing, folder)
     if report is not None:
         report(_announcement(name, repo, sizes, folder))
     try:
@@ -145,6 +108,23 @@ def download(name: str, report: Callable[[str], None] | None = None) -> Path:
     finally:  # a failure, Ctrl-C or success: no lock, metadata or partial file stays behind
         _remove_hub_bookkeeping(folder)
     return folder
+
+
+def _download_into_cache(name: str, repo: str, report: Callable[[str], None] | None) -> Path:
+    """The missing files into the Hugging Face cache, as transformers would fetch them: the snapshot folder."""
+    missing = [filename for filename in CHECKPOINT_FILES if filename not in cached_files(repo)]
+    _check_writable(cache_dir(), f"the Hugging Face cache {cache_dir()}",
+                    "set HF_HOME (or MINIGPT_WEIGHTS) to a folder you can write to")
+    sizes, commit = _ask_sizes(name, repo, missing, None)
+    snapshot = cache_repo_folder(repo) / "snapshots" / commit if commit else cache_repo_folder(repo)
+    if report is not None:
+        report(_announcement(name, repo, sizes, snapshot))
+    with _quiet_hub():
+        snapshot = [_download_file(name, repo, filename, None) for filename in missing][-1].parent
+        for filename in CHECKPOINT_FILES:  # main moved on since the other file was cached: this revision's too
+            if not (snapshot / filename).is_file():
+                _download_file(name, repo, filename, None)
+    return snapshot
 
 
 def _packaged(name: str) -> Path:
@@ -157,8 +137,9 @@ def _packaged(name: str) -> Path:
     return folder
 
 
-def _ask_sizes(name: str, repo: str, filenames: list[str], folder: Path) -> dict[str, int | None]:
-    """Each file's size from one HEAD request to the hub, which must answer within the time allowed in all.
+def _ask_sizes(name: str, repo: str, filenames: list[str], folder: Path | None) -> tuple[dict[str, int | None], str]:
+    """Each file's size from one HEAD request to the hub, which must answer within the time allowed in all,
+    and the commit of the repo's main revision ("" if the hub did not say). folder None: the cache.
 
     The requests run in a daemon thread, because no HTTP timeout bounds the name lookup that comes first;
     the caller waits for it no longer than the time allowed, then gives up with one sentence.
@@ -169,13 +150,16 @@ def _ask_sizes(name: str, repo: str, filenames: list[str], folder: Path) -> dict
         raise DownloadError(_no_hub_sentence(name, repo, folder, "HF_HUB_OFFLINE is set"))
     seconds = _answer_seconds()
     sizes: dict[str, int | None] = {}
+    commits: list[str] = []
     failure: list[tuple[str, Exception]] = []  # the file whose request failed, and why
 
     def ask():
         for filename in filenames:
             try:
                 url = hf_hub_url(repo, filename)  # its own timeout a second later: the join below decides
-                sizes[filename] = get_hf_file_metadata(url, timeout=seconds + 1).size
+                metadata = get_hf_file_metadata(url, timeout=seconds + 1)
+                sizes[filename] = metadata.size
+                commits.append(metadata.commit_hash or "")
             except Exception as err:  # handed over to the caller's thread
                 failure.append((filename, err))
                 return
@@ -195,7 +179,7 @@ def _ask_sizes(name: str, repo: str, filenames: list[str], folder: Path) -> dict
         raise DownloadError(
             _no_hub_sentence(name, repo, folder, f"{hub} cannot be reached ({_first_line(err)})")
         ) from err
-    return sizes
+    return sizes, commits[0]
 
 
 def _answer_seconds() -> float:
@@ -213,19 +197,21 @@ def _answered(err: Exception) -> bool:
     return isinstance(err, (HfHubHTTPError, HFValidationError, EntryNotFoundError))
 
 
-def _download_file(name: str, repo: str, filename: str, folder: Path) -> None:
-    """One hf_hub_download call, its errors turned into one sentence that says what to do."""
+def _download_file(name: str, repo: str, filename: str, folder: Path | None) -> Path:
+    """One hf_hub_download call, into the folder or else the Hugging Face cache (revision main, so that
+    refs/main names the snapshot for transformers too); its errors become one sentence that says what to do."""
     # Imported here: only a download needs huggingface_hub, loading a local checkpoint does not.
     from huggingface_hub import hf_hub_download
 
+    where = {"local_dir": folder} if folder is not None else {"cache_dir": cache_dir(), "revision": "main"}
     try:
-        hf_hub_download(repo, filename, local_dir=folder)
+        return Path(hf_hub_download(repo, filename, **where))
     except Exception as err:
         raise _refusal(err, name, repo, filename, folder) from err
 
 
-def _refusal(err: Exception, name: str, repo: str, filename: str, folder: Path) -> Exception:
-    """huggingface_hub's error as one sentence that says what to do."""
+def _refusal(err: Exception, name: str, repo: str, filename: str, folder: Path | None) -> Exception:
+    """huggingface_hub's error as one sentence that says what to do. folder None: the Hugging Face cache."""
     from huggingface_hub import constants
     from huggingface_hub.utils import (
         EntryNotFoundError,
@@ -249,28 +235,42 @@ def _refusal(err: Exception, name: str, repo: str, filename: str, folder: Path) 
         return DownloadError(
             f"the hub repo {repo} has no model.safetensors (perhaps only pytorch_model.bin), and minigpt "
             f"reads only safetensors and never unpickles a checkpoint; convert it to safetensors and place it "
-            f"in {_shown(folder)}."
+            f"in {_by_hand(name, folder)}."
         )
     if isinstance(err, EntryNotFoundError):
         return DownloadError(
             f"the hub repo {repo} has no {filename}, so minigpt cannot load it; pass a repo or folder "
             f"holding config.json and model.safetensors."
         )
+    into = shown(folder or cache_repo_folder(repo))
     return DownloadError(  # network dropped mid-file, hub error, disk full, ...
-        f"downloading {filename} of {repo} into {_shown(folder)} failed ({type(err).__name__}: "
-        f"{_first_line(err)}); no partial file was kept, so trying again starts afresh."
+        f"downloading {filename} of {repo} into {into} failed ({type(err).__name__}: {_first_line(err)}); "
+        f"no partial file was kept, so trying again starts afresh."
     )
 
 
-def _no_hub_sentence(name: str, repo: str, folder: Path, reason: str) -> str:
-    """The one sentence for a hub out of reach: which two files to place where, and the model that needs none."""
+def _no_hub_sentence(name: str, repo: str, folder: Path | None, reason: str) -> str:
+    """The one sentence for a hub out of reach: which two files to place where, and the model that needs none.
+    Into the cache (folder None), an entry there that cannot be used is named, with how to mend it."""
     from huggingface_hub import constants
 
-    return (
-        f"cannot download {name} because {reason}; copy config.json and model.safetensors from "
-        f"{constants.ENDPOINT}/{repo}/tree/main into {_shown(folder)}, or use tiny, the small model that ships "
-        f"with minigpt and needs no download (--model tiny, or minigpt.load(\"tiny\") in Python)."
-    )
+    tiny = ("or use tiny, the small model that ships with minigpt and needs no download (--model tiny, or "
+            "minigpt.load(\"tiny\") in Python).")
+    fault = cache_fault(repo) if folder is None else None
+    if fault is not None:
+        return (f"cannot download {name} because {reason}, and the copy in the Hugging Face cache cannot be used: "
+                f"{fault}; run `minigpt download {name}` where the hub can be reached (or delete "
+                f"{shown(cache_repo_folder(repo))} to start afresh), {tiny}")
+    return (f"cannot download {name} because {reason}; copy config.json and model.safetensors from "
+            f"{constants.ENDPOINT}/{repo}/tree/main into {_by_hand(name, folder)}, {tiny}")
+
+
+def _by_hand(name: str, folder: Path | None) -> str:
+    """Where to place files by hand: the weights folder, or one the user names in MINIGPT_WEIGHTS (the
+    Hugging Face cache is huggingface_hub's to write)."""
+    if folder is not None:
+        return shown(folder)
+    return f"a folder DIR{os.sep}{subfolder(name)}{os.sep} and set MINIGPT_WEIGHTS=DIR"
 
 
 def _announcement(name: str, repo: str, sizes: dict[str, int | None], folder: Path) -> str:
@@ -280,7 +280,7 @@ def _announcement(name: str, repo: str, sizes: dict[str, int | None], folder: Pa
     what = " and ".join(sorted(sizes))
     if all(size is not None for size in sizes.values()):
         what += f", {_size(sum(sizes.values()))}"
-    return f"downloading {name} ({what}) from {constants.ENDPOINT}/{repo} into {_shown(folder)}"
+    return f"downloading {name} ({what}) from {constants.ENDPOINT}/{repo} into {shown(folder)}"
 
 
 @contextmanager
@@ -313,26 +313,14 @@ def _remove_hub_bookkeeping(folder: Path) -> None:
         pass
 
 
-def _check_writable(folder: Path) -> None:
-    """Create the model's folder and prove it writable, before any network call."""
+def _check_writable(folder: Path, what: str, fix: str) -> None:
+    """Create the folder downloads go into and prove it writable, before any network call."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise DownloadError(
-            f"cannot write to the weights folder {folder} ({err.strerror or err}); "
-            f"set MINIGPT_WEIGHTS to a folder you can write to."
-        ) from err
-
-
-def _shown(folder: Path) -> str:
-    """A folder as the user would type it: relative to the working directory when inside it, with a final /."""
-    try:
-        folder = folder.resolve().relative_to(Path.cwd().resolve())
-    except (ValueError, OSError):
-        pass
-    return f"{folder}{os.sep}"
+        raise DownloadError(f"cannot write to {what} ({err.strerror or err}); {fix}.") from err
 
 
 def _size(n: float) -> str:
@@ -353,13 +341,6 @@ def _exists(path: Path) -> bool:
 
 def _looks_like_path(name: str) -> bool:
     return os.sep in name or "/" in name or name.endswith(".safetensors") or name.startswith((".", "~"))
-
-
-def _unknown_name(name: str) -> str:
-    return (
-        f"{name!r} is neither an existing path nor a model name; pass a checkpoint folder, "
-        f"a .safetensors file, a hub repo id 'owner/name' or one of {', '.join(MODEL_NAMES)}."
-    )
 
 
 def _first_line(err: Exception) -> str:

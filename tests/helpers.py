@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -117,6 +118,14 @@ def program_env(**settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(CALLERS_SETTINGS) and not key.lower().endswith("_proxy")}
     return env | {"PYTHONPATH": str(CHECKOUT)} | settings
+
+
+def installed_package(folder) -> Path:
+    """A copy of this checkout's minigpt/ in `folder`, with no pyproject.toml or weights/ beside it, as pip installs
+    it from a wheel into site-packages: run it with PYTHONPATH=folder. Returns folder."""
+    folder = Path(folder)
+    shutil.copytree(CHECKOUT / "minigpt", folder / "minigpt", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
 
 
 def run_program(*argv, env: dict[str, str] | None = None, text: bool = True, **kwargs):

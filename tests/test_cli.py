@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +42,18 @@ def test_generate_streams_prompt_then_continuation(capsys, checkpoint):
     tok = minigpt.Tokenizer()
     want = minigpt.generate(minigpt.load(checkpoint), tok.encode("The dog"), max_new_tokens=7).sequences[0]
     assert code == 0 and out == "The dog" + tok.decode(t for t in want if t != tok.eot) + "\n"
+
+
+def test_generate_names_the_folder_its_weights_come_from(capsys, checkpoint, monkeypatch):
+    code, out, err = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "2", "--verbose")
+    assert code == 0 and out.startswith("The dog") and err == f"minigpt: weights from {checkpoint}\n"
+    monkeypatch.chdir(Path(checkpoint).parent)  # a relative path is named absolute, as the folder read
+    code, out, err = run(capsys, "generate", "The dog", "--model", Path(checkpoint).name, "--max-new-tokens", "2",
+                         "--json")
+    result = json.loads(out)
+    assert code == 0 and err == "" and next(iter(result)) == "weights" and result["weights"] == checkpoint
+    code, out, err = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "2")
+    assert code == 0 and err == ""  # without --verbose: nothing said
 
 
 def test_tokenize_rows(capsys):

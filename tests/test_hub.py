@@ -1,195 +1,76 @@
-"""minigpt.hub without the internet: a loopback HTTP server on 127.0.0.1 plays the Hugging Face hub.
-
-minigpt first asks for each missing file's size: HEAD {endpoint}/{repo}/resolve/main/{filename}. Then
-huggingface_hub's hf_hub_download(repo, filename, local_dir=...) makes two requests per file: the same HEAD,
-whose X-Repo-Commit, ETag and Content-Length headers it requires (no X-Xet-* headers, so it downloads over
-plain HTTP), then GET of the same URL for the body. Errors are told apart by status and X-Error-Code
-(RepoNotFound, EntryNotFound), as the real hub does. A hub out of reach is a closed port, or a listening
+"""minigpt.hub without the internet, downloading into minigpt's own weights folder (MINIGPT_WEIGHTS): a FakeHub
+(tests/fake_hub.py) on 127.0.0.1 plays the Hugging Face hub. A hub out of reach is a closed port, or a listening
 socket that never answers; those tests keep huggingface_hub's real back-off, to prove it is never waited for.
+The Hugging Face cache, and the order of the places a name is looked up in, are tested in test_hf_cache.py.
 """
 
-import hashlib
 import io
-import re
 import signal
 import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
-from huggingface_hub import close_session, constants
+from huggingface_hub import constants
 from huggingface_hub.file_download import hf_hub_url
-from safetensors.numpy import save_file
 
 import minigpt
-from helpers import program_env, run_cli, run_program
-from minigpt import hub
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-CONFIG = b'{"model_type": "gpt2", "n_embd": 8, "n_head": 2, "n_layer": 1, "n_positions": 16, "vocab_size": 32}'
-
-
-def tiny_safetensors(tmp_path: Path) -> bytes:
-    path = tmp_path / "tiny.safetensors"
-    save_file({"wte.weight": np.arange(32 * 8, dtype=np.float32).reshape(32, 8)}, str(path))
-    return path.read_bytes()
-
-
-class FakeHub(ThreadingHTTPServer):
-    """Serves self.repos = {repo id: {filename: bytes}} and logs every request in self.requests."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), FakeHubHandler)  # loopback only, ephemeral port
-        self.url = f"http://127.0.0.1:{self.server_port}"
-        self.repos: dict[str, dict[str, bytes]] = {}
-        self.requests: list[tuple[str, str]] = []  # (method, path)
-        self.cut: set[str] = set()  # filenames whose GET breaks: half the body, then the line drops
-        self.bytes_sent: dict[str, int] = {}  # body bytes sent per filename
-        self.before_hang_up = lambda: None  # called once the half body of a cut download is out
-        self.body_seconds = 0.0  # how long a body takes to send, in ten pieces: a slow line
-
-
-class FakeHubHandler(BaseHTTPRequestHandler):
-    server: FakeHub
-
-    def do_HEAD(self):
-        self.answer(with_body=False)
-
-    def do_GET(self):
-        self.answer(with_body=True)
-
-    def answer(self, with_body: bool):
-        fake = self.server
-        fake.requests.append((self.command, self.path))
-        match = re.fullmatch(r"/(.+)/resolve/([^/]+)/(.+)", self.path)
-        if match is None or match[1] not in fake.repos:
-            return self.reply(404, {"X-Error-Code": "RepoNotFound"})
-        files, filename = fake.repos[match[1]], match[3]
-        if filename not in files:
-            return self.reply(404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": COMMIT})
-        data = files[filename]
-        if with_body and filename in fake.cut and filename in fake.bytes_sent:
-            return  # the line is dead: close without any answer
-        if with_body and filename in fake.cut:
-            data = data[: len(data) // 2]  # announce the full length, send half, hang up
-        headers = {
-            "X-Repo-Commit": COMMIT,
-            "ETag": f'"{hashlib.sha256(files[filename]).hexdigest()}"',
-            "Content-Length": str(len(files[filename])),
-        }
-        self.reply(200, headers, data if with_body else b"")
-        if with_body:
-            fake.bytes_sent[filename] = fake.bytes_sent.get(filename, 0) + len(data)
-        if with_body and filename in fake.cut:
-            fake.before_hang_up()
-
-    def reply(self, status: int, headers: dict[str, str], body: bytes = b""):
-        self.send_response(status)
-        headers.setdefault("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        pause = threading.Event()  # waits without time.sleep, which the tests may replace
-        for start in range(0, len(body), max(1, len(body) // 10)):
-            self.wfile.write(body[start : start + max(1, len(body) // 10)])
-            self.wfile.flush()
-            pause.wait(self.server.body_seconds / 10)
-
-    def log_message(self, format, *args):  # keep pytest's output clean
-        pass
+from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
+                      tiny_safetensors)
+from helpers import installed_package, program_env, run_cli, run_program
+from minigpt import folders, hub
 
 
 @pytest.fixture
 def weights(tmp_path, monkeypatch) -> Path:
+    """MINIGPT_WEIGHTS, an empty folder, and no source checkout (whose weights/ may hold real checkpoints)."""
     folder = tmp_path / "weights"
     monkeypatch.setenv("MINIGPT_WEIGHTS", str(folder))
+    monkeypatch.setattr(folders, "CHECKOUT", tmp_path / "site-packages")
     return folder
 
 
 @pytest.fixture
 def fake_hub(tmp_path, monkeypatch, weights):
     """A FakeHub serving a tiny gpt2, with huggingface_hub pointed at it and nothing else."""
-    fake = FakeHub()
-    thread = threading.Thread(target=fake.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
     safetensors = tiny_safetensors(tmp_path)
-    fake.repos["openai-community/gpt2"] = {"config.json": CONFIG, "model.safetensors": safetensors}
-    fake.repos["minigpt-test/tiny"] = {"config.json": CONFIG, "model.safetensors": safetensors}
-    point_hub_at(fake.url, monkeypatch, tmp_path)
-    assert hf_hub_url("minigpt-test/tiny", "config.json").startswith(fake.url)  # never the real hub
-    yield fake
-    fake.shutdown()
-    fake.server_close()
-    thread.join()
-
-
-def point_hub_at(url: str, monkeypatch, tmp_path: Path, no_backoff: bool = True):
-    """huggingface_hub aimed at url, and nothing of the caller's environment left to change what it does."""
-    # huggingface_hub reads its environment once, at import, into huggingface_hub.constants.
-    monkeypatch.setenv("HF_ENDPOINT", url)
-    monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    for name, default in [("HF_HUB_ETAG_TIMEOUT", constants.DEFAULT_ETAG_TIMEOUT),
-                          ("HF_HUB_DOWNLOAD_TIMEOUT", constants.DEFAULT_DOWNLOAD_TIMEOUT)]:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.setattr(constants, name, default)
-    for name in ("TQDM_DISABLE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    close_session()  # its next client reads the environment above, without proxies
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))  # no copy from a real cache
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)  # never read or send a token
-    if no_backoff:
-        monkeypatch.setattr(time, "sleep", lambda seconds: None)  # its retries back off for up to 8 s each
-
-
-def go_offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-
-
-def assert_one_sentence(err: pytest.ExceptionInfo, *fragments: str):
-    message = str(err.value)
-    assert "\n" not in message
-    for fragment in fragments:
-        assert fragment in message
+    with serving(FakeHub()) as fake:
+        fake.repos["openai-community/gpt2"] = {"config.json": CONFIG, "model.safetensors": safetensors}
+        fake.repos["minigpt-test/tiny"] = {"config.json": CONFIG, "model.safetensors": safetensors}
+        point_hub_at(fake.url, monkeypatch, tmp_path)
+        assert hf_hub_url("minigpt-test/tiny", "config.json").startswith(fake.url)  # never the real hub
+        yield fake
 
 
 # -- names and folders ------------------------------------------------------------------------------
 
 
-def test_weights_dir_comes_from_minigpt_weights(monkeypatch, tmp_path):
-    monkeypatch.setenv("MINIGPT_WEIGHTS", str(tmp_path / "w"))
-    assert hub.weights_dir() == tmp_path / "w"
-
-
-def test_weights_dir_is_the_checkout_folder_then_the_working_directory(monkeypatch, tmp_path):
+def test_weights_dirs_are_minigpt_weights_then_the_checkout_and_never_the_working_directory(monkeypatch, tmp_path):
     monkeypatch.delenv("MINIGPT_WEIGHTS", raising=False)
-    checkout = Path(hub.__file__).resolve().parents[1]
+    checkout = Path(folders.__file__).resolve().parents[1]
     assert (checkout / "pyproject.toml").is_file() and (checkout / "weights").is_dir()
-    assert hub.weights_dir() == checkout / "weights"
+    assert folders.CHECKOUT == checkout and folders.weights_dirs() == [checkout / "weights"]
+    monkeypatch.setenv("MINIGPT_WEIGHTS", str(tmp_path / "w"))
+    assert folders.weights_dirs() == [tmp_path / "w", checkout / "weights"]
 
-    installed = tmp_path / "site-packages" / "minigpt" / "hub.py"  # an installed package: no checkout
-    monkeypatch.setattr(hub, "__file__", str(installed))
+    monkeypatch.setattr(folders, "CHECKOUT", tmp_path / "site-packages")  # an installed package: no checkout
+    (tmp_path / "weights").mkdir()  # not even a weights/ folder in the working directory counts
     monkeypatch.chdir(tmp_path)
-    assert hub.weights_dir() == tmp_path / "weights"
+    assert folders.weights_dirs() == [tmp_path / "w"]
+    monkeypatch.delenv("MINIGPT_WEIGHTS")
+    assert folders.weights_dirs() == [] and folders.destination("gpt2") is None  # the Hugging Face cache
 
 
-def test_local_folder_maps_names_and_repo_ids(weights):
-    assert hub.local_folder("gpt2") == weights / "gpt2"
-    assert hub.local_folder("openai-community/gpt2") == weights / "gpt2"
-    assert hub.local_folder("openai-community/gpt2-xl") == weights / "gpt2-xl"
-    assert hub.local_folder("distilbert/distilgpt2") == weights / "distilgpt2"
-    assert hub.local_folder("someone/tiny-gpt2") == weights / "someone" / "tiny-gpt2"
+def test_destination_maps_names_and_repo_ids(weights):
+    assert folders.destination("gpt2") == weights / "gpt2"
+    assert folders.destination("openai-community/gpt2") == weights / "gpt2"
+    assert folders.destination("openai-community/gpt2-xl") == weights / "gpt2-xl"
+    assert folders.destination("distilbert/distilgpt2") == weights / "distilgpt2"
+    assert folders.destination("someone/tiny-gpt2") == weights / "someone" / "tiny-gpt2"
     with pytest.raises(ValueError):
-        hub.local_folder("gpt3")
+        folders.destination("gpt3")
 
 
 def test_existing_paths_are_returned_untouched(fake_hub, tmp_path, monkeypatch):
@@ -224,7 +105,7 @@ def test_missing_path_object_is_never_a_hub_name(fake_hub, tmp_path, monkeypatch
 def test_unknown_name_lists_the_known_ones(fake_hub):
     with pytest.raises(ValueError) as err:
         hub.resolve("gpt3")
-    assert_one_sentence(err, "'gpt3'", *hub.KNOWN_MODELS, "tiny")
+    assert_one_sentence(err, "'gpt3'", *folders.KNOWN_MODELS, "tiny")
     with pytest.raises(ValueError):
         hub.resolve("")  # not the working directory
     with pytest.raises(ValueError):
@@ -405,9 +286,7 @@ def test_sizes_read_as_the_progress_bar_counts_them():
 
 @pytest.fixture
 def closed_port() -> str:
-    """The URL of a port nothing listens on: every connection is refused at once."""
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+    return closed_port_url()
 
 
 @pytest.fixture
@@ -494,7 +373,8 @@ def test_minigpt_generate_without_network_ends_within_3_seconds(timed_silent_ser
     """The real program, from its start: HF_ENDPOINT read from the environment, huggingface_hub's real retries."""
     silent_server, connected = timed_silent_server
     env = program_env(HF_ENDPOINT=silent_server, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_IMPLICIT_TOKEN="1",
-                      HF_HUB_DISABLE_TELEMETRY="1", MINIGPT_WEIGHTS=str(tmp_path / "weights"))
+                      HF_HUB_DISABLE_TELEMETRY="1", MINIGPT_WEIGHTS=str(tmp_path / "weights"),
+                      PYTHONPATH=str(installed_package(tmp_path / "site-packages")))  # no checkout's weights/
     done = run_program("generate", "Hello", env=env, cwd=tmp_path)
     ended = time.monotonic()
     # From the program's first request to its end: one 2 s wait and the message, never a second wait (a retry).
@@ -536,7 +416,6 @@ def test_tiny_is_the_package_folder_and_is_never_downloaded(fake_hub, weights, m
     said = []
     assert hub.resolve("tiny", report=said.append) == folder
     assert hub.download("tiny", report=said.append) == folder
-    assert hub.local_folder("tiny") == folder
     go_offline(monkeypatch)
     assert hub.resolve("tiny") == folder
     assert fake_hub.requests == [] and said == [] and not weights.exists()

@@ -1,18 +1,20 @@
 """transformers' own published expectations for the released GPT-2 weights (tests/models/gpt2/
-test_modeling_gpt2.py in transformers). They run when weights/<name> holds the real checkpoint
-(`minigpt download gpt2`) and are skipped otherwise: these machines cannot reach the hub."""
+test_modeling_gpt2.py in transformers). They run when minigpt finds the real checkpoint without the network
+(in $MINIGPT_WEIGHTS, weights/ or the Hugging Face cache: `minigpt download gpt2`) and are skipped otherwise:
+these machines cannot reach the hub."""
 
 import pytest
 
 import minigpt
-from minigpt import hub
+from minigpt import folders
 
 
 def real_model(name):
-    folder = hub.local_folder(name)
-    if not ((folder / "config.json").is_file() and (folder / "model.safetensors").is_file()):
-        pytest.skip(f"the real {name} weights are not in {folder} (run `minigpt download {name}` where there is internet)")
-    return minigpt.load(name)
+    folder = folders.find(name)
+    if folder is None:
+        pytest.skip(f"the real {name} weights are not on this machine (run `minigpt download {name}` where there is "
+                    "internet)")
+    return minigpt.load(folder)
 
 
 tok = minigpt.Tokenizer()

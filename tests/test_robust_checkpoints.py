@@ -21,7 +21,7 @@ from safetensors.numpy import save_file
 import minigpt
 from helpers import (config_json, join_safetensors, random_params, run_program, split_safetensors, to_bfloat16_bytes,
                      write_checkpoint)
-from minigpt import hub
+from minigpt import folders, hub
 from minigpt.checkpoint import MAX_WEIGHT, CheckpointError
 from minigpt.cli import main
 from minigpt.config import ConfigError, GPTConfig
@@ -410,8 +410,11 @@ def _(tmp_path):
 
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
-    """No network: MINIGPT_WEIGHTS is an empty folder and huggingface_hub is offline."""
+    """No network: MINIGPT_WEIGHTS is an empty folder, huggingface_hub is offline and its cache empty, and no
+    source checkout's weights/ is looked in."""
     monkeypatch.setenv("MINIGPT_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(folders, "CHECKOUT", tmp_path / "site-packages")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
