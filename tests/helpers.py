@@ -53,14 +53,16 @@ def write_checkpoint(folder, config: GPTConfig, params=None, layout="hub", dtype
     return folder
 
 
-def write_raw_safetensors(path, tensors: dict[str, tuple[str, list, bytes]]):
-    """A .safetensors file written by hand from (dtype name, shape, raw bytes): for dtypes NumPy lacks (BF16)."""
+def write_raw_safetensors(path, tensors: dict[str, tuple[str, list, bytes]], header_padding: int | None = None):
+    """A .safetensors file written by hand from (dtype name, shape, raw bytes): for dtypes NumPy lacks (BF16).
+    The header is padded with spaces to a multiple of 8 bytes, as the safetensors library does, or by
+    header_padding spaces."""
     header, offset = {}, 0
     for name, (dtype, shape, data) in tensors.items():
         header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
     blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
+    blob += b" " * (-len(blob) % 8 if header_padding is None else header_padding)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)) + blob + b"".join(d for _, _, d in tensors.values()))
 

@@ -1,6 +1,7 @@
 """Loading: both key layouts, F32/F16/BF16 storage, configs inferred from shapes, and refusals."""
 
 import json
+import mmap
 import pickle
 
 import numpy as np
@@ -154,6 +155,38 @@ def test_the_tied_output_matrix_is_read_transposed_in_blocks_and_stored_once(tmp
     down = model.params["h"][1]["mlp"]["c_proj"]["weight"]  # also column-major: decoding's one-row product
     assert down.flags.f_contiguous and down.shape == (CONFIG.d_mlp, CONFIG.n_embd)
     np.testing.assert_array_equal(down, params["h.1.mlp.c_proj.weight"].astype(dtype).astype(np.float32))
+
+
+def is_mapped(array) -> bool:
+    """A view of a memory map of the file: owns no memory, cannot be written, and its base is the mmap."""
+    while isinstance(array, np.ndarray) and not array.flags.owndata:
+        array = array.base
+    return isinstance(array, memoryview) and isinstance(array.obj, mmap.mmap)
+
+
+def test_float32_weights_are_mapped_from_the_file_and_the_rest_copied(tmp_path):
+    params = random_params(CONFIG)
+    model = minigpt.load(str(write_checkpoint(tmp_path / "f32", CONFIG, params)))
+    block = model.params["h"][0]
+    for name, tensor in [("wpe", model.params["wpe"]["weight"]), ("c_attn", block["attn"]["c_attn"]["weight"]),
+                         ("c_fc", block["mlp"]["c_fc"]["weight"]), ("ln_1", block["ln_1"]["bias"])]:
+        assert is_mapped(tensor) and not tensor.flags.writeable, name
+    # kept column-major for speed: copies, transposed
+    for tensor in (model.params["lm_head"]["weight"], block["mlp"]["c_proj"]["weight"]):
+        assert not is_mapped(tensor) and tensor.dtype == np.float32
+    np.testing.assert_array_equal(block["attn"]["c_attn"]["weight"], params["h.0.attn.c_attn.weight"])
+    half = minigpt.load(str(write_checkpoint(tmp_path / "f16", CONFIG, params, dtype=np.float16)))
+    assert not is_mapped(half.params["h"][0]["attn"]["c_attn"]["weight"])  # widened: a copy
+
+
+def test_a_float32_tensor_not_aligned_in_the_file_is_copied(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for padding in range(4):  # the data starts at 8 + header length: aligned for one of these four
+        path = tmp_path / f"pad{padding}.safetensors"
+        write_raw_safetensors(path, {"wpe.weight": ("F32", [3, 4], x.tobytes())}, header_padding=padding)
+        loaded = read_safetensors(path)["wpe.weight"]
+        np.testing.assert_array_equal(loaded, x)
+        assert loaded.ctypes.data % 4 == 0  # aligned in memory, mapped or copied
 
 
 def test_a_tensor_cut_short_while_reading_is_named(tmp_path):

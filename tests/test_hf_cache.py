@@ -22,7 +22,7 @@ import minigpt
 from conftest import assert_close, require_reference
 from fake_hub import COMMIT, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving
 from helpers import FIXTURES, installed_package, program_env, run_cli, run_program
-from minigpt import checkpoint, folders, hub
+from minigpt import folders, hub, safetensors_header
 
 GPT2 = "openai-community/gpt2"
 FILES = ("config.json", "model.safetensors")
@@ -300,7 +300,7 @@ def test_a_cache_entry_with_only_pytorch_model_bin_is_refused_without_being_open
     if network == "HF_HUB_OFFLINE":
         go_offline(monkeypatch)
     read_by_safetensors = []
-    monkeypatch.setattr(checkpoint, "safe_open", lambda path, **kw: read_by_safetensors.append(path))
+    monkeypatch.setattr(safetensors_header, "safe_open", lambda path, **kw: read_by_safetensors.append(path))
     opened.clear()  # from here on
     with pytest.raises(hub.DownloadError) as err:
         minigpt.load(repo)

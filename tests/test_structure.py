@@ -16,8 +16,8 @@ README = (PACKAGE.parent / "README.md").read_text()
 # The reading order, bottom up: a module may import only from modules before it.
 ORDER = [
     "tokenizer", "checks", "numerics", "config",  # 1: text, the helpers, shapes
-    "model", "memory", "prompts", "folders", "hub", "checkpoint",  # 2: the forward pass, what a call holds, its
-                                                                   # input, where its weights are, their files
+    "model", "memory", "prompts", "folders", "hub", "safetensors_header", "checkpoint",  # 2: the forward pass, what
+    # a call holds, its input, where its weights are, their files
     "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
     "sampling.mirostat", "sampling.chain",  # 4: the chain, its chooser last
     "sampling.options",  # 5: the registry of options
