@@ -19,11 +19,12 @@ import signal
 import sys
 import warnings
 
-from . import hub, inspection
+from . import hub
 from .checkpoint import load
 from .checks import number
 from .cli_args import announce, argument_type, command_line_text, integer
 from .cli_plot import add_plot_commands
+from .cli_score import add_score_command
 from .compare import CLASSIC, compare, parse_run
 from .generate import STRATEGIES, generate
 from .sampling.link import GROUPS, Option
@@ -190,23 +191,6 @@ def cmd_tokenize(args):
         print("\n".join(merge_lines(tok, args.merges, ids[args.merges], merges)))
 
 
-def cmd_score(args):
-    tok = Tokenizer()
-    model = load(args.model, report=announce)
-    ids = tok.encode(command_line_text(args.text))
-    if not ids:
-        raise ValueError("the text to score is empty; give at least one token of text.")
-    logprobs = inspection.token_logprobs(model, ids)
-    perplexity = inspection.perplexity(logprobs)
-    if args.json:
-        print(json.dumps({"tokens": ids, "logprobs": [None, *logprobs], "perplexity": perplexity}))
-        return
-    print(f"{'pos':>4}  {'id':>6}  {'log p':>9}  text")
-    for pos, (token, lp) in enumerate(zip(ids, [None, *logprobs])):
-        print(f"{pos:>4}  {token:>6}  {'' if lp is None else f'{lp:9.4f}':>9}  {visible(tok.decode([token]))}")
-    print(f"perplexity: {perplexity:.4f}" if perplexity is not None else "perplexity: undefined for a single token")
-
-
 def cmd_compare(args):
     tok = Tokenizer()
     runs = [parse_run(command_line_text(r)) for r in args.runs] if args.runs else None  # refused before loading
@@ -253,11 +237,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     t.set_defaults(run=cmd_tokenize)
 
-    s = sub.add_parser("score", help="log-probability of every token of a text, and its perplexity")
-    s.add_argument("text")
-    s.add_argument("--model", default="gpt2", help=model_help)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(run=cmd_score)
+    add_score_command(sub, model_help)
 
     c = sub.add_parser("compare", help="one prompt through several decoding strategies, side by side")
     c.add_argument("prompt")

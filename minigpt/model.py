@@ -223,6 +223,18 @@ class GPT2:
         ids [B, T]; attention_mask [B, T] (1 real, 0 padding) for these new tokens, None for all real.
         inspect=True also returns the residual stream after every block and every block's attention weights.
         """
+        x, residuals, attention_weights = self.residual_stream(ids, cache, attention_mask, inspect)
+        if last_only:
+            x = x[:, -1:]
+        hidden = self.final_norm(x)  # [B, T, C]
+        logits = self.unembed(hidden)  # [B, T, V]
+        if not inspect:
+            return ForwardResult(logits=logits, hidden=hidden)
+        return ForwardResult(logits=logits, hidden=hidden, residuals=residuals, attention=attention_weights)
+
+    def residual_stream(self, ids, cache: KVCache, attention_mask=None, inspect=False) -> tuple:
+        """The blocks of forward(): the residual stream [B, T, C] after the last block (before ln_f), and with
+        inspect the stream after every block and every block's attention weights (else empty lists)."""
         p, c = self.params, self.config
         ids = self._check_ids(ids, cache)
         B, T = ids.shape
@@ -247,13 +259,7 @@ class GPT2:
                 attention_weights.append(weights)
             del weights  # this layer's [B, H, T, S] goes before the next layer makes its own
         cache.length = start + T
-        if last_only:
-            x = x[:, -1:]
-        hidden = self.final_norm(x)  # [B, T, C]
-        logits = self.unembed(hidden)  # [B, T, V]
-        if not inspect:
-            return ForwardResult(logits=logits, hidden=hidden)
-        return ForwardResult(logits=logits, hidden=hidden, residuals=residuals, attention=attention_weights)
+        return x, (residuals if inspect else []), attention_weights
 
     def prefill(self, ids, cache: KVCache, attention_mask=None) -> np.ndarray:
         """The next-token logits [B, V] after prompts ids [B, T], run through the model in pieces of
