@@ -1,12 +1,18 @@
 """Where a picture is drawn and written: matplotlib (an optional extra, imported only when a picture is drawn),
-a Figure, and the file it goes to, checked before any work.
+a Figure, and the file it goes to, checked before any work; and what every picture shares: tokens as labels,
+text that reads on any cell, the legend that names every mark.
 
 Figures are built with matplotlib's object API (Figure, rendered by Agg when saved), never through pyplot:
 nothing global changes, no window opens, and nothing needs closing. What this module is not: what the
-pictures show (plots.py).
+pictures show (plots.py and the modules it gathers).
 """
 
 from pathlib import Path
+
+import numpy as np
+
+from .tokenizer import Tokenizer
+from .views import shown_token
 
 
 class PlotsUnavailable(ImportError, ValueError):
@@ -60,3 +66,38 @@ def figure(width: float, height: float):
 def save(fig, out, dpi=100):
     fig.savefig(check_out(out), dpi=dpi)
     return fig
+
+
+def token_text(tokenizer: Tokenizer, token: int, width: int = 12) -> str:
+    """A token as a label, as the command line shows it (views.shown_token): its text made visible, bytes
+    that are not whole UTF-8 as <hex>, an id outside GPT-2's vocabulary as #id, cut to `width` characters."""
+    return shown_token(tokenizer, token, width)
+
+
+def text_colour(rgba) -> str:
+    """Black or white, whichever reads better on a background colour (by its relative luminance)."""
+    r, g, b = rgba[:3]
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
+
+
+def annotate_cells(ax, image, texts, fontsize):
+    """Write texts [R, C] into the cells of an imshow image, black or white by the cell's colour."""
+    values = image.get_array()
+    for (r, c), text in np.ndenumerate(np.asarray(texts, dtype=object)):
+        if text is None or np.ma.is_masked(values[r, c]):
+            continue
+        ax.text(c, r, text, ha="center", va="center", fontsize=fontsize,
+                color=text_colour(image.cmap(image.norm(values[r, c]))))
+
+
+def note(label: str):
+    """A legend entry of text alone, no mark: a sentence that says how to read the picture."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color="none", label=label)
+
+
+def legend_outside(fig, handles, where: str = "lower center", columns: int = 1):
+    """The legend that names every mark of the picture, outside the axes (the layout makes room for it)."""
+    return fig.legend(handles=handles, loc=f"outside {where}", ncols=columns, fontsize=8, frameon=False,
+                      handlelength=2.2, alignment="left")

@@ -16,6 +16,7 @@ from .checkpoint import load
 from .cli_args import announce, argument_type, command_line_text, integer, real
 from .sampling.options import parse_early_stopping
 from .tokenizer import Tokenizer
+from .views import shown_token
 
 early_stopping = argument_type(parse_early_stopping, "early_stopping")
 
@@ -72,7 +73,7 @@ def cmd_plot_attention(args):
     ids = plot_prompt(args, tok)
     maps = inspection.attention_maps(model, ids)
     where = f"layer {args.layer}" + (f", head {args.head}" if args.head is not None else ", every head")
-    plots.plot_attention(maps, args.layer, args.head, [tok.decode([i]) for i in ids],
+    plots.plot_attention(maps, args.layer, args.head, [shown_token(tok, i) for i in ids],
                          plot_title(args, "attention", where), args.out)
     print(args.out)
 

@@ -95,6 +95,14 @@ class NextTokenDistribution:
     selected: int  # the chosen token: the most probable, or with a seed the one drawn at the first temperature
     seed: int | None = None
     chain: list[str] = field(default_factory=list)  # the processors of `final` at the first temperature, in order
+    # [M] int64: the token chosen at each temperature: the most probable (the same at every T), or with a seed
+    # the one generate(..., "sample", seed=seed, temperature=T) draws first; drawn[0] is `selected`
+    drawn: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def draw_temperature(self) -> float:
+        """The temperature `selected` was chosen at: the first one."""
+        return self.temperatures[0]
 
 
 def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, top_p=None, min_p=None, top=20,
@@ -141,10 +149,10 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
         chains.append(chain.describe())
         final.append(softmax(chain(logits, ids))[0])  # [V]
         final_count.append(int((final[-1] > 0).sum()))
-    if seed is None:
-        selected = int(tokens[0])
-    else:
-        selected = draw(final[0], np.random.default_rng(seed))
+    if seed is None:  # greedy: the argmax, whatever the temperature
+        drawn = [int(tokens[0])] * len(temperatures)
+    else:  # the same seed, so the same uniform number, read through each temperature's distribution
+        drawn = [draw(f, np.random.default_rng(seed)) for f in final]
     return NextTokenDistribution(
         tokens=tokens, temperatures=temperatures,
         probs=np.stack([p[tokens] for p in probs]),  # [M, N]
@@ -152,7 +160,7 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
         cutoffs=cutoffs, kept={k: np.stack(v) for k, v in kept.items()},
         kept_count={k: np.array(v, dtype=np.int64) for k, v in kept_count.items()},
         final=np.stack([f[tokens] for f in final]), final_count=np.array(final_count, dtype=np.int64),
-        selected=selected, seed=seed, chain=chains[0])
+        selected=drawn[0], seed=seed, chain=chains[0], drawn=np.array(drawn, dtype=np.int64))
 
 
 # ----------------------------------------------------------------------------- logit lens
@@ -166,6 +174,18 @@ class LogitLens:
     # [L+1, T] int64: row 0 reads the embeddings, row l the output of block l-1, row L the model's output
     top_tokens: np.ndarray
     top_probs: np.ndarray  # [L+1, T] float32: their probabilities, softmax(unembed(ln_f(residual)))
+    row_labels: list[str] = field(default_factory=list)  # [L+1] what each row reads: lens_row_labels(L)
+
+    def __post_init__(self):
+        if not self.row_labels:
+            self.row_labels = lens_row_labels(self.top_tokens.shape[0] - 1)
+
+
+def lens_row_labels(n_layer: int) -> list[str]:
+    """What each row of the lens reads, bottom up: "embeddings", "after block 1", ..., and the last block's
+    output, "after block L (the model's prediction)"."""
+    return ["embeddings"] + [f"after block {l}" for l in range(1, n_layer)] + [
+        f"after block {n_layer} (the model's prediction)"] if n_layer else ["embeddings (the model's prediction)"]
 
 
 def logit_lens(model: GPT2, ids) -> LogitLens:
@@ -182,7 +202,7 @@ def logit_lens(model: GPT2, ids) -> LogitLens:
         top_tokens.append(best)
         top_probs.append(probs[np.arange(best.size), best])
     return LogitLens(tokens=[int(i) for i in ids], top_tokens=np.stack(top_tokens).astype(np.int64),
-                     top_probs=np.stack(top_probs))
+                     top_probs=np.stack(top_probs), row_labels=lens_row_labels(model.config.n_layer))
 
 
 # ----------------------------------------------------------------------------- attention
@@ -228,6 +248,10 @@ class BeamTree:
     scores: list[float]
     strategy: str = "beam"
     options: dict = field(default_factory=dict)
+    # how many candidates each step weighs, over all beams, and so how many nodes a step has at most: the
+    # 2 * num_beams best (beam-sample: drawn; diverse-beam: 2 * num_beams / num_beam_groups per group), as
+    # transformers, so that a beam always has a candidate left that does not end; the others are not drawn
+    candidates_per_step: int = 0
 
     def path(self, node: BeamNode) -> list[BeamNode]:
         """The nodes from the root's first child down to `node`."""
@@ -271,7 +295,7 @@ def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.
     settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
                     early_stopping=early_stopping, **options)
     return BeamTree(prompt=ids, nodes=nodes, sequences=out.sequences, scores=out.scores, strategy=strategy,
-                    options=settings)
+                    options=settings, candidates_per_step=2 * num_beams)
 
 
 __all__ = ["token_logprobs", "perplexity", "NextTokenDistribution", "next_token_distribution", "LogitLens",

@@ -63,6 +63,11 @@ def chain_line(chain: list[str]) -> str:
     return "processor chain, in order: " + " -> ".join(chain)
 
 
+def survivors_text(survivors: int) -> str:
+    """How many tokens a step could still choose: "1 token survives", "2,345 tokens survive"."""
+    return "1 token survives" if survivors == 1 else f"{survivors:,} tokens survive"
+
+
 def state_text(state: dict) -> str:
     """A stateful processor's state after a step: "mu=3.125"."""
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in state.items())
@@ -73,7 +78,8 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
     and after it (the distribution the token was chosen from), each with its probability; * marks the
     chosen token."""
     chosen = f"{step.token} {shown_token(tok, step.token)}"
-    header = f"step {number}: chose {chosen} (log p {step.logprob:.4f} before the chain)"
+    header = (f"step {number}: chose {chosen} (log p {step.logprob:.4f} before the chain); "
+              f"{survivors_text(step.survivors)} the chain")
     if step.state:
         header += f"; state {state_text(step.state)}"
     before, after = step.raw_candidates[:top], step.candidates[:top]
@@ -86,9 +92,13 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
         token, p = candidates[rank]
         return f"{shown_token(tok, token, WIDTH):<{WIDTH}} {p:8.4f} {'*' if token == step.token else ' '}"
 
+    def held(candidates):  # the probability the rows above hold together
+        return f"{'':<{WIDTH}} {sum(p for _, p in candidates):8.4f}  " if candidates else " " * (WIDTH + 11)
+
     lines = [header, f"  {'rank':>4}  {'before the chain':<{WIDTH + 11}}  after the chain"]
     for rank in range(max(len(before), len(after))):
         lines.append(f"  {rank + 1:>4}  {cell(before, rank)}  {cell(after, rank)}".rstrip())
+    lines.append(f"  {'sum':>4}  {held(before)}  {held(after)}".rstrip())
     if all(token != step.token for token, _ in after):
         lines.append(f"        (the chosen token is not among the {len(after)} most probable after the chain)")
     return lines
@@ -151,16 +161,21 @@ def comparison_table(results) -> list[str]:
 
 
 def step_line(tok: Tokenizer, step) -> str:
-    """One traced step on one line: id, token, log p, the links' state, then the candidates after the chain."""
+    """One traced step on one line: id, token, log p, the links' state, how many tokens survive the chain,
+    then the candidates after the chain and the probability they hold together."""
     candidates = "  ".join(f"{shown_token(tok, i)} {p:.3f}" for i, p in step.candidates)
     state = f" [{state_text(step.state)}]" if step.state else ""  # e.g. DoLa's premature layer, mirostat's mu
-    return f"  {step.token:>6} {shown_token(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | {candidates}"
+    shown = f", shown p {step.shown_mass:.3f} | {candidates}" if step.candidates else ""
+    return (f"  {step.token:>6} {shown_token(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | "
+            f"survivors {step.survivors}{shown}")
 
 
 def step_json(step) -> dict:
-    """One traced step as JSON: candidates as [id, p] pairs, before the chain (raw_candidates) and after it."""
-    entry = {"token": step.token, "logprob": step.logprob, "candidates": [[i, p] for i, p in step.candidates],
-             "raw_candidates": [[i, p] for i, p in step.raw_candidates]}
+    """One traced step as JSON: candidates as [id, p] pairs, before the chain (raw_candidates) and after it,
+    the probability each list holds (raw_shown_mass, shown_mass), and how many tokens survive the chain."""
+    entry = {"token": step.token, "logprob": step.logprob, "survivors": step.survivors,
+             "candidates": [[i, p] for i, p in step.candidates], "shown_mass": step.shown_mass,
+             "raw_candidates": [[i, p] for i, p in step.raw_candidates], "raw_shown_mass": step.raw_shown_mass}
     if step.state:
         entry["state"] = step.state
     return entry

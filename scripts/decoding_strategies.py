@@ -27,7 +27,7 @@ import minigpt  # noqa: E402
 from minigpt import inspection, plots  # noqa: E402
 from minigpt.compare import CLASSIC, RunSpec, compare  # noqa: E402
 from minigpt.tokenizer import visible  # noqa: E402
-from minigpt.views import comparison_block, comparison_table  # noqa: E402
+from minigpt.views import comparison_block, comparison_table, shown_token  # noqa: E402
 
 # The sections, in the study's order: (heading, what to notice, the run).
 SECTIONS = [
@@ -90,7 +90,7 @@ def figures(model, tok, ids, out_dir: Path, seed: int) -> list[Path]:
     write("logit_lens.png", plots.plot_lens, inspection.logit_lens(model, ids), tok,
           "logit lens: what each layer would predict")
     write("attention.png", plots.plot_attention, inspection.attention_maps(model, ids), 0, None,
-          [tok.decode([i]) for i in ids], "attention of every head in layer 0")
+          [shown_token(tok, i) for i in ids], "attention of every head in layer 0")
     return written
 
 

@@ -196,3 +196,33 @@ def test_bad_input_is_one_sentence():
         logit_lens(model, [])
     with pytest.raises(ValueError, match="n_positions"):
         attention_maps(load_model("odd-f16"), [1] * 41)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_each_temperature_states_the_token_its_draw_gives(seed):
+    model = load_model("fullvocab")
+    prompt, temperatures = [464, 3290], (0.5, 1.0, 2.0)
+    data = next_token_distribution(model, prompt, temperatures=temperatures, top_p=0.95, seed=seed)
+    assert data.draw_temperature == 0.5 and data.selected == data.drawn[0]
+    for t, token in zip(temperatures, data.drawn):  # the same seed draws at each temperature what sampling would
+        out = minigpt.generate(model, prompt, "sample", seed=seed, temperature=t, top_p=0.95, max_new_tokens=1)
+        assert out.sequences[0][0] == token
+    greedy = next_token_distribution(model, prompt, temperatures=temperatures)
+    assert greedy.drawn.tolist() == [greedy.tokens[0]] * 3 and greedy.seed is None
+
+
+def test_lens_rows_are_named_as_the_readme_explains_them():
+    model = load_model("tiny-hub")  # two blocks
+    lens = logit_lens(model, [1, 2, 3])
+    assert lens.row_labels == ["embeddings", "after block 1", "after block 2 (the model's prediction)"]
+    assert len(lens.row_labels) == lens.top_tokens.shape[0]
+
+
+@pytest.mark.parametrize("strategy, options", [("beam", {}), ("beam-sample", {"seed": 0}),
+                                               ("diverse-beam", {"num_beam_groups": 3, "diversity_penalty": 1.0})])
+def test_beam_tree_states_how_many_candidates_each_step_weighs(strategy, options):
+    model = load_model("tiny-hub")
+    tree = beam_tree(model, [5, 17, 400], num_beams=3, max_new_tokens=4, strategy=strategy, **options)
+    assert tree.candidates_per_step == 6
+    per_step = np.bincount([node.step for node in tree.nodes[1:]])
+    assert per_step.max() <= 6 and (strategy != "beam" or (per_step == 6).all()), per_step

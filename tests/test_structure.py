@@ -25,7 +25,8 @@ ORDER = [
     "sampling.scores", "sampling.guidance", "sampling.dola",  # 7: where the scores come from
     "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
     "sampling", "generate",  # 9
-    "inspection", "perplexity", "compare", "views", "canvas", "plots",  # 10: looking at it, whole texts
+    "inspection", "perplexity", "compare", "views", "canvas", "plots_probs", "plots_beam", "plots_maps",
+    "plots",  # 10: looking at it, whole texts, pictures
     "version", "cli_args", "cli_plot", "cli_score", "cli", "__main__", "",  # 11: the command line, the package
 ]
 

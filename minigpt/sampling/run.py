@@ -28,6 +28,9 @@ class Step:
     logprob: float  # log p(token) under the model's own distribution, before the chain
     candidates: list[tuple[int, float]]  # after the chain, (id, p), most probable first: what it was chosen from
     raw_candidates: list[tuple[int, float]] = field(default_factory=list)  # before the chain: the model's own, (id, p)
+    survivors: int = 0  # how many tokens have probability > 0 after the chain: the ones the token could be
+    shown_mass: float = 0.0  # the probability after the chain of the tokens in `candidates`, together
+    raw_shown_mass: float = 0.0  # the model's own probability of the tokens in `raw_candidates`, together
     state: dict = field(default_factory=dict)  # what a stateful link decided at this step (mirostat's mu), by name
 
 
@@ -108,13 +111,18 @@ def top_candidates(scores, top: int, log_total: float = 0.0) -> list[tuple[int, 
 
 def trace_step(token: int, model_logprobs, processed, top: int) -> Step:
     """A Step for `token`: model_logprobs [V] (log-softmax of the model's logits), processed [V] (after the
-    chain); the top candidates before the chain (exp(model_logprobs)) and after it (softmax(processed))."""
+    chain); the top candidates before the chain (exp(model_logprobs)) and after it (softmax(processed)),
+    the probability they hold, and how many tokens survive the chain (one count over V, no sort)."""
     step = Step(token=int(token), logprob=float(model_logprobs[token]), candidates=[])
+    log_total = log_normalizer(processed)
+    if log_total > -np.inf:  # else every token is masked: nothing survives
+        step.survivors = int(np.count_nonzero(np.exp(processed - log_total) > 0))  # p > 0, as top_candidates has it
     if top > 0:
         step.raw_candidates = top_candidates(model_logprobs, top)
-        log_total = log_normalizer(processed)
-        if log_total > -np.inf:  # every token masked: nothing to show
+        step.raw_shown_mass = sum(p for _, p in step.raw_candidates)
+        if log_total > -np.inf:
             step.candidates = top_candidates(processed, top, log_total)
+            step.shown_mass = sum(p for _, p in step.candidates)
     return step
 
 
