@@ -24,6 +24,7 @@ from .checkpoint import load
 from .checks import number
 from .cli_args import announce, argument_type, command_line_text, integer
 from .cli_plot import add_plot_commands
+from .cli_batch import cmd_generate_file
 from .cli_score import add_score_command
 from .compare import CLASSIC, compare, parse_run
 from .generate import STRATEGIES, generate
@@ -72,8 +73,18 @@ def add_generate_command(sub, model_help: str):
     g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
                        description="Continue a prompt. Only the options given are passed to the library; a strategy "
                                    "refuses the options it does not use, naming the strategies that do.")
-    g.add_argument("prompt", help="the text to continue (may be empty: GPT-2 then starts from <|endoftext|>)")
+    g.add_argument("prompt", nargs="?", help="the text to continue (may be empty: GPT-2 then starts from "
+                                             "<|endoftext|>); or give --input")
     g.add_argument("--model", default="gpt2", help=model_help)
+    files = g.add_argument_group("a file of prompts", "one JSON object per line: {\"prompt\": \"...\"} and, "
+                                 "optionally, strategy and options by their Python names, over the flags given")
+    files.add_argument("--input", metavar="FILE.jsonl", help="the prompts, one JSON object per line")
+    files.add_argument("--output", metavar="FILE.jsonl", help="the results, one per line in input order; run again "
+                                                              "to finish an interrupted run")
+    files.add_argument("--skip-bad-lines", action="store_true",
+                       help="write a bad line's error in its place and go on (default: refuse the file)")
+    files.add_argument("--batch-size", type=integer, default=32, metavar="N",
+                       help="prompts with the same options run together, N at a time (default 32)")
     groups = {name: g.add_argument_group(name, description) for name, description in GROUPS.items()}
     groups["strategy"].add_argument(
         "--strategy", default="greedy", choices=list(STRATEGIES), metavar="NAME",
@@ -101,6 +112,10 @@ def add_generate_command(sub, model_help: str):
 
 
 def cmd_generate(args):
+    if args.input is not None or args.output is not None:
+        return cmd_generate_file(args, generation_options(args, Tokenizer()))
+    if args.prompt is None:
+        raise ValueError("give a prompt to continue, or --input FILE.jsonl --output FILE.jsonl.")
     tok = Tokenizer()
     path = hub.resolve(args.model, report=announce)  # a name -> the folder it is found in, or downloaded into
     weights = str(path.absolute())
@@ -268,7 +283,8 @@ def command_line_message(error: ValueError) -> str:
     """A refusal of the library in the command line's words: flags, not Python keywords ("top_k=5 (--top-k 5)"
     and "top_k" become "--top-k 5" and "--top-k")."""
     message = re.sub(r"\b\w+=\S+ \((--[^)]+)\)", r"\1", str(error))
-    message = re.sub(r"\b\w+ \((--[\w-]+)\)", r"\1", message)  # "trace_top (--trace-top)" -> "--trace-top"
+    message = re.sub(r"\b(\w+) \((--[\w-]+)\)",  # "trace_top (--trace-top)" -> "--trace-top"
+                     lambda m: m[2] if "--" + m[1].replace("_", "-") == m[2] else m[0], message)
     for option in sorted(REGISTRY, key=lambda o: -len(o.name)):
         message = re.sub(rf"(?<![\w'-]){option.name}(?![\w'])", option.flag, message)  # not 'top_k', a warper
     return message

@@ -24,10 +24,10 @@ ORDER = [
     "sampling.run",  # 6: one call's context, trace and stop strings
     "sampling.scores", "sampling.guidance", "sampling.dola",  # 7: where the scores come from
     "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
-    "sampling", "generate",  # 9
+    "sampling", "generate", "batch",  # 9: the call, and a file of prompts
     "inspection", "perplexity", "compare", "views", "canvas", "plots_probs", "plots_beam", "plots_maps",
     "plots",  # 10: looking at it, whole texts, pictures
-    "version", "cli_args", "cli_plot", "cli_score", "cli", "__main__", "",  # 11: the command line, the package
+    "version", "cli_args", "cli_plot", "cli_score", "cli_batch", "cli", "__main__", "",  # 11: the command line
 ]
 
 
