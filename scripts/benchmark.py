@@ -114,6 +114,8 @@ def use_threads(threads: int):
     import numpy as np
     sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
     import minigpt
+    import minigpt.batch
+    import minigpt.perplexity
 
 
 def rerun_with_native_blas(script: str, argv: list[str]) -> int:
@@ -381,8 +383,10 @@ def run_child(kind: str, folder: Path, threads: int, xl_new_tokens: int):
         return
     elif kind == "rss-transformers":
         result = child_transformers(folder, threads)
-    elif kind == "xl-minigpt":
+    elif kind in ("xl-minigpt", "xl-minigpt-copied"):
         limit_numpy_threads(threads)
+        if kind == "xl-minigpt-copied":  # as before the memory map: every float32 tensor read into its own array
+            minigpt.checkpoint.NATIVE_F32 = False
         result = child_minigpt(folder, xl_new_tokens, beam=False)
     elif kind in ("build-gpt2", "build-gpt2-xl"):
         build_random_checkpoint(folder, XL_SHAPE if kind == "build-gpt2-xl" else {})
@@ -456,11 +460,54 @@ def compare(folder: Path, hf, repeats: int) -> dict:
     for key, fns in (("greedy_s", greedy), ("prefill_s", prefill), ("beam_s", beam)):
         results["loadavg"][key] = loadavg()  # the machine is shared: how busy it was as each one started
         results[key] = take_turns(fns, repeats)
+    results.update(compare_whole_texts(folder, model, hf and ref, hf))
     results["bandwidth"] = bandwidth_of(results["greedy_s"], matvec_bytes)
     results["bandwidth_samples_s"] = {k: results["greedy_s"].pop(k) for k in matvec}
     results["new_token_counts"] = counts
     results["weight_bytes_per_token"] = weight_bytes_per_token(model)
     return results
+
+
+PERPLEXITY_TOKENS, PERPLEXITY_WINDOW, PERPLEXITY_STRIDE = 20_000, 1024, 512
+FILE_PROMPTS, FILE_NEW_TOKENS = 32, 32
+
+
+def compare_whole_texts(folder: Path, model, ref, hf) -> dict:
+    """The batch work, side by side, each once (they take minutes): the perplexity of a 20,000-token text with
+    transformers' guide loop on the same windows, and 32 prompts of 8 to 40 tokens from a file, 32 new tokens
+    each, against transformers' generate() on the same left-padded batch and minigpt one prompt at a time."""
+    rng, tok = np.random.default_rng(2), minigpt.Tokenizer()
+    text = rng.integers(0, 50256, PERPLEXITY_TOKENS).tolist()
+    texts = [tok.decode(rng.integers(0, 50256, n).tolist()) for n in rng.integers(8, 41, FILE_PROMPTS)]
+    batch_ids = [tok.encode(t) for t in texts]
+    work = Path(tempfile.mkdtemp())
+    (work / "in.jsonl").write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))
+    opts = {"max_new_tokens": FILE_NEW_TOKENS, "min_new_tokens": FILE_NEW_TOKENS}
+
+    def from_file():
+        (work / "out.jsonl").unlink(missing_ok=True)
+        minigpt.batch.run_prompt_file(model, work / "in.jsonl", work / "out.jsonl", options=opts)
+
+    ppl = {"minigpt": lambda: minigpt.perplexity.perplexity(model, text, PERPLEXITY_STRIDE, PERPLEXITY_WINDOW)}
+    batched = {"minigpt": from_file,
+               "minigpt one at a time": lambda: [minigpt.generate(model, ids, **opts) for ids in batch_ids]}
+    if hf:
+        from make_perplexity_reference import window_nlls  # transformers' guide loop; it imports torch, as hf does
+
+        torch = hf[0]
+        longest = max(map(len, batch_ids))
+        x = torch.tensor([[0] * (longest - len(ids)) + ids for ids in batch_ids])
+        mask = torch.tensor([[0] * (longest - len(ids)) + [1] * len(ids) for ids in batch_ids])
+
+        def hf_batch():
+            with torch.inference_mode():
+                ref.generate(x, attention_mask=mask, do_sample=False, max_new_tokens=FILE_NEW_TOKENS,
+                             min_new_tokens=FILE_NEW_TOKENS, pad_token_id=ref.config.eos_token_id)
+
+        ppl["transformers"] = lambda: window_nlls(ref, text, PERPLEXITY_WINDOW, PERPLEXITY_STRIDE)
+        batched["transformers"] = hf_batch
+    print("whole texts: perplexity and a file of prompts (once each) ...", flush=True)
+    return {"perplexity_s": take_turns(ppl, 1, warmup=0), "file_s": take_turns(batched, 1, warmup=0)}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -475,7 +522,8 @@ def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | No
               memory: int) -> list:
     """The table's rows. Speeds from the median time; ratio = minigpt's speed / transformers', and
     ratio_best the same from each one's fastest run (what a quiet machine would show)."""
-    med = {k: {name: median(s) for name, s in cmp[k].items()} for k in ("load_s", "greedy_s", "prefill_s", "beam_s")}
+    keys = ("load_s", "greedy_s", "prefill_s", "beam_s", "perplexity_s", "file_s")
+    med = {k: {name: median(s) for name, s in cmp[k].items()} for k in keys}
     best = {k: {name: min(s) for name, s in cmp[k].items()} for k in med}
 
     def speedup(k, name="minigpt", of=med):
@@ -507,6 +555,15 @@ def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | No
         row("peak RSS, load+greedy+beam (MB)", peak / 1e6, rss_hf.get("peak_rss_bytes", 0) / 1e6 or None,
             peak / checkpoint_bytes, "<= 1.3x ckpt", peak / checkpoint_bytes <= 1.3, unit="x ckpt"),
     ]
+    tokens = PERPLEXITY_TOKENS - 1
+    rows.append(compared(f"perplexity {PERPLEXITY_TOKENS:,} tokens, L {PERPLEXITY_WINDOW} S {PERPLEXITY_STRIDE} "
+                         "(tokens/s)", "perplexity_s", tokens, 1.0))
+    generated = FILE_PROMPTS * FILE_NEW_TOKENS
+    rows.append(compared(f"{FILE_PROMPTS} prompts from a file x {FILE_NEW_TOKENS} new (tokens/s)", "file_s",
+                         generated, 1.5))
+    one = med["file_s"]["minigpt one at a time"] / med["file_s"]["minigpt"]
+    rows.append(row("  the same, one prompt at a time (tokens/s)", generated / med["file_s"]["minigpt one at a time"],
+                    None, one, ">= 3x batched", one >= 3, unit="x batched"))
     shared = rss.get("shared")
     if shared:
         share = shared["two_bytes"] / (2 * shared["one_bytes"])
@@ -517,6 +574,11 @@ def summarize(cmp: dict, bandwidth: dict, rss: dict, rss_hf: dict, xl: dict | No
             rows.append(row("xl: load + generate", xl["error"], None, None, "fits in RAM", False))
         else:
             rows.append(row("xl: load (s)", xl["load_s"], None, None, "report"))
+            copied = xl["copied"]
+            if "error" not in copied:
+                rows.append(row("  before the memory map: load (s)", copied["load_s"], None, None, "report"))
+                rows.append(row("  before the memory map: peak RSS (GiB)", copied["peak_rss_bytes"] / 2**30, None,
+                                copied["peak_rss_bytes"] / xl["checkpoint_bytes"], "report", unit="x ckpt"))
             speed = xl["new_tokens"] / xl["greedy_s"]
             rows.append(row(f"xl: greedy 32+{xl['new_tokens']} (tokens/s)", speed, None, None, "report"))
             peak = xl["peak_rss_bytes"]
@@ -595,6 +657,7 @@ def children(folder: Path, has_hf: bool, threads: int, cache_dir: Path, xl_new_t
     xl_folder = checkpoint("gpt2-xl", has_hf, cache_dir, threads)
     print(f"xl: load + generate {xl_new_tokens} tokens in a child ...", flush=True)
     xl = run("xl-minigpt", "--child-dir", str(xl_folder), "--xl-new-tokens", str(xl_new_tokens))
+    xl["copied"] = run("xl-minigpt-copied", "--child-dir", str(xl_folder), "--xl-new-tokens", str(xl_new_tokens))
     xl["checkpoint_bytes"] = (xl_folder / "model.safetensors").stat().st_size
     return rss, rss_hf, xl
 
@@ -668,7 +731,8 @@ def run(args) -> dict:
     print(f"new tokens generated: {counts}; "
           f"prefill logits max |minigpt - transformers| = {cmp.get('prefill_max_abs_diff', '-')}")
     print_children(rss, rss_hf, xl)
-    return {"meta": meta, "rows": rows, "samples": {k: cmp[k] for k in ("load_s", "greedy_s", "prefill_s", "beam_s")},
+    return {"meta": meta, "rows": rows, "samples": {k: cmp[k] for k in ("load_s", "greedy_s", "prefill_s", "beam_s",
+                                                                         "perplexity_s", "file_s")},
             "loadavg_per_measure": cmp["loadavg"],
             "bandwidth_samples_s": cmp["bandwidth_samples_s"], "rss_minigpt": rss, "rss_transformers": rss_hf, "xl": xl,
             "new_token_counts": counts, "prefill_max_abs_diff": cmp.get("prefill_max_abs_diff")}
