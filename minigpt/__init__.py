@@ -8,8 +8,10 @@ Follow one token from bytes to text through the modules in this order:
   sampling/             the per-step loop lives in the strategies there (tokenwise.py for greedy and
                         sampling): scores -> chain (processors, then the chooser) -> token -> trace
 Loading the weights: folders.py (names -> folders), hub.py (-> files, downloaded if need be), config.py (shapes),
-checkpoint.py (safetensors -> arrays).
-Shared helpers at the bottom: numerics.py (softmax, top-k, the draw) and checks.py (the refusals).
+safetensors_header.py (the file's header, checked), checkpoint.py (-> float32 arrays, mapped from the file).
+Shared helpers at the bottom: numerics.py (softmax, top-k, the draw), checks.py (the refusals) and memory.py
+(what a call holds at its peak, refused before it is allocated if it will not fit).
+Whole texts and many prompts: perplexity.py (a sliding window) and batch.py (a file of prompts).
 """
 
 from .checkpoint import CheckpointError, load
