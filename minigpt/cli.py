@@ -6,6 +6,8 @@
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
     minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
     minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (cli_plot.py)
+    minigpt explore --model tiny                      a local page to step through generation (cli_web.py)
+    minigpt report "The stream" --out run.html        one HTML file that shows every step, offline
 
 generate's option flags come from the registry of options (sampling/options.py): each declared option
 is a flag named after it (--top-k for top_k), with its one-line help, grouped as the registry groups them.
@@ -24,6 +26,7 @@ from .checkpoint import load
 from .checks import number
 from .cli_args import announce, argument_type, command_line_text, integer
 from .cli_plot import add_plot_commands
+from .cli_web import add_web_commands
 from .compare import CLASSIC, compare, parse_run
 from .generate import STRATEGIES, generate
 from .sampling.link import GROUPS, Option
@@ -67,10 +70,8 @@ def add_option(group, option: Option):
                        metavar=option.metavar or ("N" if option.kind is int else "X"))
 
 
-def add_generate_command(sub, model_help: str):
-    g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
-                       description="Continue a prompt. Only the options given are passed to the library; a strategy "
-                                   "refuses the options it does not use, naming the strategies that do.")
+def add_generation_flags(g, model_help: str) -> dict:
+    """The prompt, --model, --strategy and a flag per declared option, for generate and report; -> the groups."""
     g.add_argument("prompt", help="the text to continue (may be empty: GPT-2 then starts from <|endoftext|>)")
     g.add_argument("--model", default="gpt2", help=model_help)
     groups = {name: g.add_argument_group(name, description) for name, description in GROUPS.items()}
@@ -82,6 +83,14 @@ def add_generate_command(sub, model_help: str):
         add_option(groups[option.group], option)
     groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
                                      type=command_line_text, help="a text never to generate (repeatable)")
+    return groups
+
+
+def add_generate_command(sub, model_help: str):
+    g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
+                       description="Continue a prompt. Only the options given are passed to the library; a strategy "
+                                   "refuses the options it does not use, naming the strategies that do.")
+    groups = add_generation_flags(g, model_help)
     output = groups["output"]
     output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text "
                                                             "(its first key, weights, is the folder read)")
@@ -272,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_compare)
 
     add_plot_commands(sub, model_help)
+    add_web_commands(sub, model_help, add_generation_flags, generation_options)
 
     d = sub.add_parser("download", help="download a checkpoint, unless it is already there, and print its folder")
     d.add_argument("model", help=model_help)
@@ -313,7 +323,8 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush finds no pipe either
         return 128 + signal.SIGPIPE
     except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
-        flags = isinstance(e, ValueError) and args.command in ("generate", "plot")  # compare's runs use keywords
+        # compare's runs use keywords, the other commands flags
+        flags = isinstance(e, ValueError) and args.command in ("generate", "plot", "report")
         print(f"minigpt: error: {command_line_message(e) if flags else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -26,7 +26,8 @@ ORDER = [
     "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
     "sampling", "generate",  # 9
     "inspection", "compare", "views", "canvas", "plots",  # 10: looking at it
-    "version", "cli_args", "cli_plot", "cli", "__main__", "",  # 11: the command line, and the package itself
+    "render", "explore", "server",  # 11: the web renderer's data, the explorer's endpoints, its HTTP service
+    "version", "cli_args", "cli_plot", "cli_web", "cli", "__main__", "",  # 12: the command line, the package
 ]
 
 
