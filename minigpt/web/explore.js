@@ -6,7 +6,7 @@
   const R = MinigptRender, el = R.el, $ = (id) => document.getElementById(id);
   const PAGE_DEFAULTS = { seed: 0, max_new_tokens: 10 }; // the page's own: a seed so that stepping is reproducible
   const S = { registry: null, values: {}, strategy: "greedy", prompt: "", promptTokens: [], branches: [], current: 0,
-    top: 10, busy: 0, generation: 0, timers: {} };
+    top: 10, busy: 0, generation: 0, rendered: 0, timers: {} };
   const branch = () => S.branches[S.current];
   const newBranch = (prefix = [], prefixSteps = [], forced = []) => ({ prefix, prefixSteps, forced, accepted: 0,
     data: null });
@@ -198,6 +198,7 @@
       { onPick: pending ? force : null });
     R.renderChain($("chain"), d.chain);
     renderBranches();
+    S.rendered += 1;
   }
   function renderBranches() {
     $("branches").replaceChildren(...S.branches.map((b, i) => {
