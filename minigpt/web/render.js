@@ -174,7 +174,7 @@ const MinigptRender = (() => {
     const ctx = canvas.getContext("2d"), image = ctx.createImageData(T, T);
     weights.forEach((row, q) => row.forEach((w, k) => {
       const i = 4 * (q * T + k), v = Math.round(255 * (1 - Math.sqrt(w)));
-      image.data.set([v, v, 255 - Math.round(40 * (1 - Math.sqrt(w))), 255], i);
+      image.data.set([v, v, 255, 255], i); // white (0) to blue (1)
     }));
     ctx.putImageData(image, 0, 0);
     canvas.addEventListener("mousemove", (e) => {
