@@ -213,3 +213,10 @@ def test_explore_serves_until_ctrl_c_and_stops_cleanly():
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0 and "Traceback" not in err and "stopped" in err
+
+
+def test_a_non_editable_install_ships_the_renderer():
+    """pyproject's package-data names every file of minigpt/web/, so a wheel holds the page and the report's assets."""
+    pyproject = (CHECKOUT / "pyproject.toml").read_text()
+    for path in (CHECKOUT / "minigpt" / "web").iterdir():
+        assert f'"web/{path.name}"' in pyproject, f"minigpt/web/{path.name} is not in pyproject's package-data"
