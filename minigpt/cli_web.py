@@ -83,7 +83,8 @@ def add_web_commands(sub, model_help: str, add_generation_flags, generation_opti
     e.add_argument("--draft-model", metavar="NAME_OR_PATH", help="a small model for speculative decoding (optional)")
     e.add_argument("--port", type=integer, default=8000, metavar="P", help="(default 8000; 0 picks a free port)")
     e.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1, this machine "
-                                                       "only; any other is warned about)")
+                                                       "only; any other is warned about); requests must name it in "
+                                                       "their Host header")
     e.add_argument("--open", action="store_true", help="open the page in the web browser")
     e.set_defaults(run=cmd_explore)
 

@@ -116,8 +116,8 @@ class Explorer:
                 raise RequestError(f"{name} cannot be given in a request: "
                                    + ("the draft model is chosen at launch (minigpt explore --draft-model)."
                                       if name == "draft_model" else "the page sets it from the tokens accepted."))
-            if option is not None and option.kind is object and isinstance(value, str):  # as the command line reads it
-                value = self.tok.encode(value) if option.encode else option.from_text(value)
+            if option is not None and option.kind is object:
+                value = self.from_text(option, value)
             if name in LIMITS and is_integer(value) and value > LIMITS[name]:
                 raise RequestError(f"{name} must be at most {LIMITS[name]} in minigpt explore, got {value}.")
             options[name] = value
@@ -128,6 +128,18 @@ class Explorer:
             options["draft_model"] = self.draft
         GenerationOptions.build(strategy, **options)  # every refusal before any token is generated
         return strategy, options
+
+    def from_text(self, option, value):
+        """A structured option as the page's text box gives it (a repeatable one as a list of texts) -> its value,
+        read as the command line reads the flag; any other value is left to the option's own check."""
+        if option.repeat and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            values = [option.from_text(v) for v in value]
+            if option.name == "logit_bias":  # a token given twice: the last bias counts, as on the command line
+                return dict(values)
+            return [] if values == ["none"] and option.name == "dry_sequence_breakers" else values
+        if isinstance(value, str):
+            return self.tok.encode(value) if option.encode else option.from_text(value)
+        return value
 
     def prompt(self, payload: dict) -> list[int]:
         text = field(payload, "prompt", lambda v: isinstance(v, str), "", "a string")

@@ -220,3 +220,13 @@ def test_a_non_editable_install_ships_the_renderer():
     pyproject = (CHECKOUT / "pyproject.toml").read_text()
     for path in (CHECKOUT / "minigpt" / "web").iterdir():
         assert f'"web/{path.name}"' in pyproject, f"minigpt/web/{path.name} is not in pyproject's package-data"
+
+
+def test_structured_options_are_read_from_text_as_the_command_line_reads_them(server, model):
+    ids = Tokenizer().encode(PROMPT)
+    first = generate(model, ids, max_new_tokens=1).sequences[0][0]
+    options = {"logit_bias": [f"{first}=-inf"], "stop": ["."], "suppress_tokens": "13,11"}
+    status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "accepted": 2, "options": options})
+    out = generate(model, ids, max_new_tokens=3, trace_top=10, logit_bias={first: float("-inf")}, stop=["."],
+                   suppress_tokens=[13, 11])
+    assert status == 200 and data["accepted"] + [data["pending"]] == roundtrip([step_json(s) for s in out.steps[0]])

@@ -69,12 +69,15 @@
     } else {
       input = el("input", { id, type: "text", placeholder: start === null || (Array.isArray(start) && !start.length)
         ? (o.metavar || "off") : JSON.stringify(start) });
-      input.addEventListener("input", () => set(o, input.value.trim() === "" ? undefined : input.value));
+      if (o.repeat) input.title = title + " Several: separate them with |.";
+      input.addEventListener("input", () => set(o, input.value.trim() === "" ? undefined : o.repeat
+        ? input.value.split("|").map((v) => v.trim()).filter((v) => v) : input.value));
     }
     return el("div", { class: "control", dataset: { option: o.name } }, label, input, slider);
   }
   function set(o, value) {
     S.values[o.name] = value;
+    if (o.name === "max_new_tokens") $("run").textContent = `Run ${Number(value) || PAGE_DEFAULTS.max_new_tokens}`;
     document.querySelector(`[data-option="${o.name}"]`).classList.toggle("changed", !isDefault(o, value) &&
       value !== undefined);
     if (o.name !== "max_new_tokens") later("options", optionsChanged);
@@ -243,6 +246,7 @@
     S.registry = await request("/api/options");
     if (!S.registry) return;
     $("model").textContent = `model ${S.registry.model}`;
+    $("run").textContent = `Run ${PAGE_DEFAULTS.max_new_tokens}`;
     buildControls();
     for (let l = 0; l < S.registry.n_layer; l++) $("layer").append(el("option", { value: l }, `layer ${l}`));
     $("head").append(el("option", { value: "all" }, "every head"));
