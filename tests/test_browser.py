@@ -6,6 +6,7 @@ MINIGPT_REQUIRE_BROWSER=1 (as in CI), when they fail instead. Every number the p
 with the library computed here."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -227,3 +228,20 @@ def test_the_report_opens_from_file_and_hovers_with_the_network_blocked(browser,
     assert page.eval_on_selector_all("#report .hyp", "ns => ns.length") == 3
     assert not errors and requests == [out.as_uri()]
     context.close()
+
+
+def test_undo_takes_a_token_back_and_hover_shows_mirostats_state(page, model):
+    page.type_prompt(PROMPT)
+    page.act(lambda: page.page.select_option("#strategy", "sample"))
+    page.page.click("details.group:has([data-option=mirostat]) summary")  # the llama.cpp samplers' group opens
+    page.set_option("mirostat", 2)
+    page.act(lambda: page.page.click("#next"))
+    page.act(lambda: page.page.click("#next"))
+    page.act(lambda: page.page.click("#undo"))
+    ids = Tokenizer().encode(PROMPT)
+    out = generate(model, ids, "sample", mirostat=2, seed=0, max_new_tokens=1, trace_top=10)
+    assert page.ids("#text .gtok:not(.pending)") == out.sequences[0]
+    page.page.hover("#text .gtok >> nth=0")
+    page.page.wait_for_selector("#tip", state="visible")
+    shown = re.search(r"mirostat_mu=([-\d.e]+)", page.page.inner_text("#tip")).group(1)
+    assert float(shown) == pytest.approx(out.steps[0][0].state["mirostat_mu"], rel=1e-3)  # shown to 4 digits

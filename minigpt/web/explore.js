@@ -100,6 +100,7 @@
     for (const o of S.registry.options) {
       const node = document.querySelector(`[data-option="${o.name}"]`), used = o.strategies.includes(S.strategy);
       node.classList.toggle("unused", !used);
+      node.querySelectorAll("input").forEach((input) => { input.disabled = !used || o.name === "draft_model"; });
       node.title = used ? "" : `${S.strategy} does not use ${o.name}; ${o.strategies.join(", ")} do`;
     }
     $("beam-section").hidden = !S.registry.beams.includes(S.strategy);
