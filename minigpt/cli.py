@@ -6,6 +6,8 @@
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
     minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
     minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (cli_plot.py)
+    minigpt explore --model tiny                      a local page to step through generation (cli_web.py)
+    minigpt report "The stream" --out run.html        one HTML file that shows every step, offline
 
 generate's option flags come from the registry of options (sampling/options.py): each declared option
 is a flag named after it (--top-k for top_k), with its one-line help, grouped as the registry groups them.
@@ -26,6 +28,7 @@ from .cli_args import announce, argument_type, command_line_text, integer
 from .cli_plot import add_plot_commands
 from .cli_batch import cmd_generate_file
 from .cli_score import add_score_command
+from .cli_web import add_web_commands
 from .compare import CLASSIC, compare, parse_run
 from .generate import STRATEGIES, generate
 from .sampling.link import GROUPS, Option
@@ -69,22 +72,11 @@ def add_option(group, option: Option):
                        metavar=option.metavar or ("N" if option.kind is int else "X"))
 
 
-def add_generate_command(sub, model_help: str):
-    g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
-                       description="Continue a prompt. Only the options given are passed to the library; a strategy "
-                                   "refuses the options it does not use, naming the strategies that do.")
-    g.add_argument("prompt", nargs="?", help="the text to continue (may be empty: GPT-2 then starts from "
-                                             "<|endoftext|>); or give --input")
+def add_generation_flags(g, model_help: str, prompt_help: str) -> dict:
+    """The prompt, --model, --strategy and a flag per declared option, for generate and report; -> the groups.
+    A prompt_help that offers --input makes the prompt optional."""
+    g.add_argument("prompt", nargs="?" if "--input" in prompt_help else None, help=prompt_help)
     g.add_argument("--model", default="gpt2", help=model_help)
-    files = g.add_argument_group("a file of prompts", "one JSON object per line: {\"prompt\": \"...\"} and, "
-                                 "optionally, strategy and options by their Python names, over the flags given")
-    files.add_argument("--input", metavar="FILE.jsonl", help="the prompts, one JSON object per line")
-    files.add_argument("--output", metavar="FILE.jsonl", help="the results, one per line in input order; run again "
-                                                              "to finish an interrupted run")
-    files.add_argument("--skip-bad-lines", action="store_true",
-                       help="write a bad line's error in its place and go on (default: refuse the file)")
-    files.add_argument("--batch-size", type=integer, default=32, metavar="N",
-                       help="prompts with the same options run together, N at a time (default 32)")
     groups = {name: g.add_argument_group(name, description) for name, description in GROUPS.items()}
     groups["strategy"].add_argument(
         "--strategy", default="greedy", choices=list(STRATEGIES), metavar="NAME",
@@ -94,6 +86,24 @@ def add_generate_command(sub, model_help: str):
         add_option(groups[option.group], option)
     groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
                                      type=command_line_text, help="a text never to generate (repeatable)")
+    return groups
+
+
+def add_generate_command(sub, model_help: str):
+    g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
+                       description="Continue a prompt. Only the options given are passed to the library; a strategy "
+                                   "refuses the options it does not use, naming the strategies that do.")
+    groups = add_generation_flags(g, model_help, "the text to continue (may be empty: GPT-2 then starts from "
+                                                 "<|endoftext|>); or give --input")
+    files = g.add_argument_group("a file of prompts", "one JSON object per line: {\"prompt\": \"...\"} and, "
+                                 "optionally, strategy and options by their Python names, over the flags given")
+    files.add_argument("--input", metavar="FILE.jsonl", help="the prompts, one JSON object per line")
+    files.add_argument("--output", metavar="FILE.jsonl", help="the results, one per line in input order; run again "
+                                                              "to finish an interrupted run")
+    files.add_argument("--skip-bad-lines", action="store_true",
+                       help="write a bad line's error in its place and go on (default: refuse the file)")
+    files.add_argument("--batch-size", type=integer, default=32, metavar="N",
+                       help="prompts with the same options run together, N at a time (default 32)")
     output = groups["output"]
     output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text "
                                                             "(its first key, weights, is the folder read)")
@@ -267,6 +277,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_compare)
 
     add_plot_commands(sub, model_help)
+    add_web_commands(sub, model_help, add_generation_flags, generation_options)
 
     d = sub.add_parser("download", help="download a checkpoint, unless it is already there, and print its folder")
     d.add_argument("model", help=model_help)
@@ -309,7 +320,8 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush finds no pipe either
         return 128 + signal.SIGPIPE
     except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
-        flags = isinstance(e, ValueError) and args.command in ("generate", "plot")  # compare's runs use keywords
+        # compare's runs use keywords, the other commands flags
+        flags = isinstance(e, ValueError) and args.command in ("generate", "plot", "report")
         print(f"minigpt: error: {command_line_message(e) if flags else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

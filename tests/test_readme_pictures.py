@@ -1,5 +1,6 @@
 """README's pictures: each one in docs/images/ is shown under the command that makes it, and that command,
-run here offline on the shipped tiny model, draws the same picture again."""
+run here offline on the shipped tiny model, draws the same picture again. The screenshots of the explore page
+are taken in a browser by scripts/screenshots.py, which the README names and whose docstring lists them."""
 
 import re
 import shlex
@@ -20,11 +21,14 @@ README = (ROOT / "README.md").read_text()
 SHOWN = re.findall(r"!\[[^\]]*\]\((docs/images/[^)]+\.png)\)", README)
 COMMANDS = {Path(line.split("--out ")[1].split()[0]).name: shlex.split(line)[1:]
             for line in README.splitlines() if line.startswith("minigpt plot ") and "--out " in line}
+SCREENSHOTS_SCRIPT = ROOT / "scripts" / "screenshots.py"
+SCREENSHOTS = sorted(re.findall(r"^    (explore-[\w-]+\.png) ", SCREENSHOTS_SCRIPT.read_text(), re.M))
 
 
 def test_every_picture_has_its_command_and_every_command_its_picture():
-    assert SHOWN and sorted(Path(path).name for path in SHOWN) == sorted(COMMANDS)
-    assert sorted(path.name for path in (ROOT / "docs" / "images").glob("*.png")) == sorted(COMMANDS)
+    assert SHOWN and sorted(Path(path).name for path in SHOWN) == sorted([*COMMANDS, *SCREENSHOTS])
+    assert sorted(path.name for path in (ROOT / "docs" / "images").glob("*.png")) == sorted([*COMMANDS, *SCREENSHOTS])
+    assert SCREENSHOTS and "python scripts/screenshots.py" in README
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

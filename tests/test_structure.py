@@ -27,7 +27,8 @@ ORDER = [
     "sampling", "generate", "batch",  # 9: the call, and a file of prompts
     "inspection", "perplexity", "compare", "views", "canvas", "plots_probs", "plots_beam", "plots_maps",
     "plots",  # 10: looking at it, whole texts, pictures
-    "version", "cli_args", "cli_plot", "cli_score", "cli_batch", "cli", "__main__", "",  # 11: the command line
+    "render", "explore", "server",  # 11: the web renderer's data, the explorer's endpoints, its HTTP service
+    "version", "cli_args", "cli_plot", "cli_score", "cli_batch", "cli_web", "cli", "__main__", "",  # 12: the shell
 ]
 
 

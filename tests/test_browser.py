@@ -1,0 +1,247 @@
+"""The explore page and the report in a real browser: headless Chromium through Playwright.
+
+Chromium is Debian's (`apt-get install chromium`, as .ci/run does); Playwright drives it at its path and
+never downloads a browser. Without Playwright or Chromium these tests are skipped, unless
+MINIGPT_REQUIRE_BROWSER=1 (as in CI), when they fail instead. Every number the page shows is compared
+with the library computed here."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+
+from helpers import CHECKOUT, fixture_model, program_env
+from minigpt import Tokenizer, generate
+from minigpt.inspection import attention_maps, logit_lens
+from minigpt.sampling.options import GenerationOptions
+from web_helpers import running_server
+
+PROMPT = "Hello, my dog is a little"
+REQUIRED = os.environ.get("MINIGPT_REQUIRE_BROWSER") == "1"
+
+
+def chromium_path() -> str | None:
+    return next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")) if p
+                 and os.path.exists(p)), None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if REQUIRED:
+        from playwright.sync_api import sync_playwright
+    else:
+        sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    path = chromium_path()
+    if path is None:
+        if REQUIRED:
+            pytest.fail("MINIGPT_REQUIRE_BROWSER=1 but no chromium was found; apt-get install -y chromium")
+        pytest.skip("no chromium found (apt-get install chromium); the browser tests need it")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fixture_model("fullvocab")
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    with running_server(model, "fullvocab") as s:
+        yield s
+
+
+class Page:
+    """A browser page on the explorer, with every request outside the server counted and refused."""
+
+    def __init__(self, browser, server):
+        self.origin = f"127.0.0.1:{server.server_address[1]}"
+        self.outside, self.errors = [], []
+        # bypass_csp: the server's Content-Security-Policy forbids eval, which Playwright's waits use
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        self.page = self.context.new_page()
+        self.page.route("**/*", self.route)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(f"http://{self.origin}/")
+        self.settle(0)
+
+    def route(self, route):
+        if urlparse(route.request.url).netloc == self.origin:
+            route.continue_()
+        else:
+            self.outside.append(route.request.url)
+            route.abort()
+
+    def rendered(self) -> int:
+        return self.page.evaluate("window.explorer ? window.explorer.state.rendered : 0")
+
+    def settle(self, before: int):
+        """Wait until the page has drawn an answer after `before` and no request is open."""
+        self.page.wait_for_function(f"window.explorer && window.explorer.state.rendered > {before} && "
+                                    "document.body.dataset.busy === '0'", timeout=60_000)
+
+    def act(self, action):
+        before = self.rendered()
+        action()
+        self.settle(before)
+
+    def ids(self, selector: str) -> list[int]:
+        return [int(i) for i in self.page.eval_on_selector_all(selector, "ns => ns.map(n => n.dataset.id)")]
+
+    def bars(self, which: str) -> list[tuple[int, float]]:
+        return [(int(i), float(p)) for i, p in self.page.eval_on_selector_all(
+            f"#bars-{which} .bar-row", "ns => ns.map(n => [n.dataset.id, n.dataset.p])")]
+
+    def type_prompt(self, text: str):
+        self.act(lambda: self.page.fill("#prompt", text))
+
+    def set_option(self, name: str, value):
+        self.act(lambda: self.page.fill(f"#opt-{name}", str(value)))
+
+
+@pytest.fixture
+def page(browser, server):
+    p = Page(browser, server)
+    yield p
+    assert not p.errors, p.errors
+    assert not p.outside, f"the page asked for {p.outside}"
+    p.context.close()
+
+
+def test_typing_a_prompt_shows_the_tokenizers_tokens(page):
+    page.type_prompt(PROMPT)
+    assert page.ids("#prompt-tokens .ptok") == Tokenizer().encode(PROMPT)
+    page.page.click("#prompt-tokens .ptok >> nth=2")  # " my": built by one merge
+    assert "rank" in page.page.inner_text("#merges")
+
+
+def test_three_next_clicks_with_greedy_give_generates_tokens(page, model):
+    page.type_prompt(PROMPT)
+    for _ in range(3):
+        page.act(lambda: page.page.click("#next"))
+    expected = generate(model, Tokenizer().encode(PROMPT), max_new_tokens=3).sequences[0]
+    assert page.ids("#text .gtok:not(.pending)") == expected
+
+
+def test_the_bars_after_the_chain_are_generates_candidates(page, model):
+    page.type_prompt(PROMPT)
+    page.act(lambda: page.page.select_option("#strategy", "sample"))
+    page.set_option("temperature", 0.7)
+    page.set_option("top_k", 5)
+    step = generate(model, Tokenizer().encode(PROMPT), "sample", max_new_tokens=1, temperature=0.7, top_k=5, seed=0,
+                    trace_top=10).steps[0][0]
+    bars = page.bars("after")
+    assert [i for i, _ in bars] == [i for i, _ in step.candidates]
+    np.testing.assert_allclose([p for _, p in bars], [p for _, p in step.candidates], atol=1e-6)
+    np.testing.assert_allclose([p for _, p in page.bars("before")], [p for _, p in step.raw_candidates], atol=1e-6)
+    assert "top_k" in page.page.inner_text("#bars-before")  # where top-k cuts is drawn
+
+
+def test_clicking_the_second_candidate_starts_a_branch_equal_to_generate(page, model):
+    page.type_prompt(PROMPT)
+    second = page.bars("after")[1][0]
+    page.act(lambda: page.page.click("#bars-after .bar-row >> nth=1"))
+    page.act(lambda: page.page.click("#next"))
+    page.act(lambda: page.page.click("#next"))
+    ids = Tokenizer().encode(PROMPT)
+    expected = [second] + generate(model, ids + [second], max_new_tokens=2).sequences[0]
+    assert page.ids("#text .gtok:not(.pending)") == expected
+    cards = page.page.eval_on_selector_all(".branch", "ns => ns.map(n => JSON.parse(n.dataset.tokens))")
+    assert len(cards) == 2 and cards[1] == expected
+    assert "distinct" in page.page.inner_text("#branches") or "d1" in page.page.inner_text("#branches")
+
+
+def test_the_lens_and_attention_equal_inspection(page, model):
+    page.type_prompt(PROMPT)
+    ids = Tokenizer().encode(PROMPT)
+    page.page.click("#inside summary")
+    page.page.wait_for_selector("#lens td")
+    page.page.wait_for_function("document.body.dataset.busy === '0'")
+    cells = page.page.eval_on_selector_all("#lens td", "ns => ns.map(n => [+n.dataset.layer, +n.dataset.pos, "
+                                           "+n.dataset.token, +n.dataset.p])")
+    lens = logit_lens(model, ids)
+    assert len(cells) == lens.top_tokens.size
+    for layer, pos, token, p in cells:
+        assert token == lens.top_tokens[layer, pos] and abs(p - lens.top_probs[layer, pos]) < 1e-6
+    maps = attention_maps(model, ids)
+    drawn = page.page.evaluate("document.querySelector('#attention canvas').weights")
+    np.testing.assert_allclose(drawn, maps[0, 0], atol=1e-6)
+    page.page.select_option("#layer", "1")
+    page.page.wait_for_function("document.body.dataset.busy === '0'")
+    page.page.select_option("#head", "all")
+    drawn = page.page.evaluate("[...document.querySelectorAll('#attention canvas')].map(c => c.weights)")
+    np.testing.assert_allclose(drawn, maps[1], atol=1e-6)
+
+
+def test_the_beam_tree_shows_beam_searchs_hypotheses(page, model):
+    page.type_prompt(PROMPT)
+    page.act(lambda: page.page.select_option("#strategy", "beam"))
+    page.set_option("num_beams", 3)
+    for _ in range(3):
+        page.act(lambda: page.page.click("#next"))
+    page.page.wait_for_function("document.body.dataset.busy === '0'")
+    page.page.wait_for_selector("#beam-tree .hyp")
+    hyps = page.page.eval_on_selector_all("#beam-tree .hyp", "ns => ns.map(n => JSON.parse(n.dataset.tokens))")
+    out = generate(model, Tokenizer().encode(PROMPT), "beam", num_beams=3, num_return_sequences=3, max_new_tokens=3)
+    assert hyps == out.sequences
+    assert page.ids("#text .gtok") == out.sequences[0]  # the text is the best hypothesis
+
+
+def test_a_bad_option_shows_the_librarys_sentence_in_the_page(page):
+    page.act(lambda: page.page.select_option("#strategy", "sample"))
+    page.page.fill("#opt-top_p", "2")
+    page.page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=60_000)
+    with pytest.raises(ValueError) as refusal:
+        GenerationOptions.build("sample", top_p=2, seed=0)
+    assert page.page.inner_text("#error") == str(refusal.value)
+
+
+def test_the_report_opens_from_file_and_hovers_with_the_network_blocked(browser, tmp_path):
+    out = tmp_path / "run.html"
+    done = subprocess.run([sys.executable, "-m", "minigpt", "report", PROMPT, "--model",
+                           str(CHECKOUT / "tests" / "fixtures" / "fullvocab"), "--strategy", "beam", "--num-beams", "3",
+                           "--max-new-tokens", "4", "--out", str(out)], env=program_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    context = browser.new_context(bypass_csp=True)
+    requests = []
+
+    def block(route):
+        requests.append(route.request.url)
+        route.abort() if not route.request.url.startswith("file://") else route.continue_()
+
+    context.route("**/*", block)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri())
+    page.hover("#report .gtok >> nth=1")
+    page.wait_for_selector("#tip", state="visible")
+    assert "before the chain" in page.inner_text("#tip")
+    assert page.eval_on_selector_all("#report .hyp", "ns => ns.length") == 3
+    assert not errors and requests == [out.as_uri()]
+    context.close()
+
+
+def test_undo_takes_a_token_back_and_hover_shows_mirostats_state(page, model):
+    page.type_prompt(PROMPT)
+    page.act(lambda: page.page.select_option("#strategy", "sample"))
+    page.page.click("details.group:has([data-option=mirostat]) summary")  # the llama.cpp samplers' group opens
+    page.set_option("mirostat", 2)
+    page.act(lambda: page.page.click("#next"))
+    page.act(lambda: page.page.click("#next"))
+    page.act(lambda: page.page.click("#undo"))
+    ids = Tokenizer().encode(PROMPT)
+    out = generate(model, ids, "sample", mirostat=2, seed=0, max_new_tokens=1, trace_top=10)
+    assert page.ids("#text .gtok:not(.pending)") == out.sequences[0]
+    page.page.hover("#text .gtok >> nth=0")
+    page.page.wait_for_selector("#tip", state="visible")
+    shown = re.search(r"mirostat_mu=([-\d.e]+)", page.page.inner_text("#tip")).group(1)
+    assert float(shown) == pytest.approx(out.steps[0][0].state["mirostat_mu"], rel=1e-3)  # shown to 4 digits
