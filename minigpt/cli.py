@@ -60,9 +60,11 @@ def add_option(group, option: Option):
     """One declared option as a flag: only what the user gives is passed on (argparse.SUPPRESS)."""
     default = CLI_DEFAULTS.get(option.name, argparse.SUPPRESS)
     shown = CLI_DEFAULTS.get(option.name, option.default)
-    said = shown is None or shown is False or isinstance(shown, tuple)  # off, or in the help already
+    off = "0 = off" in option.help  # the help says what 0 means: no "default 0", no second "(0 turns it off)"
+    said = shown is None or shown is False or isinstance(shown, tuple) or (off and shown == 0)  # in the help already
     text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
-    facts = ([] if said else [f"default {text}"]) + ([option.accepts] if option.low is not None else [])
+    ranged = [] if option.low is None else [option.accepts.removesuffix(f" {option.note}" if off else "")]
+    facts = ([] if said else [f"default {text}"]) + ranged
     help = option.help + (f" ({'; '.join(facts)})" if facts else "")
     if option.kind is bool:
         group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)
