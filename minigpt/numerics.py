@@ -1,6 +1,7 @@
 """The numeric helpers every stage after the logits shares, one implementation of each.
 
     softmax, log_softmax, log_normalizer   scores -> probabilities, in float32, without NaN for a row of -inf
+    cross_entropy                          a text's NLL token by token: log sum exp z - z_target
     entropy                                H = -sum p log p
     cumulative_sum                         running sums as torch accumulates them on the CPU
     kth_largest, largest                   top-k selection: a threshold, or the indices in order
@@ -36,6 +37,15 @@ def log_softmax(x):
     shifted = x - row_max(x)  # [B, V]
     total = np.exp(shifted).sum(axis=-1, keepdims=True)
     return shifted - np.log(np.where(total > 0, total, np.ones_like(total)))
+
+
+def cross_entropy(logits, targets):
+    """-log softmax(logits)[target] = log sum_j exp(z_j) - z_target for each row of finite logits [N, V] and its
+    target [N], with one temporary [N, V] (log_softmax would make three): a text's NLL, token by token. -> [N]"""
+    top = logits.max(axis=-1, keepdims=True)  # [N, 1]
+    e = np.subtract(logits, top)
+    np.exp(e, out=e)
+    return top[:, 0] + np.log(e.sum(axis=-1)) - logits[np.arange(len(targets)), targets]
 
 
 def log_normalizer(logits) -> float:

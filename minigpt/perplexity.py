@@ -29,7 +29,7 @@ from . import memory
 from .checks import check_int
 from .memory import Footprint, Part, check_fits
 from .model import GPT2
-from .numerics import log_softmax
+from .numerics import cross_entropy
 from .tokenizer import Tokenizer
 
 BATCH_BYTES = 2**29  # one forward pass over a batch of windows stays under 512 MiB
@@ -106,9 +106,9 @@ def window_nlls(model: GPT2, ids: np.ndarray, batch: list[Window]) -> list[float
     nlls = []
     for row, w in enumerate(batch):
         predicting = slice(w.first_scored - w.begin - 1, L - 1)  # the positions whose next token is scored
-        logp = log_softmax(model.unembed(model.final_norm(x[row, predicting])))  # [scored, V]
+        logits = model.unembed(model.final_norm(x[row, predicting]))  # [scored, V]
         targets = rows[row, w.first_scored - w.begin :]  # [scored]
-        nlls.append(-float(logp[np.arange(len(targets)), targets].sum(dtype=np.float64)))
+        nlls.append(float(cross_entropy(logits, targets).sum(dtype=np.float64)))
     return nlls
 
 

@@ -134,3 +134,13 @@ def test_score_file_reports_documents_and_the_whole(tmp_path, capsys, monkeypatc
         assert main(["score", "--file", str(docs), "--model", model_dir, "--max-length", "16", "--stride", "8",
                      *quiet]) == 0
         assert ("scoring: 100%" in sys.stderr.getvalue()) == shown
+
+
+def test_cross_entropy_is_minus_log_softmax_at_the_target():
+    from helpers import log_softmax64
+    from minigpt.numerics import cross_entropy
+
+    logits = np.random.default_rng(5).normal(0, 8, (7, 300)).astype(np.float32)
+    targets = np.array([0, 299, 5, 5, 17, 150, 3])
+    want = -log_softmax64(logits)[np.arange(7), targets]
+    np.testing.assert_allclose(cross_entropy(logits, targets), want, rtol=1e-5)
