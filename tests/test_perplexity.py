@@ -15,9 +15,10 @@ import pytest
 
 import minigpt
 from conftest import load_model, require_reference
-from helpers import run_cli
+from helpers import log_softmax64, run_cli
 from minigpt import inspection, perplexity as perplexity_module
 from minigpt.cli import main
+from minigpt.numerics import cross_entropy
 from minigpt.perplexity import perplexity, windows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,9 +138,6 @@ def test_score_file_reports_documents_and_the_whole(tmp_path, capsys, monkeypatc
 
 
 def test_cross_entropy_is_minus_log_softmax_at_the_target():
-    from helpers import log_softmax64
-    from minigpt.numerics import cross_entropy
-
     logits = np.random.default_rng(5).normal(0, 8, (7, 300)).astype(np.float32)
     targets = np.array([0, 299, 5, 5, 17, 150, 3])
     want = -log_softmax64(logits)[np.arange(7), targets]
