@@ -115,6 +115,7 @@ def use_threads(threads: int):
     sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
     import minigpt
     import minigpt.batch
+    import minigpt.folders
     import minigpt.perplexity
 
 
@@ -200,11 +201,9 @@ def status_kb(field: str) -> int:
 
 
 def real_gpt2_folder():
-    for base in (os.environ.get("MINIGPT_WEIGHTS"), ROOT / "weights"):
-        folder = Path(base) / "gpt2" if base else None
-        if folder and (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
-            return folder
-    return None
+    """The real gpt2 where minigpt.load("gpt2") would find it ($MINIGPT_WEIGHTS, weights/, the Hugging Face
+    cache), without the network; None if it is in none of them."""
+    return minigpt.folders.find("gpt2")
 
 
 def build_random_checkpoint(folder: Path, shape: dict):
