@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .config import GPTConfig
+from .markup import generation_html
 from .memory import Footprint, check_fits
 from .model import GPT2
 from .prompts import as_prompt_batch, fit_context, left_pad, unpad
@@ -77,6 +78,11 @@ class GenerationOutput:
         if len(self.prompt_tokens) > REPR_ROWS or len(self.sequences) > REPR_ROWS * len(self.prompt_tokens):
             lines.append("  ... (see .texts and .sequences for all)")
         return "\n".join(lines) + ")"
+
+
+    def _repr_html_(self) -> str:
+        tok = default_tokenizer()
+        return generation_html(self, lambda ids: tok.decode(t for t in ids if t < tok.n_vocab), REPR_ROWS ** 2)
 
 
 REPR_ROWS = 4  # the prompts, and the sequences of each, a repr shows

@@ -9,6 +9,7 @@ What this module is not: it computes nothing that a test should check (that is t
 generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
 """
 
+from .markup import state_text
 from .tokenizer import Merge, Tokenizer, replay_merges, visible
 
 WIDTH = 16  # the widest a token is shown in a table; longer ones end in …
@@ -66,11 +67,6 @@ def chain_line(chain: list[str]) -> str:
 def survivors_text(survivors: int) -> str:
     """How many tokens a step could still choose: "1 token survives", "2,345 tokens survive"."""
     return "1 token survives" if survivors == 1 else f"{survivors:,} tokens survive"
-
-
-def state_text(state: dict) -> str:
-    """A stateful processor's state after a step: "mu=3.125"."""
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in state.items())
 
 
 def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..markup import number, state_text, step_html, token_span
 from ..model import GPT2
 from ..numerics import largest, log_normalizer
 from ..tokenizer import Tokenizer
@@ -21,7 +22,7 @@ from .chain import LogitsChain
 from .options import GenerationOptions
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A token a step could have chosen: its id, its probability, and its text ("" without a tokenizer, or for
     an id beyond its vocabulary; a token holding part of a UTF-8 character shows U+FFFD)."""
@@ -31,6 +32,9 @@ class Candidate:
 
     def __repr__(self) -> str:
         return f"Candidate({self.id} {self.text!r} p={self.p:.4f})"
+
+    def _repr_html_(self) -> str:
+        return token_span(self.text, self.p, f"id {self.id}, p {self.p:.4f}", {"id": self.id, "p": number(self.p)})
 
 
 @dataclass(repr=False)
@@ -48,9 +52,12 @@ class Step:
 
     def __repr__(self) -> str:
         top = f", top after the chain {self.candidates[0].text!r} {self.candidates[0].p:.4f}" if self.candidates else ""
-        state = "".join(f", {k}={v:.4g}" if isinstance(v, float) else f", {k}={v}" for k, v in self.state.items())
+        state = f", {state_text(self.state)}" if self.state else ""
         return (f"Step({self.token} {self.text!r} logprob={self.logprob:.4f}, {self.survivors:,} survivors, "
                 f"{len(self.raw_candidates)}/{len(self.candidates)} candidates before/after the chain{top}{state})")
+
+    def _repr_html_(self) -> str:
+        return step_html(self)
 
 
 @dataclass
@@ -124,7 +131,7 @@ def token_text(tokenizer: Tokenizer | None, token: int) -> str:
     tokenizer or beyond its vocabulary."""
     if tokenizer is None or not 0 <= token < tokenizer.n_vocab:
         return ""
-    return tokenizer.token_bytes(token).decode("utf-8", "replace")
+    return tokenizer.token_texts[token]
 
 
 def top_candidates(scores, top: int, log_total: float = 0.0, tokenizer: Tokenizer | None = None) -> list[Candidate]:
