@@ -27,6 +27,7 @@ from .tokenizer import visible
 
 MAX_TOKENS = 400  # the most tokens a coloured text shows; the rest is summarised
 MAX_CELLS = 1600  # the most cells a heat map shows
+HOVER_TOP = 5  # the candidates a token's hover lists, before and after the chain
 BOX = "font-family:monospace;font-size:13px;line-height:1.7"
 CELL = "padding:1px 4px;border:1px solid #fff"
 
@@ -61,9 +62,10 @@ def token_span(text: str, p: float | None, title: str = "", data: dict | None = 
 
 
 def candidate_rows(candidates, chosen: int) -> str:
-    """Candidates (objects with .id, .p, .text) as lines of a hover: rank, text, p, * for the chosen."""
+    """The first HOVER_TOP candidates (objects with .id, .p, .text) as lines of a hover: rank, text, p, * for
+    the chosen."""
     return "\n".join(f"{r + 1:>3} {visible(c.text) or '#' + str(c.id):<14} {c.p:.4f}{' *' if c.id == chosen else ''}"
-                     for r, c in enumerate(candidates))
+                     for r, c in enumerate(candidates[:HOVER_TOP]))
 
 
 def step_title(step) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 import minigpt
 from minigpt import inspection
-from minigpt.markup import MAX_TOKENS, generation_html
+from minigpt.markup import HOVER_TOP, MAX_TOKENS, generation_html
 from minigpt.sampling.run import Candidate, Step
 from minigpt.tokenizer import visible
 
@@ -78,7 +78,8 @@ def test_the_generation_html_colours_each_token_by_its_probability(objects):
     assert "".join(s.text for s in spans) == out.texts[0]
     for span, step in zip(spans, steps):  # the hover: the candidates before and after the chain
         title = span.get("title")
-        assert all(visible(c.text) in title and f"{c.p:.4f}" in title for c in step.raw_candidates + step.candidates)
+        shown = step.raw_candidates[:HOVER_TOP] + step.candidates[:HOVER_TOP]
+        assert all(visible(c.text) in title and f"{c.p:.4f}" in title for c in shown)
 
 
 def test_a_step_and_a_candidate_show_their_numbers(objects):
