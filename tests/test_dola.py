@@ -48,7 +48,7 @@ def test_scores_match_transformers(name):
         assert sorted(c.id for c in step.candidates) == sorted(np.flatnonzero(kept).tolist())  # softmax of the scores
         probs = np.exp(want[kept] - want[kept].max())
         probs /= probs.sum()
-        got = dict(step.candidates)
+        got = {c.id: c.p for c in step.candidates}
         np.testing.assert_allclose([got[i] for i in np.flatnonzero(kept)], probs, rtol=1e-4, atol=1e-6)
 
 

@@ -9,7 +9,8 @@ import pytest
 
 import minigpt
 from minigpt import inspection
-from minigpt.markup import HOVER_TOP, MAX_TOKENS, generation_html
+from helpers import CHECKOUT
+from minigpt.markup import HOVER_TOP, MAX_TOKENS, colour, generation_html
 from minigpt.sampling.run import Candidate, Step
 from minigpt.tokenizer import visible
 
@@ -148,3 +149,13 @@ def test_html_stays_bounded_for_a_long_text():
     root = parse(generation_html(Out, lambda ids: ",", 16))
     assert len(root.findall(".//span[@data-step]")) == MAX_TOKENS
     assert "50 more tokens" in "".join(root.itertext())
+
+
+def test_the_colours_are_those_of_the_web_renderer():
+    """markup.colour is render.js's colour(), so that a notebook, the explorer and the report read alike."""
+    source = (CHECKOUT / "minigpt" / "web" / "render.js").read_text()
+    assert "const colour = (p) => `hsl(${Math.round(120 * Math.max(0, Math.min(1, p)))}, ${p > 0.5 ? 55 : 75}%, " \
+           "82%)`;" in source
+    assert [colour(p) for p in (-1, 0, 0.3, 0.5, 0.51, 1, 2)] == [
+        "hsl(0, 75%, 82%)", "hsl(0, 75%, 82%)", "hsl(36, 75%, 82%)", "hsl(60, 75%, 82%)", "hsl(61, 55%, 82%)",
+        "hsl(120, 55%, 82%)", "hsl(120, 55%, 82%)"]
