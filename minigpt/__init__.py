@@ -12,6 +12,7 @@ safetensors_header.py (the file's header, checked), checkpoint.py (-> float32 ar
 Shared helpers at the bottom: numerics.py (softmax, top-k, the draw), checks.py (the refusals) and memory.py
 (what a call holds at its peak, refused before it is allocated if it will not fit).
 Whole texts and many prompts: perplexity.py (a sliding window) and batch.py (a file of prompts).
+In a notebook every result shows itself as static HTML (markup.py): see docs/decoding_strategies.ipynb.
 """
 
 from .checkpoint import CheckpointError, load

@@ -64,7 +64,9 @@ def figure(width: float, height: float):
 
 
 def save(fig, out, dpi=100):
-    fig.savefig(check_out(out), dpi=dpi)
+    """Write the figure to `out` and return it; out=None writes nothing (a notebook shows the returned Figure)."""
+    if out is not None:
+        fig.savefig(check_out(out), dpi=dpi)
     return fig
 
 

@@ -30,7 +30,8 @@ def cmd_score_text(args, tok: Tokenizer):
     logprobs = inspection.token_logprobs(model, ids)
     value = inspection.perplexity(logprobs)
     if args.json:
-        print(json.dumps({"tokens": ids, "logprobs": [None, *logprobs], "perplexity": value}))
+        texts = [tok.token_bytes(t).decode("utf-8", "replace") for t in ids]  # each token's own text
+        print(json.dumps({"tokens": ids, "texts": texts, "logprobs": [None, *logprobs], "perplexity": value}))
         return
     print(f"{'pos':>4}  {'id':>6}  {'log p':>9}  text")
     for pos, (token, lp) in enumerate(zip(ids, [None, *logprobs])):

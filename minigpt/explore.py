@@ -179,7 +179,7 @@ class Explorer:
         chain = build_chain(sampling=opts.sampling, prompt_length=len(prompt), eos_token_id=eos,
                             vocab_size=self.model.config.vocab_size, tokenizer=self.tok,
                             rng=np.random.default_rng(opts.seed), pad_token_id=eos, **opts.chain_options())
-        shown_ids, result, scores = [c[0] for c in pending["raw_candidates"]], [], logits
+        shown_ids, result, scores = [c["id"] for c in pending["raw_candidates"]], [], logits
         alive = set(shown_ids)
         for link in chain.processors:
             scores = link(scores, ids)  # [1, V]

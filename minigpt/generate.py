@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .config import GPTConfig
+from .markup import generation_html
 from .memory import Footprint, check_fits
 from .model import GPT2
 from .prompts import as_prompt_batch, fit_context, left_pad, unpad
@@ -49,7 +50,7 @@ STRATEGIES = {
 }
 
 
-@dataclass
+@dataclass(repr=False)
 class GenerationOutput:
     prompt_tokens: list[list[int]]  # each prompt as the model read it: an empty prompt becomes [<|endoftext|>],
                                     # and truncate_prompt keeps only the last tokens of a long one
@@ -61,6 +62,41 @@ class GenerationOutput:
     steps: list[list[Step]] = field(default_factory=list)  # the per-step trace of each sequence
     chain: list[str] = field(default_factory=list)  # what the chain starts from if not the model, its links in order
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    strategy: str = ""  # the strategy that produced it
+
+    def __repr__(self) -> str:
+        """A few lines: the strategy and chain, then each prompt and its texts with their token counts."""
+        tok = default_tokenizer()
+        lines = [f"GenerationOutput({self.strategy or 'generate'}: {count(len(self.sequences), 'sequence')} for "
+                 f"{count(len(self.prompt_tokens), 'prompt')}; chain: {' -> '.join(self.chain) or 'none'}"]
+        for i, prompt in enumerate(self.prompt_tokens[:REPR_ROWS]):
+            text = tok.decode(t for t in prompt if t < tok.n_vocab)
+            lines.append(f"  prompt {i} ({count(len(prompt), 'token')}): {short(text)}")
+            for j in [j for j, p in enumerate(self.prompt_index) if p == i][:REPR_ROWS]:
+                lines.append(f"    #{j} ({count(len(self.sequences[j]), 'token')}, {self.finish_reasons[j]}, "
+                             f"score {self.scores[j]:.3f}): {short(self.texts[j])}")
+        if len(self.prompt_tokens) > REPR_ROWS or len(self.sequences) > REPR_ROWS * len(self.prompt_tokens):
+            lines.append("  ... (see .texts and .sequences for all)")
+        return "\n".join(lines) + ")"
+
+
+    def _repr_html_(self) -> str:
+        tok = default_tokenizer()
+        return generation_html(self, lambda ids: tok.decode(t for t in ids if t < tok.n_vocab), REPR_ROWS ** 2)
+
+
+REPR_ROWS = 4  # the prompts, and the sequences of each, a repr shows
+REPR_TEXT = 80  # the characters of a text a repr shows
+
+
+def count(n: int, noun: str) -> str:
+    """ "1 token", "2 tokens"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def short(text: str, width: int = REPR_TEXT) -> str:
+    """A text as a repr shows it: quoted, escaped, cut to `width` characters with an ellipsis."""
+    return repr(text) if len(text) <= width else repr(text[: width - 1]) + "…"
 
 
 def peak_memory(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, trace_top: int) -> Footprint:
@@ -108,14 +144,14 @@ def prepare_run(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, 
                            tokenizer=tokenizer, rng=rng, pad_token_id=pad, **chain_options)
 
     return Run(model=model, ids=ids, mask=mask, options=opts, chain=chain_for_copies(1), eos_token_id=eos,
-               pad_token_id=pad, rng=rng, chain_for_copies=chain_for_copies,
+               pad_token_id=pad, rng=rng, chain_for_copies=chain_for_copies, tokenizer=tokenizer,
                stop=StopStrings(opts.stop, tokenizer, len(rows)) if opts.stop else None, **run_arguments)
 
 
 def pack_output(run: Run, outcome: Outcome, prompts: list[list[int]], tokenizer: Tokenizer) -> GenerationOutput:
     """Step 3: every returned sequence, with its text (end-of-text left out, cut before a stop string)."""
     n = run.ids.shape[0] // len(prompts)  # rows per prompt in the batch
-    out = GenerationOutput(prompt_tokens=prompts, sequences=[], stats=outcome.stats,
+    out = GenerationOutput(prompt_tokens=prompts, sequences=[], stats=outcome.stats, strategy=run.options.strategy,
                            chain=[d for d in [outcome.scores_from, *run.chain.describe()] if d])
     for row, hyps in enumerate(outcome.hypotheses):
         for hyp in hyps:

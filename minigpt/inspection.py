@@ -5,11 +5,12 @@
   and min-p keep (the processors of sampling/processors.py, applied as generate() applies them).
 - logit_lens: the token each layer would predict if it were the last (nostalgebraist 2020, "interpreting
   GPT: the logit lens"): softmax(unembed(ln_f(residual))) at every layer and position.
-- attention_maps: every head's attention weights over the prompt.
+- attention_maps: every head's attention weights over the prompt (attention: the same with the prompt, to show).
 - beam_tree: every candidate beam search weighed, as a tree, from a real run of generate(..., "beam").
 
-Everything is NumPy and returns dataclasses of arrays or plain lists. What this module is not: it draws
-nothing (plots.py does, with matplotlib) and prints nothing (cli.py does).
+Everything is NumPy and returns dataclasses of arrays or plain lists, each with a short repr and a static
+_repr_html_ for notebooks (markup.py). What this module is not: it draws no figure (plots.py does, with
+matplotlib) and prints nothing (cli.py does).
 """
 
 import math
@@ -18,15 +19,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import memory
-from .generate import generate
+from .generate import count, default_tokenizer, generate
+from .markup import attention_html, beam_tree_html, distribution_html, lens_html, number, token_span
 from .memory import Footprint, Part, check_fits
 from .model import GPT2
 from .checks import check_int
 from .numerics import draw, largest, log_softmax, softmax
 from .sampling.chain import build_chain
 from .sampling.processors import MinP, Temperature, TopK, TopP
+from .sampling.run import token_text
 
 # Shapes: L n_layer, H n_head, T prompt tokens, V vocabulary, M temperatures, N tokens shown.
+
+
+def text_of(token: int) -> str:
+    """A token's text, for a repr or a picture in a notebook."""
+    return token_text(default_tokenizer(), int(token))
 
 
 def prompt_ids(model: GPT2, ids) -> np.ndarray:
@@ -80,7 +88,7 @@ def perplexity(logprobs: list[float]) -> float | None:
 # ----------------------------------------------------------------------------- next-token distribution
 
 
-@dataclass
+@dataclass(repr=False)
 class NextTokenDistribution:
     """p(next token | prompt) at each temperature, and what each cut-off keeps of it."""
     tokens: np.ndarray  # [N] int64: the N most probable tokens, most probable first (the same order at every T)
@@ -103,6 +111,16 @@ class NextTokenDistribution:
     def draw_temperature(self) -> float:
         """The temperature `selected` was chosen at: the first one."""
         return self.temperatures[0]
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{text_of(t)!r} {p:.3f}" for t, p in zip(self.tokens[:3], self.probs[0]))
+        cuts = "".join(f", {k}={v} keeps {self.kept_count[k][0]:,}" for k, v in self.cutoffs.items())
+        return (f"NextTokenDistribution({count(len(self.tokens), 'token')} shown at T={self.temperatures[0]}{cuts}: "
+                f"{top}; chosen {text_of(self.selected)!r})")
+
+
+    def _repr_html_(self) -> str:
+        return distribution_html(self, text_of)
 
 
 def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, top_p=None, min_p=None, top=20,
@@ -166,7 +184,7 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
 # ----------------------------------------------------------------------------- logit lens
 
 
-@dataclass
+@dataclass(repr=False)
 class LogitLens:
     """What each layer would predict: at layer l and position t, the most probable next token read out of
     the residual stream as if the remaining blocks were skipped."""
@@ -179,6 +197,16 @@ class LogitLens:
     def __post_init__(self):
         if not self.row_labels:
             self.row_labels = lens_row_labels(self.top_tokens.shape[0] - 1)
+
+    def __repr__(self) -> str:
+        rows, T = self.top_tokens.shape
+        return (f"LogitLens({rows} rows ({self.row_labels[0]} .. {self.row_labels[-1]}) x {T} positions; "
+                f"after the last token the model predicts {text_of(self.top_tokens[-1, -1])!r} "
+                f"{self.top_probs[-1, -1]:.3f})")
+
+
+    def _repr_html_(self) -> str:
+        return lens_html(self, text_of)
 
 
 def lens_row_labels(n_layer: int) -> list[str]:
@@ -218,10 +246,30 @@ def attention_maps(model: GPT2, ids) -> np.ndarray:
     return np.stack([weights[0] for weights in inspect_prompt(model, ids).attention])  # L x [H, T, T]
 
 
+@dataclass(repr=False)
+class Attention:
+    """attention_maps with the prompt it read, for display: weights [L, H, T, T] over tokens [T]."""
+    tokens: list[int]
+    weights: np.ndarray
+
+    def __repr__(self) -> str:
+        L, H, T, _ = self.weights.shape
+        return f"Attention({L} layers x {H} heads over {T} tokens: {''.join(map(text_of, self.tokens))[:60]!r})"
+
+
+    def _repr_html_(self) -> str:
+        return attention_html(self, text_of)
+
+
+def attention(model: GPT2, ids) -> Attention:
+    """attention_maps(model, ids) with the prompt, as an object that shows itself in a notebook."""
+    return Attention(tokens=[int(i) for i in ids], weights=attention_maps(model, ids))
+
+
 # ----------------------------------------------------------------------------- beam tree
 
 
-@dataclass
+@dataclass(repr=False)
 class BeamNode:
     """One candidate of beam search: a beam extended by one token."""
     id: int
@@ -238,8 +286,16 @@ class BeamNode:
     def token(self) -> int | None:
         return self.tokens[-1] if self.tokens else None
 
+    def __repr__(self) -> str:
+        returned = f", returned #{self.result + 1}" if self.result is not None else ""
+        return (f"BeamNode({self.id}: step {self.step} {text_of(self.token) if self.tokens else '(prompt)'!r} "
+                f"p={self.prob:.4f} score={self.score:.4f} {self.status}{returned})")
 
-@dataclass
+    def _repr_html_(self) -> str:
+        return token_span(text_of(self.token) if self.tokens else "", self.prob, repr(self), {"p": number(self.prob)})
+
+
+@dataclass(repr=False)
 class BeamTree:
     """Every candidate a beam search run weighed, linked to the beam it extends, and what it returned."""
     prompt: list[int]
@@ -252,6 +308,15 @@ class BeamTree:
     # 2 * num_beams best (beam-sample: drawn; diverse-beam: 2 * num_beams / num_beam_groups per group), as
     # transformers, so that a beam always has a candidate left that does not end; the others are not drawn
     candidates_per_step: int = 0
+
+    def __repr__(self) -> str:
+        best = f"; best {''.join(map(text_of, self.sequences[0]))[:60]!r} score {self.scores[0]:.3f}" \
+            if self.sequences else ""
+        steps = max([n.step for n in self.nodes] + [-1]) + 1
+        return f"BeamTree({self.strategy}: {len(self.nodes) - 1} candidates over {count(steps, 'step')}{best})"
+
+    def _repr_html_(self) -> str:
+        return beam_tree_html(self, text_of)
 
     def path(self, node: BeamNode) -> list[BeamNode]:
         """The nodes from the root's first child down to `node`."""
@@ -299,4 +364,4 @@ def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.
 
 
 __all__ = ["token_logprobs", "perplexity", "NextTokenDistribution", "next_token_distribution", "LogitLens",
-           "logit_lens", "attention_maps", "BeamNode", "BeamTree", "beam_tree"]
+           "logit_lens", "attention_maps", "Attention", "attention", "BeamNode", "BeamTree", "beam_tree"]

@@ -10,7 +10,7 @@ the other, only the larger counts). The functions here price what every call is 
                        attention scores [rows, H, T, S] and their masks, the MLP's [rows, T, 4C] twice
     vocabulary_arrays  the [rows, V] float32 arrays alive at once in a step (logits, log-softmax, the chain's
                        output, probabilities), as many as the strategy declares
-    trace              trace_top (id, p) pairs before and after the chain, for every step of every row
+    trace              trace_top candidates before and after the chain, for every step of every row
 
 Each strategy (sampling/tokenwise.py, beam.py, contrastive.py, speculative.py) and each function of
 inspection.py declares its footprint beside the code that allocates it, from these parts.
@@ -28,7 +28,7 @@ from .config import GPTConfig
 from .model import prefill_chunk
 
 FLOAT32, INT64 = 4, 8
-PAIR_BYTES = 136  # one traced (id, p): a tuple of a Python int and a float, and the list's pointer to it
+PAIR_BYTES = 136  # one traced Candidate: its slots, a Python int and a float (its text is shared), a list pointer
 TOKEN_BYTES = 40  # one generated token: a Python int in a list, and its place in the history [rows, t] array
 MARGIN = 1.25  # the guard wants this many times the estimate to be available: room for Python's own objects
 

@@ -9,10 +9,11 @@
                      (both plots_maps.py)
 
 Each function writes an image file (its format from the file name's suffix, checked by canvas.check_out)
-and returns the matplotlib Figure. Every picture follows one rule: its title and subtitle state what it
-shows and the settings that matter, a legend or caption names every mark (colour, outline, arrow, fade,
-✓), every axis is labelled, and tokens are labelled as `minigpt tokenize` shows them (tokenizer.visible:
-␣ for a space, ↵ for a newline, glyphs that DejaVu Sans, the default font, has).
+and returns the matplotlib Figure; with out=None it writes nothing (a notebook shows the Figure). Every
+picture follows one rule: its title and subtitle state what it shows and the settings that matter, a legend
+or caption names every mark (colour, outline, arrow, fade, ✓), every axis is labelled, and tokens are
+labelled as `minigpt tokenize` shows them (tokenizer.visible: ␣ for a space, ↵ for a newline, glyphs that
+DejaVu Sans, the default font, has).
 
 What this module is not: it computes nothing about the model (inspection.py does), and matplotlib, the
 figure and the file are canvas.py's.

@@ -42,7 +42,7 @@ def tokens_table(tok: Tokenizer, ids) -> dict[str, dict]:
 
 def ids_in_steps(steps: list[dict]) -> list[int]:
     """Every token id a list of views.step_json entries mentions: the chosen tokens and all candidates."""
-    return [i for s in steps for i in [s["token"], *(c[0] for c in s["candidates"] + s["raw_candidates"])]]
+    return [i for s in steps for i in [s["token"], *(c["id"] for c in s["candidates"] + s["raw_candidates"])]]
 
 
 def measures(tokens: list[int], logprobs: list[float], eos: int) -> dict:

@@ -81,6 +81,12 @@ class Tokenizer:
     def _id_to_bytes(self) -> list[bytes]:
         return [self.encoding.decode_single_token_bytes(i) for i in range(self.n_vocab)]
 
+    @cached_property
+    def token_texts(self) -> list[str]:
+        """Each token's own text, by id: its bytes decoded, U+FFFD for part of a character (the trace's
+        candidates share these strings rather than decoding their own)."""
+        return [data.decode("utf-8", "replace") for data in self._id_to_bytes]
+
     def stream_decoder(self) -> "StreamDecoder":
         return StreamDecoder(self)
 

@@ -9,6 +9,7 @@ What this module is not: it computes nothing that a test should check (that is t
 generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
 """
 
+from .markup import state_text
 from .tokenizer import Merge, Tokenizer, replay_merges, visible
 
 WIDTH = 16  # the widest a token is shown in a table; longer ones end in …
@@ -68,11 +69,6 @@ def survivors_text(survivors: int) -> str:
     return "1 token survives" if survivors == 1 else f"{survivors:,} tokens survive"
 
 
-def state_text(state: dict) -> str:
-    """A stateful processor's state after a step: "mu=3.125"."""
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in state.items())
-
-
 def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -> list[str]:
     """One traced step as a table: rank, then the `top` candidates before the chain (the model's softmax)
     and after it (the distribution the token was chosen from), each with its probability; * marks the
@@ -89,17 +85,17 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
     def cell(candidates, rank):
         if rank >= len(candidates):
             return " " * (WIDTH + 11)
-        token, p = candidates[rank]
-        return f"{shown_token(tok, token, WIDTH):<{WIDTH}} {p:8.4f} {'*' if token == step.token else ' '}"
+        c = candidates[rank]
+        return f"{shown_token(tok, c.id, WIDTH):<{WIDTH}} {c.p:8.4f} {'*' if c.id == step.token else ' '}"
 
     def held(candidates):  # the probability the rows above hold together
-        return f"{'':<{WIDTH}} {sum(p for _, p in candidates):8.4f}  " if candidates else " " * (WIDTH + 11)
+        return f"{'':<{WIDTH}} {sum(c.p for c in candidates):8.4f}  " if candidates else " " * (WIDTH + 11)
 
     lines = [header, f"  {'rank':>4}  {'before the chain':<{WIDTH + 11}}  after the chain"]
     for rank in range(max(len(before), len(after))):
         lines.append(f"  {rank + 1:>4}  {cell(before, rank)}  {cell(after, rank)}".rstrip())
     lines.append(f"  {'sum':>4}  {held(before)}  {held(after)}".rstrip())
-    if all(token != step.token for token, _ in after):
+    if all(c.id != step.token for c in after):
         lines.append(f"        (the chosen token is not among the {len(after)} most probable after the chain)")
     return lines
 
@@ -163,19 +159,25 @@ def comparison_table(results) -> list[str]:
 def step_line(tok: Tokenizer, step) -> str:
     """One traced step on one line: id, token, log p, the links' state, how many tokens survive the chain,
     then the candidates after the chain and the probability they hold together."""
-    candidates = "  ".join(f"{shown_token(tok, i)} {p:.3f}" for i, p in step.candidates)
+    candidates = "  ".join(f"{shown_token(tok, c.id)} {c.p:.3f}" for c in step.candidates)
     state = f" [{state_text(step.state)}]" if step.state else ""  # e.g. DoLa's premature layer, mirostat's mu
     shown = f", shown p {step.shown_mass:.3f} | {candidates}" if step.candidates else ""
     return (f"  {step.token:>6} {shown_token(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | "
             f"survivors {step.survivors}{shown}")
 
 
+def candidate_json(c) -> dict:
+    """A candidate as JSON: {"id", "p", "text"}."""
+    return {"id": c.id, "p": c.p, "text": c.text}
+
+
 def step_json(step) -> dict:
-    """One traced step as JSON: candidates as [id, p] pairs, before the chain (raw_candidates) and after it,
-    the probability each list holds (raw_shown_mass, shown_mass), and how many tokens survive the chain."""
-    entry = {"token": step.token, "logprob": step.logprob, "survivors": step.survivors,
-             "candidates": [[i, p] for i, p in step.candidates], "shown_mass": step.shown_mass,
-             "raw_candidates": [[i, p] for i, p in step.raw_candidates], "raw_shown_mass": step.raw_shown_mass}
+    """One traced step as JSON: the token and its text, candidates as {"id", "p", "text"} before the chain
+    (raw_candidates) and after it, the probability each list holds (raw_shown_mass, shown_mass), and how many
+    tokens survive the chain."""
+    entry = {"token": step.token, "text": step.text, "logprob": step.logprob, "survivors": step.survivors,
+             "candidates": [candidate_json(c) for c in step.candidates], "shown_mass": step.shown_mass,
+             "raw_candidates": [candidate_json(c) for c in step.raw_candidates], "raw_shown_mass": step.raw_shown_mass}
     if step.state:
         entry["state"] = step.state
     return entry

@@ -14,6 +14,7 @@ the top-k and top-p cut-offs; then the logit lens and the attention of the first
 the distribution comes from. The numbers differ from the blog's: a different seed and random generator.
 
 Figures need matplotlib (pip install -e ".[plots]"); without it the text is still printed.
+The same lesson with its pictures inline, and the samplers it leaves out: docs/decoding_strategies.ipynb.
 """
 
 import argparse

@@ -201,7 +201,7 @@ def record_sampling(prompt):
         arrays[f"{case}.probs"] = probs
         ours_probs = np.zeros_like(probs)
         for step, traced in enumerate(got.steps[0]):
-            for token, p in traced.candidates:
+            for token, p in ((c.id, c.p) for c in traced.candidates):
                 ours_probs[step, token] = p
         print(f"sample {case:20s} path={path} support={(probs > 0).sum(axis=1).tolist()} "
               f"max |minigpt - transformers| = {np.abs(ours_probs - probs).max():.2e}")

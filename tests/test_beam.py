@@ -133,9 +133,9 @@ def test_trace_follows_each_beam(model, strategy, extra):
         expected = logp[np.arange(len(tokens)), tokens]
         np.testing.assert_allclose([s.logprob for s in steps], expected, rtol=1e-4, atol=1e-5)
         for step in steps:
-            probs = [p for _, p in step.candidates]
+            probs = [c.p for c in step.candidates]
             assert sum(probs) <= 1 + 1e-6 and probs == sorted(probs, reverse=True)
-            assert step.token in [t for t, _ in step.candidates]
+            assert step.token in [c.id for c in step.candidates]
         if strategy == "beam":
             assert score == pytest.approx(sum(s.logprob for s in steps), rel=1e-5)
 
@@ -177,7 +177,7 @@ def test_beam_sample_is_reproducible_and_valid(model):
     for tokens, steps in zip(a.sequences, a.steps):
         assert all(0 <= t < model.config.vocab_size for t in tokens)
         for step in steps:  # the token was drawn from the warped distribution: among its top 5
-            kept = [t for t, p in step.candidates if p > 0]
+            kept = [c.id for c in step.candidates if c.p > 0]
             assert len(kept) <= 5 and step.token in kept
     assert all(a.scores[i] >= a.scores[i + 1] for i in (0, 1, 3, 4))
 

@@ -138,9 +138,9 @@ def test_the_bars_after_the_chain_are_generates_candidates(page, model):
     step = generate(model, Tokenizer().encode(PROMPT), "sample", max_new_tokens=1, temperature=0.7, top_k=5, seed=0,
                     trace_top=10).steps[0][0]
     bars = page.bars("after")
-    assert [i for i, _ in bars] == [i for i, _ in step.candidates]
-    np.testing.assert_allclose([p for _, p in bars], [p for _, p in step.candidates], atol=1e-6)
-    np.testing.assert_allclose([p for _, p in page.bars("before")], [p for _, p in step.raw_candidates], atol=1e-6)
+    assert [i for i, _ in bars] == [c.id for c in step.candidates]
+    np.testing.assert_allclose([p for _, p in bars], [c.p for c in step.candidates], atol=1e-6)
+    np.testing.assert_allclose([p for _, p in page.bars("before")], [c.p for c in step.raw_candidates], atol=1e-6)
     assert "top_k" in page.page.inner_text("#bars-before")  # where top-k cuts is drawn
 
 

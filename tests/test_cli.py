@@ -104,10 +104,22 @@ def test_trace_json_lists_each_steps_candidates(capsys, checkpoint):
     (seq,) = result["sequences"]
     assert [s["token"] for s in seq["steps"]] == seq["tokens"]
     assert math.isclose(seq["score"], sum(s["logprob"] for s in seq["steps"]), rel_tol=1e-6)
+    tok = minigpt.Tokenizer()
     for step in seq["steps"]:
-        probs = [p for _, p in step["candidates"]]
+        probs = [c["p"] for c in step["candidates"]]
         assert len(probs) == 3 and probs == sorted(probs, reverse=True) and all(p > 0 for p in probs)
         assert step["logprob"] < 0
+        assert step["text"] == tok.decode([step["token"]])  # every token carries its text beside its id
+        for c in step["candidates"] + step["raw_candidates"]:
+            assert set(c) == {"id", "p", "text"} and c["text"] == tok.decode([c["id"]])
+
+
+def test_score_json_gives_each_tokens_text(capsys, checkpoint):
+    code, out, _ = run(capsys, "score", "The café is open", "--model", checkpoint, "--json")
+    result = json.loads(out)
+    tok = minigpt.Tokenizer()
+    assert code == 0 and result["texts"] == [tok.decode([t]) for t in result["tokens"]]
+    assert "".join(result["texts"]) == "The café is open" and len(result["logprobs"]) == len(result["tokens"])
 
 
 def test_beam_json_is_best_first(capsys, checkpoint):

@@ -104,8 +104,8 @@ def test_trace_score_and_streaming():
         logits = model(prompt + tokens[:i])[-1:]  # [1, V] a full pass, no cache: raw = processed here
         assert step.logprob == pytest.approx(float(log_softmax(logits)[0, step.token]), abs=1e-4)
         probs = softmax(logits)[0]
-        assert [c for c, _ in step.candidates] == list(np.argsort(-probs, kind="stable")[:3])
-        assert [p for _, p in step.candidates] == pytest.approx(np.sort(probs)[::-1][:3], abs=1e-5)
+        assert [c.id for c in step.candidates] == list(np.argsort(-probs, kind="stable")[:3])
+        assert [c.p for c in step.candidates] == pytest.approx(np.sort(probs)[::-1][:3], abs=1e-5)
     assert out.scores[0] == pytest.approx(sum(s.logprob for s in out.steps[0]), abs=1e-4)
 
 

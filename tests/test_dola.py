@@ -45,10 +45,10 @@ def test_scores_match_transformers(name):
     out = minigpt.generate(model, case["prompt"], trace_top=model.config.vocab_size, **case["options"])
     for step, want in zip(out.steps[0], reference):
         kept = np.isfinite(want)
-        assert sorted(i for i, _ in step.candidates) == sorted(np.flatnonzero(kept).tolist())  # softmax of the scores
+        assert sorted(c.id for c in step.candidates) == sorted(np.flatnonzero(kept).tolist())  # softmax of the scores
         probs = np.exp(want[kept] - want[kept].max())
         probs /= probs.sum()
-        got = dict(step.candidates)
+        got = {c.id: c.p for c in step.candidates}
         np.testing.assert_allclose([got[i] for i in np.flatnonzero(kept)], probs, rtol=1e-4, atol=1e-6)
 
 

@@ -61,7 +61,7 @@ def test_a_seeded_sample_stepped_equals_the_whole_run(server, model):
 def test_a_forced_prefix_continues_as_generate_from_it(server, model):
     ids = Tokenizer().encode(PROMPT)
     first = generate(model, ids, max_new_tokens=1, trace_top=10).steps[0][0]
-    forced = first.candidates[1][0]
+    forced = first.candidates[1].id
     status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "prefix": [forced], "accepted": 3})
     assert status == 200
     assert [s["token"] for s in data["accepted"]] == generate(model, ids + [forced], max_new_tokens=3).sequences[0]
@@ -78,7 +78,7 @@ def test_cutoffs_name_each_link_and_what_it_keeps(server):
     assert status == 200
     assert [c["name"] for c in data["cutoffs"]] == ["temperature", "top_k"]
     assert data["cutoffs"][1]["kept"] == 3
-    raw = [c[0] for c in data["pending"]["raw_candidates"]]
+    raw = [c["id"] for c in data["pending"]["raw_candidates"]]
     assert data["cutoffs"][1]["cuts"] == raw[3:]
 
 

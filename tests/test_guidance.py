@@ -128,9 +128,9 @@ def test_trace_lists_guidance_first_and_keeps_the_model_distribution():
     logprobs = log_softmax64(logits)[len(prompt) - 1 : -1]
     for step, token, lp in zip(out.steps[0], out.sequences[0], logprobs):
         assert step.logprob == pytest.approx(lp[token], abs=1e-4)  # the trace keeps the model's own log p
-        assert step.raw_candidates[0][0] == int(lp.argmax())
+        assert step.raw_candidates[0].id == int(lp.argmax())
     assert out.scores[0] == pytest.approx(sum(s.logprob for s in out.steps[0]), abs=1e-4)
-    assert any(step.candidates[0][0] != step.raw_candidates[0][0] for step in out.steps[0])  # guidance changed a choice
+    assert any(step.candidates[0].id != step.raw_candidates[0].id for step in out.steps[0])  # guidance changed a choice
 
 
 def test_cli_matches_transformers(capsys):

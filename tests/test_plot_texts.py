@@ -100,3 +100,9 @@ def test_the_beam_tree_says_what_it_draws(model, tmp_path, strategy):
         assert mark in words
     assert "box colour: p(token | beam)" in texts(fig) and "step 3" in texts(fig)
     assert np.isfinite([n.prob for n in tree.nodes]).all()
+
+
+def test_without_a_file_a_picture_is_drawn_and_nothing_written(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fig = plot_probs(next_token_distribution(model, PROMPT, top=5), "in a notebook", None, tok)
+    assert fig.axes and "in a notebook" in texts(fig) and not list(tmp_path.iterdir())

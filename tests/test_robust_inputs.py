@@ -477,7 +477,7 @@ def test_exact_ties_go_to_the_lowest_id(folders, strategy):
     model = minigpt.load(folders["tie"])
     only = dict(suppress_tokens=[t for t in range(V) if t not in (5, 9)])
     traced = run(model, "greedy", trace_top=2, **only).steps[0][0].candidates
-    assert [i for i, _ in traced] == [5, 9] and traced[0][1] == traced[1][1] == 0.5  # an exact tie
+    assert [c.id for c in traced] == [5, 9] and traced[0].p == traced[1].p == 0.5  # an exact tie
     out = run(model, strategy, draft=model, max_new_tokens=4, **only)
     assert out.sequences[0] == [5, 5, 5, 5]
 
@@ -500,7 +500,7 @@ def test_temperature_near_zero_is_greedy(tiny, draft, prompt):
 def test_temperature_huge_is_uniform_and_finite(tiny):
     out = run(tiny, "sample", max_new_tokens=3, temperature=1e6, trace_top=V)
     for step in out.steps[0]:
-        probs = np.array([p for _, p in step.candidates])
+        probs = np.array([c.p for c in step.candidates])
         assert len(probs) == V and np.isfinite(probs).all()
         np.testing.assert_allclose(probs, 1 / V, rtol=1e-3)
     out = run(tiny, "sample", max_new_tokens=3, temperature=1e20, trace_top=V)

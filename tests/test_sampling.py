@@ -35,10 +35,10 @@ SIGNIFICANCE = 1e-4  # chi-square tests pass when p > this; the seeds are fixed,
 
 
 def dense(candidates, vocab_size) -> np.ndarray:
-    """A traced step's candidates [(id, p), ...] -> the distribution [V] (0 for tokens left out)."""
+    """A traced step's candidates -> the distribution [V] (0 for tokens left out)."""
     probs = np.zeros(vocab_size, dtype=np.float32)
-    for token, p in candidates:
-        probs[token] = p
+    for c in candidates:
+        probs[c.id] = c.p
     return probs
 
 

@@ -166,8 +166,8 @@ def test_trace_is_the_targets(target, random_draft):
     assert [s.token for s in out.steps[0]] == out.sequences[0] == expected.sequences[0]
     for ours, theirs in zip(out.steps[0], expected.steps[0]):
         assert ours.logprob == pytest.approx(theirs.logprob, abs=1e-4)
-        assert [c for c, _ in ours.candidates] == [c for c, _ in theirs.candidates]
-        assert [p for _, p in ours.candidates] == pytest.approx([p for _, p in theirs.candidates], abs=1e-5)
+        assert [c.id for c in ours.candidates] == [c.id for c in theirs.candidates]
+        assert [c.p for c in ours.candidates] == pytest.approx([c.p for c in theirs.candidates], abs=1e-5)
     assert out.scores[0] == pytest.approx(sum(s.logprob for s in out.steps[0]), abs=1e-4)
 
 

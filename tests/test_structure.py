@@ -15,7 +15,7 @@ README = (PACKAGE.parent / "README.md").read_text()
 
 # The reading order, bottom up: a module may import only from modules before it.
 ORDER = [
-    "tokenizer", "checks", "numerics", "config",  # 1: text, the helpers, shapes
+    "tokenizer", "checks", "numerics", "markup", "config",  # 1: text, the helpers, the notebook's HTML, shapes
     "model", "memory", "prompts", "folders", "hub", "safetensors_header", "checkpoint",  # 2: the forward pass, what
     # a call holds, its input, where its weights are, their files
     "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
@@ -141,8 +141,10 @@ def modules_of_one_greedy_step(model) -> list[str]:
 
 def test_one_greedy_step_passes_through_the_modules_the_readme_names():
     """Below generate(): the strategy's loop, the score source, the model, the chain (processors and the
-    chooser) and the run's trace, plus the helpers every layer shares (numerics.py and checks.py)."""
-    executed = set(modules_of_one_greedy_step(fixture_model("tiny-hub"))) - {"numerics", "checks"}
+    chooser) and the run's trace, plus the helpers every layer shares (numerics.py and checks.py) and the
+    tokenizer, which gives the traced tokens their text."""
+    shared = {"numerics", "checks", "tokenizer"}  # the helpers, and the tokenizer giving the trace its text
+    executed = set(modules_of_one_greedy_step(fixture_model("tiny-hub"))) - shared
     assert executed == {"sampling.tokenwise", "sampling.scores", "model", "sampling.chain", "sampling.run"}
     section = README[README.index("## Reading the code") :]
     section = section[: section.index("\n## ", 3)]

@@ -9,7 +9,7 @@ import minigpt
 from conftest import load_model
 from minigpt.numerics import softmax
 from minigpt.sampling.chain import build_chain
-from minigpt.sampling.run import Step
+from minigpt.sampling.run import Candidate, Step
 from minigpt.tokenizer import Tokenizer
 from minigpt.views import candidate_lines, step_json, step_line
 
@@ -43,8 +43,8 @@ def test_survivors_count_the_tokens_of_the_whole_distribution_after_the_chain(na
     steps = [step for sequence in out.steps for step in sequence]
     assert steps
     for step in steps:
-        assert step.survivors == len(step.candidates) == sum(p > 0 for _, p in step.candidates) > 0
-        assert step.token in [i for i, _ in step.candidates]  # the chosen token survived
+        assert step.survivors == len(step.candidates) == sum(c.p > 0 for c in step.candidates) > 0
+        assert step.token in [c.id for c in step.candidates]  # the chosen token survived
         assert step.shown_mass == pytest.approx(1.0, abs=1e-4) and step.raw_shown_mass == pytest.approx(1.0, abs=1e-4)
         assert len(step.raw_candidates) == V
     if name.startswith("sample") and name != "sample":
@@ -64,7 +64,7 @@ def test_survivors_equal_the_chain_applied_afresh_to_the_model_logits(name):
         logits = model(np.array(history))[-1][None]  # [1, V], without the cache
         p = softmax(chain(logits, np.array([history])))[0]  # [V] after the chain
         assert step.survivors == int((p > 0).sum())
-        shown = [i for i, _ in step.candidates]
+        shown = [c.id for c in step.candidates]
         assert shown == np.argsort(-p, kind="stable")[: len(shown)].tolist()
         assert step.shown_mass == pytest.approx(float(p[shown].sum()), rel=1e-4)
         history.append(step.token)
@@ -74,7 +74,8 @@ def test_survivors_equal_the_chain_applied_afresh_to_the_model_logits(name):
 
 def test_views_show_survivors_and_the_shown_mass():
     tok = Tokenizer()
-    step = Step(token=11, logprob=-1.5, candidates=[(11, 0.5), (13, 0.25)], raw_candidates=[(13, 0.5), (11, 0.125)],
+    step = Step(token=11, logprob=-1.5, candidates=[Candidate(11, 0.5), Candidate(13, 0.25)],
+                raw_candidates=[Candidate(13, 0.5), Candidate(11, 0.125)],
                 survivors=1234, shown_mass=0.75, raw_shown_mass=0.625)
     lines = candidate_lines(tok, 1, step)
     assert lines[0].endswith("; 1,234 tokens survive the chain")
@@ -82,5 +83,5 @@ def test_views_show_survivors_and_the_shown_mass():
     assert "survivors 1234, shown p 0.750 | , 0.500" in step_line(tok, step)
     shown = step_json(step)
     assert (shown["survivors"], shown["shown_mass"], shown["raw_shown_mass"]) == (1234, 0.75, 0.625)
-    one = Step(token=11, logprob=-1.5, candidates=[(11, 1.0)], survivors=1, shown_mass=1.0)
+    one = Step(token=11, logprob=-1.5, candidates=[Candidate(11, 1.0)], survivors=1, shown_mass=1.0)
     assert candidate_lines(tok, 2, one)[0].endswith("; 1 token survives the chain")

@@ -9,7 +9,7 @@ import numpy as np
 import minigpt
 from conftest import load_model, reference
 from helpers import run_cli as run
-from minigpt.sampling.run import Step
+from minigpt.sampling.run import Candidate, Step
 from minigpt.views import WIDTH, candidate_lines, shown_token
 
 tok = minigpt.Tokenizer()
@@ -100,12 +100,12 @@ def test_show_candidates_equal_the_trace_and_the_model(capsys):
     assert [s["token"] for s in steps] == library.sequences[0]
     for t, (shown, traced) in enumerate(zip(steps, library.steps[0])):
         # after the chain: exactly what the sampler traced
-        assert [tuple(c) for c in shown["candidates"]] == traced.candidates
+        assert [Candidate(**c) for c in shown["candidates"]] == traced.candidates
         # before the chain: the softmax of the model's logits at this step, computed afresh
         p = model_softmax(model, prompt + library.sequences[0][:t])
         best = np.argsort(-p, kind="stable")[:K]
-        assert [c[0] for c in shown["raw_candidates"]] == best.tolist()
-        np.testing.assert_allclose([c[1] for c in shown["raw_candidates"]], p[best], rtol=1e-4)
+        assert [c["id"] for c in shown["raw_candidates"]] == best.tolist()
+        np.testing.assert_allclose([c["p"] for c in shown["raw_candidates"]], p[best], rtol=1e-4)
 
     code, text, _ = run(capsys, *argv)
     assert code == 0
@@ -117,9 +117,9 @@ def test_show_candidates_equal_the_trace_and_the_model(capsys):
     assert [chosen for chosen, _, _ in tables] == library.sequences[0]
     for (chosen, before, after), traced in zip(tables, library.steps[0]):
         for rows, candidates in ((before, traced.raw_candidates), (after, traced.candidates)):
-            assert [r[0] for r in rows] == [shown_token(tok, i, WIDTH) for i, _ in candidates]
-            assert [r[1] for r in rows] == [round(p, 4) for _, p in candidates]
-            assert [r[2] for r in rows] == [i == chosen for i, _ in candidates]  # the chosen token is marked
+            assert [r[0] for r in rows] == [shown_token(tok, c.id, WIDTH) for c in candidates]
+            assert [r[1] for r in rows] == [round(c.p, 4) for c in candidates]
+            assert [r[2] for r in rows] == [c.id == chosen for c in candidates]  # the chosen token is marked
 
 
 def test_show_candidates_for_beams(capsys):
@@ -131,8 +131,8 @@ def test_show_candidates_for_beams(capsys):
     sequences = json.loads(out)["sequences"]
     assert code == 0 and len(sequences) == 2
     for shown, traced in zip(sequences, library.steps):
-        assert [[tuple(c) for c in s["candidates"]] for s in shown["steps"]] == [s.candidates for s in traced]
-        assert [[tuple(c) for c in s["raw_candidates"]] for s in shown["steps"]] == [s.raw_candidates for s in traced]
+        assert [[Candidate(**c) for c in s["candidates"]] for s in shown["steps"]] == [s.candidates for s in traced]
+        assert [[Candidate(**c) for c in s["raw_candidates"]] for s in shown["steps"]] == [s.raw_candidates for s in traced]
     code, text, _ = run(capsys, *argv)
     assert code == 0 and text.count("processor chain") == 1 and "--- sequence 2" in text
     tables = parse_tables(text)
@@ -140,7 +140,8 @@ def test_show_candidates_for_beams(capsys):
 
 
 def test_show_candidates_prints_processor_state():
-    step = Step(token=11, logprob=-1.5, candidates=[(11, 0.75), (13, 0.25)], raw_candidates=[(13, 0.5), (11, 0.4)],
+    step = Step(token=11, logprob=-1.5, candidates=[Candidate(11, 0.75), Candidate(13, 0.25)],
+                raw_candidates=[Candidate(13, 0.5), Candidate(11, 0.4)],
                 state={"mu": 3.125})
     lines = candidate_lines(tok, 1, step)
     assert lines[0].startswith("step 1: chose 11 ,") and lines[0].endswith("state mu=3.125")

@@ -219,7 +219,8 @@ def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_lo
 
 def extend(beam: Beam, token: int, raw_row, processed_row, run: Run) -> Beam:
     """The beam with `token` appended, and its trace step."""
-    return Beam(beam.tokens + [token], beam.steps + [trace_step(token, raw_row, processed_row, run.trace_top)])
+    return Beam(beam.tokens + [token], beam.steps + [trace_step(token, raw_row, processed_row, run.trace_top,
+                                                                  run.tokenizer)])
 
 
 # ----------------------------------------------------------------------------- the search

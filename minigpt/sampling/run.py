@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..markup import number, state_text, step_html, token_span
 from ..model import GPT2
 from ..numerics import largest, log_normalizer
 from ..tokenizer import Tokenizer
@@ -21,17 +22,42 @@ from .chain import LogitsChain
 from .options import GenerationOptions
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A token a step could have chosen: its id, its probability, and its text ("" without a tokenizer, or for
+    an id beyond its vocabulary; a token holding part of a UTF-8 character shows U+FFFD)."""
+    id: int
+    p: float
+    text: str = ""
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.id} {self.text!r} p={self.p:.4f})"
+
+    def _repr_html_(self) -> str:
+        return token_span(self.text, self.p, f"id {self.id}, p {self.p:.4f}", {"id": self.id, "p": number(self.p)})
+
+
+@dataclass(repr=False)
 class Step:
     """One generated token, as the trace shows it."""
     token: int
     logprob: float  # log p(token) under the model's own distribution, before the chain
-    candidates: list[tuple[int, float]]  # after the chain, (id, p), most probable first: what it was chosen from
-    raw_candidates: list[tuple[int, float]] = field(default_factory=list)  # before the chain: the model's own, (id, p)
+    candidates: list[Candidate]  # after the chain, most probable first: what it was chosen from
+    raw_candidates: list[Candidate] = field(default_factory=list)  # before the chain: the model's own
     survivors: int = 0  # how many tokens have probability > 0 after the chain: the ones the token could be
     shown_mass: float = 0.0  # the probability after the chain of the tokens in `candidates`, together
     raw_shown_mass: float = 0.0  # the model's own probability of the tokens in `raw_candidates`, together
     state: dict = field(default_factory=dict)  # what a stateful link decided at this step (mirostat's mu), by name
+    text: str = ""  # the chosen token's text, as Candidate.text
+
+    def __repr__(self) -> str:
+        top = f", top after the chain {self.candidates[0].text!r} {self.candidates[0].p:.4f}" if self.candidates else ""
+        state = f", {state_text(self.state)}" if self.state else ""
+        return (f"Step({self.token} {self.text!r} logprob={self.logprob:.4f}, {self.survivors:,} survivors, "
+                f"{len(self.raw_candidates)}/{len(self.candidates)} candidates before/after the chain{top}{state})")
+
+    def _repr_html_(self) -> str:
+        return step_html(self)
 
 
 @dataclass
@@ -90,6 +116,7 @@ class Run:
     on_token: Callable[[int, int], None] | None = None  # (row, token) as soon as a token is chosen
     stop: StopStrings | None = None
     record: list | None = None  # beam search appends a BeamEvent for every candidate it weighs (inspection.beam_tree)
+    tokenizer: Tokenizer | None = None  # gives the trace's tokens their text
 
     @property
     def max_new_tokens(self) -> int:
@@ -99,30 +126,39 @@ class Run:
         return self.model.new_cache(batch_size, self.ids.shape[1] + self.max_new_tokens)
 
 
-def top_candidates(scores, top: int, log_total: float = 0.0) -> list[tuple[int, float]]:
-    """The `top` most probable tokens of the distribution p = exp(scores - log_total) over [V], as (id, p),
-    most probable first (ties by id), zero-probability ones left out. Only the chosen are exponentiated."""
+def token_text(tokenizer: Tokenizer | None, token: int) -> str:
+    """A token's text for the trace: its bytes decoded (U+FFFD for part of a character); "" without a
+    tokenizer or beyond its vocabulary."""
+    if tokenizer is None or not 0 <= token < tokenizer.n_vocab:
+        return ""
+    return tokenizer.token_texts[token]
+
+
+def top_candidates(scores, top: int, log_total: float = 0.0, tokenizer: Tokenizer | None = None) -> list[Candidate]:
+    """The `top` most probable tokens of the distribution p = exp(scores - log_total) over [V], most probable
+    first (ties by id), zero-probability ones left out. Only the chosen are exponentiated."""
     if top <= 0:
         return []
     best = largest(scores, top)
     probs = np.exp(scores[best] - log_total)
-    return [(int(i), float(p)) for i, p in zip(best, probs) if p > 0]
+    return [Candidate(int(i), float(p), token_text(tokenizer, int(i))) for i, p in zip(best, probs) if p > 0]
 
 
-def trace_step(token: int, model_logprobs, processed, top: int) -> Step:
+def trace_step(token: int, model_logprobs, processed, top: int, tokenizer: Tokenizer | None = None) -> Step:
     """A Step for `token`: model_logprobs [V] (log-softmax of the model's logits), processed [V] (after the
     chain); the top candidates before the chain (exp(model_logprobs)) and after it (softmax(processed)),
     the probability they hold, and how many tokens survive the chain (one count over V, no sort)."""
-    step = Step(token=int(token), logprob=float(model_logprobs[token]), candidates=[])
+    step = Step(token=int(token), logprob=float(model_logprobs[token]), candidates=[],
+                text=token_text(tokenizer, int(token)))
     log_total = log_normalizer(processed)
     if log_total > -np.inf:  # else every token is masked: nothing survives
         step.survivors = int(np.count_nonzero(np.exp(processed - log_total) > 0))  # p > 0, as top_candidates has it
     if top > 0:
-        step.raw_candidates = top_candidates(model_logprobs, top)
-        step.raw_shown_mass = sum(p for _, p in step.raw_candidates)
+        step.raw_candidates = top_candidates(model_logprobs, top, tokenizer=tokenizer)
+        step.raw_shown_mass = sum(c.p for c in step.raw_candidates)
         if log_total > -np.inf:
-            step.candidates = top_candidates(processed, top, log_total)
-            step.shown_mass = sum(p for _, p in step.candidates)
+            step.candidates = top_candidates(processed, top, log_total, tokenizer)
+            step.shown_mass = sum(c.p for c in step.candidates)
     return step
 
 
@@ -132,7 +168,7 @@ def append_token(run: Run, hyp: Hypothesis, row: int, token: int, model_logprobs
     end-of-text, or a stop string now in the text."""
     hyp.tokens.append(token)
     hyp.score += float(model_logprobs[token])
-    hyp.steps.append(trace_step(token, model_logprobs, processed, run.trace_top))
+    hyp.steps.append(trace_step(token, model_logprobs, processed, run.trace_top, run.tokenizer))
     if state:
         hyp.steps[-1].state.update(state)
     if run.on_token:

@@ -53,8 +53,8 @@ const MinigptRender = (() => {
     const before = step.raw_candidates.slice(0, top), after = step.candidates.slice(0, top);
     const rows = [];
     for (let r = 0; r < Math.max(before.length, after.length); r++) {
-      const cell = (c) => (c ? [el("td", {}, shown(table, c[0])), el("td", {}, fmt(c[1]))] : [el("td"), el("td")]);
-      const chosen = (before[r] && before[r][0] === step.token) || (after[r] && after[r][0] === step.token);
+      const cell = (c) => (c ? [el("td", {}, shown(table, c.id)), el("td", {}, fmt(c.p))] : [el("td"), el("td")]);
+      const chosen = (before[r] && before[r].id === step.token) || (after[r] && after[r].id === step.token);
       rows.push(el("tr", { class: chosen ? "chosen" : null }, el("td", {}, String(r + 1)), cell(before[r]),
         cell(after[r])));
     }
@@ -85,11 +85,11 @@ const MinigptRender = (() => {
 
   // ---------------------------------------------------------------- bars: the distribution before and after
   function renderBars(container, candidates, chosen, table, opts = {}) {
-    const max = Math.max(1e-9, ...candidates.map((c) => c[1]));
+    const max = Math.max(1e-9, ...candidates.map((c) => c.p));
     const cutAt = {};
     for (const cut of opts.cutoffs || []) for (const id of cut.cuts) if (!(id in cutAt)) cutAt[id] = cut;
     const rows = [], drawn = new Set();
-    candidates.forEach(([id, p], r) => {
+    candidates.forEach(({ id, p }, r) => {
       const cut = cutAt[id];
       if (cut && !drawn.has(cut.link)) {
         drawn.add(cut.link);
