@@ -194,7 +194,8 @@ def check_layout(entries: dict, config: GPTConfig, source, config_file=None) -> 
     extra = sorted(set(entries) - set(expected))
     if extra:
         names = ", ".join(short(name) for name in extra[:5])
-        warnings.warn(f"{source}: ignoring {len(extra)} tensor{'s' * (len(extra) != 1)} that GPT-2 does not use: {names}", stacklevel=3)
+        tensors = f"{len(extra)} tensor{'s' * (len(extra) != 1)}"
+        warnings.warn(f"{source}: ignoring {tensors} that GPT-2 does not use: {names}", stacklevel=3)
     return list(expected)
 
 
