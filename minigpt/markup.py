@@ -171,7 +171,8 @@ def generation_html(out, prompt_text, limit: int) -> str:
     if len(out.steps) > limit:
         rows.append(f"<div>… {len(out.steps) - limit} more sequences</div>")
     chain = " → ".join(out.chain) or "none (the model's own distribution)"
-    return block(f"{out.strategy or 'generate'}: {len(out.sequences)} sequence{'s' * (len(out.sequences) != 1)}; chain: {chain}",
+    n = len(out.sequences)
+    return block(f"{out.strategy or 'generate'}: {n} sequence{'s' * (n != 1)}; chain: {chain}",
                  "".join(rows), "background: each token's probability under the model, red 0 to green 1; "
                  "hover a token for the candidates before and after the chain")
 

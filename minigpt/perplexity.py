@@ -86,8 +86,8 @@ def check_window(model: GPT2, n_tokens: int, max_length, stride) -> tuple[int, i
         raise ValueError(f"stride ({stride}) exceeds max_length ({max_length}), so the tokens between windows "
                          f"would never be scored; give a stride of at most {max_length}.")
     if n_tokens < 2:
-        raise ValueError(f"the text has {n_tokens} token{'s' * (n_tokens != 1)}; perplexity needs at least 2, since the first token "
-                         "is never scored.")
+        raise ValueError(f"the text has {n_tokens} token{'s' * (n_tokens != 1)}; perplexity needs at least 2, "
+                         "since the first token is never scored.")
     return max_length, stride
 
 
