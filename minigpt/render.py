@@ -104,8 +104,10 @@ def beam_tree_json(tree) -> dict:
 
 
 def lens_json(lens) -> dict:
-    """inspection.LogitLens as JSON: rows are the embeddings, then each block's output."""
-    return {"tokens": lens.tokens, "top_tokens": lens.top_tokens.tolist(), "top_probs": lens.top_probs.tolist()}
+    """inspection.LogitLens as JSON: rows are the embeddings, then each block's output, labelled as the pictures
+    label them."""
+    return {"tokens": lens.tokens, "top_tokens": lens.top_tokens.tolist(), "top_probs": lens.top_probs.tolist(),
+            "rows": list(lens.row_labels)}
 
 
 # ----------------------------------------------------------------------------- the report file

@@ -170,6 +170,8 @@ def test_the_lens_and_attention_equal_inspection(page, model):
     assert len(cells) == lens.top_tokens.size
     for layer, pos, token, p in cells:
         assert token == lens.top_tokens[layer, pos] and abs(p - lens.top_probs[layer, pos]) < 1e-6
+    labels = page.page.eval_on_selector_all("#lens tr th:first-child", "ns => ns.map(n => n.textContent)")
+    assert labels[1:] == list(reversed(lens.row_labels))  # the model's prediction on top, the embeddings last
     maps = attention_maps(model, ids)
     drawn = page.page.evaluate("document.querySelector('#attention canvas').weights")
     np.testing.assert_allclose(drawn, maps[0, 0], atol=1e-6)

@@ -89,6 +89,7 @@ def test_inspect_equals_the_library(server, model):
     assert status == 200
     assert data["lens"]["top_tokens"] == lens.top_tokens.tolist()
     np.testing.assert_allclose(data["lens"]["top_probs"], lens.top_probs, atol=1e-6)
+    assert data["lens"]["rows"] == list(lens.row_labels)  # "embeddings", "after block 1", ...: as the pictures say
     np.testing.assert_allclose(data["attention"], attention_maps(model, ids)[1], atol=1e-6)
 
 

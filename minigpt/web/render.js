@@ -153,15 +153,15 @@ const MinigptRender = (() => {
 
   // ---------------------------------------------------------------- inside the model
   function renderLens(container, lens, table) {
-    const head = el("tr", {}, el("th", {}, "layer"), lens.tokens.map((id) => el("th", {}, shown(table, id))));
-    const rows = lens.top_tokens.map((row, l) => el("tr", {}, el("th", {}, l === 0 ? "embed" : String(l)),
+    const head = el("tr", {}, el("th", {}, "read out"), lens.tokens.map((id) => el("th", {}, shown(table, id))));
+    const rows = lens.top_tokens.map((row, l) => el("tr", {}, el("th", {}, lens.rows[l]),
       row.map((id, t) => {
         const p = lens.top_probs[l][t];
         const cell = el("td", { dataset: { token: String(id), p: String(p), layer: String(l), pos: String(t) } },
           shown(table, id));
         cell.style.background = `rgba(47, 95, 208, ${0.08 + 0.8 * p})`;
         cell.style.color = p > 0.55 ? "#fff" : "";
-        return hover(cell, () => el("div", {}, `layer ${l}, after ${shown(table, lens.tokens[t])}: ` +
+        return hover(cell, () => el("div", {}, `${lens.rows[l]}, at ${shown(table, lens.tokens[t])}: ` +
           `${shown(table, id)} p ${fmt(p)}`));
       })));
     container.replaceChildren(el("div", { class: "scroll" }, el("table", { class: "lens" }, head, rows.reverse())));
