@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import hub
+from .checks import plural
 from .config import ConfigError, GPTConfig, block_indices
 from .model import GPT2
 from .safetensors_header import DAMAGED, CheckpointError, read_header, short
@@ -166,7 +167,7 @@ def check_layout(entries: dict, config: GPTConfig, source, config_file=None) -> 
                else f"the file is incomplete, so {DAMAGED}")
         raise CheckpointError(f"{source} lacks tensor 'h.{i}.ln_1.weight' and all of block h.{i}: "
                               f"{said} n_layer={config.n_layer}, but the file holds tensors of only "
-                              f"{len(indices)} block{'s' * (len(indices) != 1)}; {fix}.")
+                              f"{plural(len(indices), 'block')}; {fix}.")
     expected = expected_shapes(config)  # n_layer <= len(indices) here, so this is no bigger than the header
     missing = [name for name in expected if name not in entries]
     if missing:
@@ -194,8 +195,8 @@ def check_layout(entries: dict, config: GPTConfig, source, config_file=None) -> 
     extra = sorted(set(entries) - set(expected))
     if extra:
         names = ", ".join(short(name) for name in extra[:5])
-        tensors = f"{len(extra)} tensor{'s' * (len(extra) != 1)}"
-        warnings.warn(f"{source}: ignoring {tensors} that GPT-2 does not use: {names}", stacklevel=3)
+        warnings.warn(f"{source}: ignoring {plural(len(extra), 'tensor')} that GPT-2 does not use: {names}",
+                      stacklevel=3)
     return list(expected)
 
 

@@ -2,7 +2,8 @@
 
 Every layer above checks its input with these few functions, so that a bad number, a bad list of token
 ids or an id outside the vocabulary is refused in the same words wherever it is given. They raise
-ValueError; nothing here prints or exits.
+ValueError; nothing here prints or exits. number() and plural() write a count or a bound the way every
+message and view of the package writes it.
 
 What this module is not: the declarations of the generation options (sampling/link.py holds `Option`,
 which uses these checks) or the checks of a checkpoint's file (checkpoint.py, config.py).
@@ -17,6 +18,11 @@ import numpy as np
 def number(x: float) -> str:
     """1e+09 -> 1e9, 0.001 -> 0.001: a range bound as a person writes it."""
     return f"{x:g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+
+
+def plural(n: int, noun: str, grouped: bool = False) -> str:
+    """ "1 token", "2 tokens"; grouped, the thousands marked: "12,345 tokens"."""
+    return (f"{n:,}" if grouped else f"{n}") + f" {noun}" + ("" if n == 1 else "s")
 
 
 def is_integer(value) -> bool:

@@ -23,7 +23,7 @@ import warnings
 
 from . import hub
 from .checkpoint import load
-from .checks import number
+from .checks import number, plural
 from .cli_args import announce, argument_type, command_line_text, integer
 from .cli_plot import add_plot_commands
 from .cli_batch import cmd_generate_file
@@ -35,7 +35,7 @@ from .sampling.link import GROUPS, Option
 from .sampling.options import REGISTRY
 from .tokenizer import Tokenizer, visible
 from .version import VERSION
-from .views import comparison_json, comparison_lines, generation_json, merge_lines, plural, step_line, trace_lines
+from .views import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
 
 CLI_DEFAULTS = {"max_new_tokens": 40}  # the command line's own defaults, where they differ from the library's
 STREAMING = ("greedy", "sample", "contrastive", "speculative")  # the strategies whose tokens can be printed as chosen

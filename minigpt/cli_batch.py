@@ -13,7 +13,7 @@ from huggingface_hub.utils import tqdm
 from .batch import run_prompt_file
 from .checkpoint import load
 from .cli_args import announce
-from .views import plural
+from .checks import plural
 
 
 def cmd_generate_file(args, options: dict):

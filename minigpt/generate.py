@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checks import plural
 from .config import GPTConfig
 from .markup import generation_html
 from .memory import Footprint, check_fits
@@ -67,13 +68,13 @@ class GenerationOutput:
     def __repr__(self) -> str:
         """A few lines: the strategy and chain, then each prompt and its texts with their token counts."""
         tok = default_tokenizer()
-        lines = [f"GenerationOutput({self.strategy or 'generate'}: {count(len(self.sequences), 'sequence')} for "
-                 f"{count(len(self.prompt_tokens), 'prompt')}; chain: {' -> '.join(self.chain) or 'none'}"]
+        lines = [f"GenerationOutput({self.strategy or 'generate'}: {plural(len(self.sequences), 'sequence')} for "
+                 f"{plural(len(self.prompt_tokens), 'prompt')}; chain: {' -> '.join(self.chain) or 'none'}"]
         for i, prompt in enumerate(self.prompt_tokens[:REPR_ROWS]):
             text = tok.decode(t for t in prompt if t < tok.n_vocab)
-            lines.append(f"  prompt {i} ({count(len(prompt), 'token')}): {short(text)}")
+            lines.append(f"  prompt {i} ({plural(len(prompt), 'token')}): {short(text)}")
             for j in [j for j, p in enumerate(self.prompt_index) if p == i][:REPR_ROWS]:
-                lines.append(f"    #{j} ({count(len(self.sequences[j]), 'token')}, {self.finish_reasons[j]}, "
+                lines.append(f"    #{j} ({plural(len(self.sequences[j]), 'token')}, {self.finish_reasons[j]}, "
                              f"score {self.scores[j]:.3f}): {short(self.texts[j])}")
         if len(self.prompt_tokens) > REPR_ROWS or len(self.sequences) > REPR_ROWS * len(self.prompt_tokens):
             lines.append("  ... (see .texts and .sequences for all)")
@@ -87,11 +88,6 @@ class GenerationOutput:
 
 REPR_ROWS = 4  # the prompts, and the sequences of each, a repr shows
 REPR_TEXT = 80  # the characters of a text a repr shows
-
-
-def count(n: int, noun: str) -> str:
-    """ "1 token", "2 tokens"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def short(text: str, width: int = REPR_TEXT) -> str:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import memory
-from .generate import count, default_tokenizer, generate
+from .generate import default_tokenizer, generate
 from .markup import attention_html, beam_tree_html, distribution_html, lens_html, number, token_span
 from .memory import Footprint, Part, check_fits
 from .model import GPT2
-from .checks import check_int
+from .checks import check_int, plural
 from .numerics import draw, largest, log_softmax, softmax
 from .sampling.chain import build_chain
 from .sampling.processors import MinP, Temperature, TopK, TopP
@@ -115,7 +115,7 @@ class NextTokenDistribution:
     def __repr__(self) -> str:
         top = ", ".join(f"{text_of(t)!r} {p:.3f}" for t, p in zip(self.tokens[:3], self.probs[0]))
         cuts = "".join(f", {k}={v} keeps {self.kept_count[k][0]:,}" for k, v in self.cutoffs.items())
-        return (f"NextTokenDistribution({count(len(self.tokens), 'token')} shown at T={self.temperatures[0]}{cuts}: "
+        return (f"NextTokenDistribution({plural(len(self.tokens), 'token')} shown at T={self.temperatures[0]}{cuts}: "
                 f"{top}; chosen {text_of(self.selected)!r})")
 
 
@@ -313,7 +313,7 @@ class BeamTree:
         best = f"; best {''.join(map(text_of, self.sequences[0]))[:60]!r} score {self.scores[0]:.3f}" \
             if self.sequences else ""
         steps = max([n.step for n in self.nodes] + [-1]) + 1
-        return f"BeamTree({self.strategy}: {len(self.nodes) - 1} candidates over {count(steps, 'step')}{best})"
+        return f"BeamTree({self.strategy}: {len(self.nodes) - 1} candidates over {plural(steps, 'step')}{best})"
 
     def _repr_html_(self) -> str:
         return beam_tree_html(self, text_of)

@@ -23,6 +23,7 @@ it) and computes nothing. The interactive views are minigpt/web/render.js (explo
 import math
 from html import escape
 
+from .checks import plural
 from .tokenizer import visible
 
 MAX_TOKENS = 400  # the most tokens a coloured text shows; the rest is summarised
@@ -171,8 +172,7 @@ def generation_html(out, prompt_text, limit: int) -> str:
     if len(out.steps) > limit:
         rows.append(f"<div>… {len(out.steps) - limit} more sequences</div>")
     chain = " → ".join(out.chain) or "none (the model's own distribution)"
-    n = len(out.sequences)
-    return block(f"{out.strategy or 'generate'}: {n} sequence{'s' * (n != 1)}; chain: {chain}",
+    return block(f"{out.strategy or 'generate'}: {plural(len(out.sequences), 'sequence')}; chain: {chain}",
                  "".join(rows), "background: each token's probability under the model, red 0 to green 1; "
                  "hover a token for the candidates before and after the chain")
 

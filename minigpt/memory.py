@@ -24,6 +24,7 @@ it held before the call) for settings that fit; it lies between 0.4 and 1.25 tim
 import os
 from dataclasses import dataclass
 
+from .checks import plural
 from .config import GPTConfig
 from .model import prefill_chunk
 
@@ -87,7 +88,8 @@ def trace(rows: int, steps: int, trace_top: int) -> int:
 
 
 def count(n: int, thing: str) -> str:
-    return f"{n:,} {thing}" + "s" * (n != 1)
+    """ "1 row", "100,000 rows": checks.plural with the thousands marked, as every part's description counts."""
+    return plural(n, thing, grouped=True)
 
 
 def either(*names: str) -> str:

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from . import memory
-from .checks import check_int
+from .checks import check_int, plural
 from .memory import Footprint, Part, check_fits
 from .model import GPT2
 from .numerics import cross_entropy
@@ -86,7 +86,7 @@ def check_window(model: GPT2, n_tokens: int, max_length, stride) -> tuple[int, i
         raise ValueError(f"stride ({stride}) exceeds max_length ({max_length}), so the tokens between windows "
                          f"would never be scored; give a stride of at most {max_length}.")
     if n_tokens < 2:
-        raise ValueError(f"the text has {n_tokens} token{'s' * (n_tokens != 1)}; perplexity needs at least 2, "
+        raise ValueError(f"the text has {plural(n_tokens, 'token')}; perplexity needs at least 2, "
                          "since the first token is never scored.")
     return max_length, stride
 

@@ -9,15 +9,11 @@ What this module is not: it computes nothing that a test should check (that is t
 generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
 """
 
+from .checks import plural
 from .markup import state_text
 from .tokenizer import Merge, Tokenizer, replay_merges, visible
 
 WIDTH = 16  # the widest a token is shown in a table; longer ones end in …
-
-
-def plural(n: int, noun: str) -> str:
-    """ "1 token", "2 tokens"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def shown_bytes(data: bytes) -> str:
@@ -66,7 +62,7 @@ def chain_line(chain: list[str]) -> str:
 
 def survivors_text(survivors: int) -> str:
     """How many tokens a step could still choose: "1 token survives", "2,345 tokens survive"."""
-    return "1 token survives" if survivors == 1 else f"{survivors:,} tokens survive"
+    return plural(survivors, "token", grouped=True) + (" survives" if survivors == 1 else " survive")
 
 
 def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -> list[str]:
