@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .checks import read_text
 from .generate import generate
 from .model import GPT2
 from .sampling.options import BY_NAME, GenerationOptions
@@ -56,11 +57,7 @@ def parse_line(number: int, text: str, strategy: str, options: dict) -> Line:
 
 
 def read_lines(path: Path, strategy: str, options: dict) -> list[Line]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
-        raise ValueError(f"cannot read {path}: {reason}; give a UTF-8 file of JSON lines.") from None
+    text = read_text(path, str(path), "give a UTF-8 file of JSON lines.")
     return [parse_line(n, line, strategy, options) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 

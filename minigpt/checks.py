@@ -11,6 +11,7 @@ which uses these checks) or the checks of a checkpoint's file (checkpoint.py, co
 
 import math
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 
@@ -81,3 +82,12 @@ def check_vocabulary(ids, vocab_size: int):
         raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={vocab_size} (ids 0 to "
                          f"{vocab_size - 1}); give ids below {vocab_size}, or text to a model with GPT-2's full "
                          f"vocabulary of 50257 tokens.")
+
+
+def read_text(path, shown: str, fix: str) -> str:
+    """A UTF-8 text file's contents, or ValueError: "cannot read <shown>: <why>; <fix>"."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+        raise ValueError(f"cannot read {shown}: {reason}; {fix}") from None

@@ -15,6 +15,7 @@ from huggingface_hub.utils import tqdm
 
 from . import inspection
 from .checkpoint import load
+from .checks import read_text
 from .cli_args import announce, command_line_text, integer
 from .perplexity import Perplexity, check_window, perplexity, windows
 from .tokenizer import Tokenizer, visible
@@ -41,11 +42,7 @@ def cmd_score_text(args, tok: Tokenizer):
 
 def documents(path: Path) -> list[tuple[str, str]]:
     """(name, text) of each document: the whole file, or one per line of a .jsonl file ({"text": ...})."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
-        raise ValueError(f"cannot read --file {path}: {reason}; give a UTF-8 text file.") from None
+    text = read_text(path, f"--file {path}", "give a UTF-8 text file.")
     if path.suffix != ".jsonl":
         return [(path.name, text)]
     docs = []

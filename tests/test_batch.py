@@ -133,3 +133,12 @@ def test_the_command_line_refuses_what_does_not_fit_together(argv, says, tmp_pat
     write_lines(tmp_path / "in.jsonl", LINES[:1])
     code, _, err = run_cli(capsys, "generate", *argv, "--model", MODEL)
     assert code == 1 and err.count("\n") == 1 and says in err, err
+
+
+@pytest.mark.parametrize("command", [["generate", "--input", "{f}", "--output", "{out}"], ["score", "--file", "{f}"]])
+def test_a_file_that_is_not_utf8_text_is_named_in_one_line(command, tmp_path, capsys):
+    bad, out = tmp_path / "latin1.txt", tmp_path / "out.jsonl"
+    bad.write_bytes("café\n".encode("latin-1"))
+    argv = [a.format(f=bad, out=out) for a in command]
+    code, _, err = run_cli(capsys, *argv, "--model", MODEL)
+    assert code == 1 and err.count("\n") == 1 and f"{bad}: it is not UTF-8 text; give a UTF-8 " in err
