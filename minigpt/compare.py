@@ -87,6 +87,16 @@ def distinct_n(tokens, n: int) -> float | None:
     return len(set(ngrams)) / len(ngrams) if ngrams else None
 
 
+DISTINCT_N = (1, 2, 3)  # the n of distinct-n a comparison reports
+
+
+def measure(tokens: list[int], logprobs, eos: int, ns=DISTINCT_N) -> tuple[float, dict[int, float | None]]:
+    """A run's two measures: log p of its tokens under the model (the sum of their log-probabilities), and the
+    distinct-n of the tokens before end-of-text, for each n of ns."""
+    text_tokens = [t for t in tokens if t != eos]
+    return float(sum(logprobs)), {n: distinct_n(text_tokens, n) for n in ns}
+
+
 def parse_value(text: str):
     """An option's value as written in a run: true/false, a whole number, a real number, a comma-separated
     list of those, or else the text itself (early_stopping=never, draft_model=distilgpt2)."""
@@ -134,7 +144,7 @@ def run_options(spec: RunSpec, max_new_tokens: int, seed: int | None) -> dict:
 
 
 def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, seed: int | None = 0,
-            tokenizer: Tokenizer | None = None, ns=(1, 2, 3)) -> list[Comparison]:
+            tokenizer: Tokenizer | None = None, ns=DISTINCT_N) -> list[Comparison]:
     """Continue one prompt by each run (default: the CLASSIC five), and measure each output.
 
     prompt_ids: one prompt's token ids. runs: RunSpec objects or descriptions for parse_run. Every run's
@@ -161,9 +171,7 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
         out = generate(model, prompt_ids, spec.strategy, trace_top=0, tokenizer=tokenizer, **opts)
         tokens, steps = out.sequences[0], out.steps[0]
         eos = model.config.eos_token_id if built.eos_token_id is None else built.eos_token_id  # generate()'s rule
-        text_tokens = [t for t in tokens if t != eos]
-        results.append(Comparison(
-            spec=spec, options=opts, tokens=tokens, text=out.texts[0],
-            logprob=float(sum(step.logprob for step in steps)),
-            distinct={n: distinct_n(text_tokens, n) for n in ns}, finish_reason=out.finish_reasons[0]))
+        logprob, distinct = measure(tokens, [step.logprob for step in steps], eos, ns)
+        results.append(Comparison(spec=spec, options=opts, tokens=tokens, text=out.texts[0], logprob=logprob,
+                                  distinct=distinct, finish_reason=out.finish_reasons[0]))
     return results

@@ -22,12 +22,11 @@ import json
 import math
 from pathlib import Path
 
-from .compare import distinct_n
+from .compare import measure
 from .tokenizer import Tokenizer
 from .views import generation_json, shown_token
 
 WEB = Path(__file__).parent / "web"  # the renderer: package data, read at run time, no build step
-DISTINCT_N = (1, 2, 3)  # the n of distinct-n, as compare reports them
 
 
 def tokens_table(tok: Tokenizer, ids) -> dict[str, dict]:
@@ -46,11 +45,10 @@ def ids_in_steps(steps: list[dict]) -> list[int]:
 
 
 def measures(tokens: list[int], logprobs: list[float], eos: int) -> dict:
-    """log p of the tokens under the model, and their distinct-n (end-of-text left out), as compare reports."""
-    text_tokens = [t for t in tokens if t != eos]
-    total = float(sum(logprobs))
+    """compare.measure's log p and distinct-n of the tokens (end-of-text left out), as JSON holds them."""
+    total, distinct = measure(tokens, logprobs, eos)
     return {"logprob": total, "mean_logprob": total / len(logprobs) if logprobs else None,
-            "distinct": {str(n): distinct_n(text_tokens, n) for n in DISTINCT_N}}
+            "distinct": {str(n): value for n, value in distinct.items()}}
 
 
 def generation_data(tok: Tokenizer, out, prompt_ids: list[int], strategy: str, options: dict, model_name: str = "",
