@@ -33,9 +33,9 @@ def tokens_table(tok: Tokenizer, ids) -> dict[str, dict]:
     """Every distinct id -> {"text", "shown", "bytes"}: the text as it reads, made visible, and in hex."""
     table = {}
     for i in dict.fromkeys(int(i) for i in ids):
-        data = tok.token_bytes(i) if 0 <= i < tok.n_vocab else b""
-        table[str(i)] = {"text": data.decode("utf-8", "replace") if data else f"#{i}",
-                         "shown": shown_token(tok, i), "bytes": data.hex(" ")}
+        known = 0 <= i < tok.n_vocab
+        table[str(i)] = {"text": tok.token_texts[i] if known else f"#{i}", "shown": shown_token(tok, i),
+                         "bytes": tok.token_bytes(i).hex(" ") if known else ""}
     return table
 
 
