@@ -1,4 +1,5 @@
-"""The command line's text as values: argparse types that refuse in one line, and text from the OS.
+"""The command line's text as values: argparse types that refuse in one line, and text from the OS; and what
+it says on stderr while it works (a download's announcement, a progress bar).
 
 What this module is not: the commands (cli.py, cli_plot.py) or the options' declarations (sampling/link.py,
 whose `Option.from_text` reads an option's flag; `argument_type` turns that into an argparse type).
@@ -6,6 +7,8 @@ whose `Option.from_text` reads an option's flag; `argument_type` turns that into
 
 import argparse
 import sys
+
+from huggingface_hub.utils import tqdm
 
 from .sampling.link import parse_int, parse_real
 
@@ -36,3 +39,9 @@ real = argument_type(parse_real, "real")
 def announce(line: str):
     """What the library reports before a long step (a download: what, how big, where), on stderr."""
     print(f"minigpt: {line}", file=sys.stderr, flush=True)
+
+
+def progress_bar(unit: str, desc: str, total: int | None = None, quiet: bool = False):
+    """A progress bar on stderr (huggingface_hub's tqdm), for a person watching: off when stderr is not a
+    terminal, or quiet."""
+    return tqdm(total=total, unit=unit, desc=desc, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)

@@ -8,11 +8,9 @@ Like cli.py, it parses, calls the library (batch.run_prompt_file) and reports; a
 
 import sys
 
-from huggingface_hub.utils import tqdm
-
 from .batch import run_prompt_file
 from .checkpoint import load
-from .cli_args import announce
+from .cli_args import announce, progress_bar
 from .checks import plural
 
 
@@ -28,7 +26,7 @@ def cmd_generate_file(args, options: dict):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size takes how many prompts run together (1 or more), got {args.batch_size}.")
     model = load(args.model, report=announce)
-    bar = tqdm(unit="prompt", desc="generating", disable=not sys.stderr.isatty(), file=sys.stderr)
+    bar = progress_bar("prompt", "generating")
 
     def progress(done: int, total: int):
         bar.total = total

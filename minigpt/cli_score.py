@@ -8,15 +8,12 @@ Like cli.py, it parses, calls the library (inspection.token_logprobs, perplexity
 """
 
 import json
-import sys
 from pathlib import Path
-
-from huggingface_hub.utils import tqdm
 
 from . import inspection
 from .checkpoint import load
 from .checks import read_text
-from .cli_args import announce, command_line_text, integer
+from .cli_args import announce, command_line_text, integer, progress_bar
 from .perplexity import Perplexity, check_window, perplexity, windows
 from .tokenizer import Tokenizer, visible
 
@@ -75,8 +72,7 @@ def cmd_score_file(args, tok: Tokenizer):
     length = args.max_length or model.config.n_positions
     stride = args.stride or max(length // 2, 1)
     total = sum(len(windows(len(ids), length, stride)) for _, ids in docs)
-    quiet = args.quiet or total < PROGRESS_AFTER or not sys.stderr.isatty()  # a bar is for a person watching
-    bar = tqdm(total=total, unit="window", desc="scoring", disable=quiet, file=sys.stderr)
+    bar = progress_bar("window", "scoring", total, quiet=args.quiet or total < PROGRESS_AFTER)
     results = [(name, perplexity(model, ids, stride, length, tok, progress=bar.update)) for name, ids in docs]
     bar.close()
     whole = Perplexity(tokens=sum(r.tokens for _, r in results), nll=sum(r.nll for _, r in results),
