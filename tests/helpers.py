@@ -1,5 +1,6 @@
 """Small GPT-2 checkpoints written with NumPy alone, for tests that need weights but not the reference."""
 
+import io
 import json
 import os
 import shutil
@@ -134,6 +135,13 @@ def run_program(*argv, env: dict[str, str] | None = None, text: bool = True, **k
     """`python -m minigpt *argv` as a separate process, in program_env() unless env is given."""
     return subprocess.run([sys.executable, "-m", "minigpt", *argv], env=program_env() if env is None else env,
                           capture_output=True, text=text, timeout=120, **kwargs)
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so that a progress bar shows."""
+
+    def isatty(self):
+        return True
 
 
 def log_softmax64(x):

@@ -19,7 +19,7 @@ from huggingface_hub.file_download import hf_hub_url
 import minigpt
 from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
                       tiny_safetensors)
-from helpers import installed_package, program_env, run_cli, run_program
+from helpers import Terminal, installed_package, program_env, run_cli, run_program
 from minigpt import folders, hub
 
 
@@ -248,11 +248,6 @@ def test_load_passes_report_on_and_says_nothing_once_the_files_are_there(fake_hu
     assert len(said) == 1 and said[0].startswith("downloading gpt2 (config.json and model.safetensors, ")
     minigpt.load("gpt2", report=said.append)
     assert len(said) == 1
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
 
 
 @pytest.mark.parametrize("stderr, tqdm_disable, bar", [(Terminal, None, True), (Terminal, "1", False),

@@ -3,7 +3,6 @@ the same windows and the same NLL, window by window, as transformers' guide comp
 scripts/make_perplexity_reference.py, and recomputed live when torch is here)."""
 
 import importlib.util
-import io
 import json
 import sys
 import math
@@ -15,7 +14,7 @@ import pytest
 
 import minigpt
 from conftest import load_model, require_reference
-from helpers import log_softmax64, run_cli
+from helpers import Terminal, log_softmax64, run_cli
 from minigpt import inspection, perplexity as perplexity_module
 from minigpt.cli import main
 from minigpt.numerics import cross_entropy
@@ -100,11 +99,6 @@ def test_bits_per_byte_counts_the_scored_tokens_bytes():
 def test_a_window_that_cannot_work_is_refused(options, says):
     with pytest.raises(ValueError, match=re.escape(says)):
         perplexity(load_model("fullvocab"), list(range(50)), **options)
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
 
 
 def test_score_file_reports_documents_and_the_whole(tmp_path, capsys, monkeypatch):
