@@ -61,10 +61,9 @@ def check_prompt_pass(model: GPT2, length: int, doing: str, vocab_rows: int, low
     )), doing)
 
 
-def inspect_prompt(model: GPT2, ids):
-    """One forward pass over the prompt that keeps every residual stream and attention map (the logits
-    of the last position only: the lens reads every position out of the residuals itself)."""
-    ids = prompt_ids(model, ids)
+def inspect_prompt(model: GPT2, ids: np.ndarray):
+    """One forward pass over the prompt ids [1, T] (checked by prompt_ids) that keeps every residual stream and
+    attention map (the logits of the last position only: the lens reads every position out of the residuals)."""
     return model.forward(ids, model.new_cache(1, ids.shape[1]), last_only=True, inspect=True)
 
 
@@ -220,7 +219,8 @@ def logit_lens(model: GPT2, ids) -> LogitLens:
     """The logit lens (nostalgebraist 2020): p_l = softmax(W_e ln_f(x_l)) for each residual stream x_l
     (the embeddings, then the stream after each block), through the model's own final layer norm and
     tied output matrix. At l = L it is the model's own next-token distribution."""
-    T = prompt_ids(model, ids).shape[1]
+    ids = prompt_ids(model, ids)  # [1, T]
+    T = ids.shape[1]
     check_prompt_pass(model, T, "the logit lens of this prompt", 4 * T, every_layer=True)  # read-out, softmax
     result = inspect_prompt(model, ids)
     top_tokens, top_probs = [], []
@@ -229,7 +229,7 @@ def logit_lens(model: GPT2, ids) -> LogitLens:
         best = probs.argmax(axis=-1)  # [T]
         top_tokens.append(best)
         top_probs.append(probs[np.arange(best.size), best])
-    return LogitLens(tokens=[int(i) for i in ids], top_tokens=np.stack(top_tokens).astype(np.int64),
+    return LogitLens(tokens=ids[0].tolist(), top_tokens=np.stack(top_tokens).astype(np.int64),
                      top_probs=np.stack(top_probs), row_labels=lens_row_labels(model.config.n_layer))
 
 
@@ -239,8 +239,8 @@ def logit_lens(model: GPT2, ids) -> LogitLens:
 def attention_maps(model: GPT2, ids) -> np.ndarray:
     """Every head's attention weights over the prompt: [L, H, T, T] float32, row t (a query) holding
     softmax(q_t k^T / sqrt(D)) over the positions 0..t (zero after t: causal)."""
-    T = prompt_ids(model, ids).shape[1]
-    c = model.config
+    ids = prompt_ids(model, ids)  # [1, T]
+    T, c = ids.shape[1], model.config
     stacked = math.ceil(c.n_layer * c.n_head * T * T / c.vocab_size)  # np.stack's [L, H, T, T], in rows of V
     check_prompt_pass(model, T, "the attention maps of this prompt", stacked, every_layer=True)
     return np.stack([weights[0] for weights in inspect_prompt(model, ids).attention])  # L x [H, T, T]
