@@ -110,5 +110,5 @@ def add_score_command(sub, model_help: str):
                    help="--file: how far each window's start moves (default: half the window)")
     s.add_argument("--quiet", action="store_true", help="--file: no progress bar")
     s.add_argument("--model", default="gpt2", help=model_help)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     s.set_defaults(run=cmd_score)
