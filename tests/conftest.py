@@ -7,6 +7,7 @@ Each folder tests/fixtures/<name>/ (written by scripts/make_reference.py) holds 
 
 import json
 import os
+import signal
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,14 @@ def a_terminal_100_columns_wide(monkeypatch):
     """argparse wraps --help to the terminal's width (COLUMNS, else the real terminal's): fix it, so that no
     test of the help text depends on the window pytest runs in."""
     monkeypatch.setenv("COLUMNS", "100")
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler, whatever the caller left: a job started in the background ignores SIGINT."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

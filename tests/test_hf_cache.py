@@ -229,9 +229,7 @@ def test_an_interrupted_download_into_the_cache_leaves_no_file_that_looks_whole(
     assert (snapshot / "model.safetensors").read_bytes() == CHECKPOINT["model.safetensors"]
 
 
-def test_ctrl_c_mid_transfer_into_the_cache_leaves_no_file_that_looks_whole(fake_hub, cache):
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT does not raise KeyboardInterrupt in this test process")
+def test_ctrl_c_mid_transfer_into_the_cache_leaves_no_file_that_looks_whole(fake_hub, cache, ctrl_c_raises):
     main_thread = threading.main_thread().ident
     fake_hub.cut.add("model.safetensors")
     fake_hub.before_hang_up = lambda: signal.pthread_kill(main_thread, signal.SIGINT)

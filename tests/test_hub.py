@@ -381,14 +381,6 @@ def test_minigpt_generate_without_network_ends_within_3_seconds(timed_silent_ser
     assert done.stderr.count("\n") == 1 and " into weights/gpt2/, or use tiny, " in done.stderr
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """Python's own Ctrl-C handler, whatever the caller left: a job started in the background ignores SIGINT."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 def test_ctrl_c_mid_transfer_leaves_nothing_behind(fake_hub, weights, ctrl_c_raises):
     main_thread = threading.main_thread().ident
     fake_hub.cut.add("model.safetensors")  # half the body, then Ctrl-C reaches the downloading thread
