@@ -15,11 +15,11 @@ Whole texts and many prompts: perplexity.py (a sliding window) and batch.py (a f
 In a notebook every result shows itself as static HTML (markup.py): see docs/decoding_strategies.ipynb.
 """
 
-from .checkpoint import CheckpointError, load
-from .config import ConfigError, GPTConfig
-from .generate import GenerationOutput, generate
-from .model import GPT2, KVCache
-from .tokenizer import StreamDecoder, Tokenizer
+from .weights.checkpoint import CheckpointError, load
+from .core.config import ConfigError, GPTConfig
+from .call.generate import GenerationOutput, generate
+from .core.model import GPT2, KVCache
+from .core.tokenizer import StreamDecoder, Tokenizer
 from .version import VERSION as __version__
 
 __all__ = ["__version__", "load", "Tokenizer", "StreamDecoder", "generate", "GenerationOutput", "GPT2", "GPTConfig",

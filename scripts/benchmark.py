@@ -114,9 +114,9 @@ def use_threads(threads: int):
     import numpy as np
     sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
     import minigpt
-    import minigpt.batch
-    import minigpt.folders
-    import minigpt.perplexity
+    import minigpt.call.batch
+    import minigpt.weights.places
+    import minigpt.inspection.perplexity
 
 
 def rerun_with_native_blas(script: str, argv: list[str]) -> int:

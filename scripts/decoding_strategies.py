@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
 
 import minigpt  # noqa: E402
-from minigpt import inspection, plots  # noqa: E402
-from minigpt.compare import CLASSIC, RunSpec, compare  # noqa: E402
-from minigpt.tokenizer import visible  # noqa: E402
-from minigpt.views import comparison_block, comparison_table, shown_token  # noqa: E402
+from minigpt.inspection import inspection
+from minigpt.views import plots
+from minigpt.inspection.compare import CLASSIC, RunSpec, compare
+from minigpt.core.tokenizer import visible
+from minigpt.views.text import comparison_block, comparison_table, shown_token
 
 # The sections, in the study's order: (heading, what to notice, the run).
 SECTIONS = [

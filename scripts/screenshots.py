@@ -20,8 +20,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 import minigpt
-from minigpt.explore import Explorer
-from minigpt.server import ExploreServer
+from minigpt.web.explore import Explorer
+from minigpt.web.server import ExploreServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

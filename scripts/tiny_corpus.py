@@ -26,7 +26,7 @@ import re
 import sysconfig
 from pathlib import Path
 
-from minigpt.inspection import perplexity, token_logprobs
+from minigpt.inspection.inspection import perplexity, token_logprobs
 
 SKIPPED = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages"}  # folders of the stdlib left out
 HELD_OUT_EVERY = 20  # documents 19, 39, 59, ... are held out: 5% of them

@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import minigpt  # noqa: E402
 import tiny_corpus  # noqa: E402
-from minigpt.checkpoint import expected_shapes  # noqa: E402
-from minigpt.config import GPTConfig  # noqa: E402
-from minigpt.tokenizer import Tokenizer  # noqa: E402
+from minigpt.weights.checkpoint import expected_shapes
+from minigpt.core.config import GPTConfig
+from minigpt.core.tokenizer import Tokenizer
 
 SHAPE = {"n_embd": 128, "n_layer": 4, "n_head": 4}
 SAMPLE_PROMPT = "The stream"

@@ -15,11 +15,12 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import minigpt
-from minigpt.checkpoint import expected_shapes
-from minigpt.cli import main
-from minigpt.config import GPTConfig
-from minigpt.numerics import softmax
-from minigpt.sampling import chain, penalties, processors
+from minigpt.weights.checkpoint import expected_shapes
+from minigpt.cli.main import main
+from minigpt.core.config import GPTConfig
+from minigpt.core.numerics import softmax
+from minigpt.links import chain, penalties
+from minigpt.core import links as processors
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

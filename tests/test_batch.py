@@ -14,8 +14,8 @@ import pytest
 import minigpt
 from conftest import load_model, reference
 from helpers import program_env, run_cli
-from minigpt import batch
-from minigpt.batch import run_prompt_file
+from minigpt.call import batch
+from minigpt.call.batch import run_prompt_file
 
 MODEL = str(reference("fullvocab").folder)
 LINES = [

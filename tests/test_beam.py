@@ -22,8 +22,8 @@ import pytest
 import minigpt
 from conftest import load_model
 from helpers import options_of
-from minigpt.sampling.beam import sampled_candidates
-from minigpt.numerics import log_softmax
+from minigpt.strategies.beam import sampled_candidates
+from minigpt.core.numerics import log_softmax
 
 STRATEGIES = Path(__file__).parent / "fixtures" / "strategies"
 RECORDED = {strategy: json.loads((STRATEGIES / name).read_text())

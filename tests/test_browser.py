@@ -17,8 +17,8 @@ import pytest
 
 from helpers import CHECKOUT, fixture_model, program_env
 from minigpt import Tokenizer, generate
-from minigpt.inspection import attention_maps, logit_lens
-from minigpt.sampling.options import GenerationOptions
+from minigpt.inspection.inspection import attention_maps, logit_lens
+from minigpt.strategies.options import GenerationOptions
 from web_helpers import running_server
 
 PROMPT = "Hello, my dog is a little"

@@ -10,8 +10,8 @@ from safetensors.numpy import save_file
 
 import minigpt
 from helpers import random_params, to_bfloat16_bytes, write_checkpoint, write_raw_safetensors
-from minigpt.checkpoint import CheckpointError, read_safetensors
-from minigpt.config import ConfigError, GPTConfig
+from minigpt.weights.checkpoint import CheckpointError, read_safetensors
+from minigpt.core.config import ConfigError, GPTConfig
 
 CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
 IDS = [[3, 1, 4, 1, 5, 9, 2, 6]]
@@ -137,7 +137,7 @@ def test_extra_tensors_are_ignored_with_a_warning(tmp_path):
 def test_the_tied_output_matrix_is_read_transposed_in_blocks_and_stored_once(tmp_path, dtype):
     """wte [V, C] is read straight into a contiguous [C, V] (the output layer's layout), a few rows at a
     time; wte and lm_head are two views of one buffer, not two copies."""
-    import minigpt.checkpoint as ckpt
+    import minigpt.weights.checkpoint as ckpt
     params = random_params(CONFIG)
     folder = write_checkpoint(tmp_path, CONFIG, params, dtype=dtype)
     path = folder / "model.safetensors"
@@ -191,7 +191,7 @@ def test_a_float32_tensor_not_aligned_in_the_file_is_copied(tmp_path):
 
 def test_a_tensor_cut_short_while_reading_is_named(tmp_path):
     """The header is checked against the file's size first; a file that shrinks after that is still caught."""
-    import minigpt.checkpoint as ckpt
+    import minigpt.weights.checkpoint as ckpt
     path = write_checkpoint(tmp_path, CONFIG, random_params(CONFIG)) / "model.safetensors"
     header, data_start = ckpt.read_header(path)
     entries = ckpt.weight_entries(header, path)

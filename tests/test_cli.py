@@ -14,8 +14,8 @@ import pytest
 
 import minigpt
 from helpers import program_env, run_cli as run, run_program, write_checkpoint
-from minigpt.cli import main
-from minigpt.config import GPTConfig
+from minigpt.cli.main import main
+from minigpt.core.config import GPTConfig
 
 # GPT-2's full vocabulary, so that any text runs end to end; tiny otherwise.
 CONFIG = GPTConfig(vocab_size=50257, n_positions=64, n_embd=8, n_layer=1, n_head=2)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import minigpt
-import minigpt.compare as compare_module
+import minigpt.inspection.compare as compare_module
 from conftest import load_model, reference
-from minigpt.cli import main
-from minigpt.compare import CLASSIC, RunSpec, compare, distinct_n, parse_run
+from minigpt.cli.main import main
+from minigpt.inspection.compare import CLASSIC, RunSpec, compare, distinct_n, parse_run
 
 tok = minigpt.Tokenizer()
 PROMPT = "I have a dream"

@@ -8,12 +8,12 @@ import pytest
 
 import minigpt
 from helpers import FIXTURES, fixture_model as load
-from minigpt.prompts import left_pad
-from minigpt.sampling.contrastive import contrastive_search
-from minigpt.sampling.run import Run
-from minigpt.sampling.options import GenerationOptions
-from minigpt.numerics import log_softmax, softmax
-from minigpt.sampling.chain import build_chain
+from minigpt.call.prompts import left_pad
+from minigpt.strategies.contrastive import contrastive_search
+from minigpt.strategies.run import Run
+from minigpt.strategies.options import GenerationOptions
+from minigpt.core.numerics import log_softmax, softmax
+from minigpt.links.chain import build_chain
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "contrastive.json").read_text())
 CASES = {case["name"]: case for case in REFERENCE["cases"]}

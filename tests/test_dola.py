@@ -11,8 +11,8 @@ from safetensors.numpy import load_file
 
 import minigpt
 from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
-from minigpt.sampling.dola import RELATIVE_TOP, contrast, layer_divergence, premature_layers
-from minigpt.sampling.options import GenerationOptions, OptionError
+from minigpt.sources.dola import RELATIVE_TOP, contrast, layer_divergence, premature_layers
+from minigpt.strategies.options import GenerationOptions, OptionError
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "dola.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "dola.safetensors"))

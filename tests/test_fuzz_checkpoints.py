@@ -23,9 +23,9 @@ import pytest
 
 import minigpt
 from helpers import write_checkpoint
-from minigpt.checkpoint import CheckpointError
-from minigpt.safetensors_header import DTYPE_BITS
-from minigpt.config import ConfigError, GPTConfig
+from minigpt.weights.checkpoint import CheckpointError
+from minigpt.weights.header import DTYPE_BITS
+from minigpt.core.config import ConfigError, GPTConfig
 
 CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
 N_CASES = int(os.environ.get("MINIGPT_FUZZ_CASES", 150))

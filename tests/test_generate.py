@@ -7,7 +7,7 @@ import pytest
 
 import minigpt
 from helpers import write_checkpoint
-from minigpt.config import GPTConfig
+from minigpt.core.config import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=64, n_positions=24, n_embd=16, n_layer=2, n_head=2)
 

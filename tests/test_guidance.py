@@ -11,11 +11,11 @@ from safetensors.numpy import load_file
 import minigpt
 from conftest import assert_close
 from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
-from minigpt.prompts import left_pad
-from minigpt.sampling.run import Run
-from minigpt.sampling.guidance import Guided, guided_log_probs
-from minigpt.sampling.options import GenerationOptions, OptionError
-from minigpt.sampling.chain import build_chain
+from minigpt.call.prompts import left_pad
+from minigpt.strategies.run import Run
+from minigpt.sources.guidance import Guided, guided_log_probs
+from minigpt.strategies.options import GenerationOptions, OptionError
+from minigpt.links.chain import build_chain
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "guidance.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "guidance.safetensors"))

@@ -22,7 +22,7 @@ import minigpt
 from conftest import assert_close, require_reference
 from fake_hub import COMMIT, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving
 from helpers import FIXTURES, installed_package, program_env, run_cli, run_program
-from minigpt import folders, hub, safetensors_header
+from minigpt.weights import places as folders, hub, header as safetensors_header
 
 GPT2 = "openai-community/gpt2"
 FILES = ("config.json", "model.safetensors")

@@ -20,7 +20,7 @@ import minigpt
 from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
                       tiny_safetensors)
 from helpers import Terminal, installed_package, program_env, run_cli, run_program
-from minigpt import folders, hub
+from minigpt.weights import places as folders, hub
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def fake_hub(tmp_path, monkeypatch, weights):
 
 def test_weights_dirs_are_minigpt_weights_then_the_checkout_and_never_the_working_directory(monkeypatch, tmp_path):
     monkeypatch.delenv("MINIGPT_WEIGHTS", raising=False)
-    checkout = Path(folders.__file__).resolve().parents[1]
+    checkout = Path(folders.__file__).resolve().parents[2]
     assert (checkout / "pyproject.toml").is_file() and (checkout / "weights").is_dir()
     assert folders.CHECKOUT == checkout and folders.weights_dirs() == [checkout / "weights"]
     monkeypatch.setenv("MINIGPT_WEIGHTS", str(tmp_path / "w"))

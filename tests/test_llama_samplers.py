@@ -20,12 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minigpt
-from minigpt.cli import main
-from minigpt.generate import generate
-from minigpt.sampling.llama_samplers import DRY, XTC, DynamicTemperature, TopNSigma, sequence_breaker_tokens
-from minigpt.sampling.mirostat import Mirostat
-from minigpt.sampling.options import GenerationOptions, OptionError
-from minigpt.sampling.chain import build_chain
+from minigpt.cli.main import main
+from minigpt.call.generate import generate
+from minigpt.links.llama import DRY, XTC, DynamicTemperature, TopNSigma, sequence_breaker_tokens
+from minigpt.links.mirostat import Mirostat
+from minigpt.strategies.options import GenerationOptions, OptionError
+from minigpt.links.chain import build_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "fixtures" / "llama" / "cases.json"

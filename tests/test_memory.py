@@ -17,9 +17,10 @@ import pytest
 import minigpt
 from conftest import RTOL, reference
 from helpers import program_env, random_params, write_checkpoint
-from minigpt import memory, model as model_module
-from minigpt.config import GPTConfig
-from minigpt.memory import Footprint, Part
+from minigpt.call import memory
+from minigpt.core import model as model_module
+from minigpt.core.config import GPTConfig
+from minigpt.call.memory import Footprint, Part
 
 CAP = 2 * 2**30  # the address space a child may use: all it needs for what fits, and far from what is refused
 FULLVOCAB = str(reference("fullvocab").folder)  # 2 layers, 32 wide, GPT-2's 50,257 tokens, 1,024 positions
@@ -30,9 +31,9 @@ CHILD = textwrap.dedent("""
     import numpy as np
     import minigpt
     from minigpt import inspection
-    from minigpt.cli import main
-    from minigpt.generate import peak_memory
-    from minigpt.sampling.options import GenerationOptions
+    from minigpt.cli.main import main
+    from minigpt.call.generate import peak_memory
+    from minigpt.strategies.options import GenerationOptions
 
     def status(field):  # bytes, from /proc/self/status
         return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field))
@@ -98,7 +99,7 @@ def test_the_refusal_names_the_estimate_what_dominates_it_and_the_option_to_lowe
 
 
 def test_what_is_available_is_lowered_by_the_address_space_limit():
-    code = "from minigpt import memory; print(memory.available())"
+    code = "from minigpt.call import memory; print(memory.available())"
     done = subprocess.run([sys.executable, "-c", code], env=program_env(), capture_output=True, text=True, timeout=60,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP)))
     assert done.returncode == 0, done.stderr

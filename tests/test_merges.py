@@ -6,7 +6,7 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.tokenizer import SPLIT_PATTERN, Merge, Tokenizer, byte_pair_merges, replay_merges
+from minigpt.core.tokenizer import SPLIT_PATTERN, Merge, Tokenizer, byte_pair_merges, replay_merges
 
 tok = Tokenizer()
 # Every single-byte token, the tokens of a sentence, and 3000 more drawn at random from the vocabulary.

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from helpers import random_params
-import minigpt.model as M
-from minigpt.checkpoint import nest
-from minigpt.config import GPTConfig
+import minigpt.core.model as M
+from minigpt.weights.checkpoint import nest
+from minigpt.core.config import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=97, n_positions=32, n_embd=24, n_layer=2, n_head=3, n_inner=40)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from minigpt.cli import parser
-from minigpt.sampling.chain import OPTIONS as CHAIN_OPTIONS
-from minigpt.sampling.chain import PENALTIES, WARPERS
-from minigpt.sampling.link import GROUPS, STRATEGIES
-from minigpt.sampling.options import REGISTRY, GenerationOptions, OptionError
-from minigpt.views import options_table
+from minigpt.cli.main import parser
+from minigpt.links.chain import OPTIONS as CHAIN_OPTIONS
+from minigpt.links.chain import PENALTIES, WARPERS
+from minigpt.core.link import GROUPS, STRATEGIES
+from minigpt.strategies.options import REGISTRY, GenerationOptions, OptionError
+from minigpt.views.text import options_table
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 NEEDS = {"beam": {"num_beams": 4}, "beam-sample": {"num_beams": 4}, "diverse-beam": {"num_beams": 4, "num_beam_groups": 2},

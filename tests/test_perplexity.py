@@ -15,10 +15,10 @@ import pytest
 import minigpt
 from conftest import load_model, require_reference
 from helpers import Terminal, log_softmax64, run_cli
-from minigpt import inspection, perplexity as perplexity_module
-from minigpt.cli import main
-from minigpt.numerics import cross_entropy
-from minigpt.perplexity import perplexity, windows
+from minigpt.inspection import inspection, perplexity as perplexity_module
+from minigpt.cli.main import main
+from minigpt.core.numerics import cross_entropy
+from minigpt.inspection.perplexity import perplexity, windows
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "tests" / "fixtures" / "perplexity" / "reference.json").read_text())["cases"]

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import load_model
-from minigpt.inspection import attention_maps, beam_tree, logit_lens, next_token_distribution
-from minigpt.plots import plot_attention, plot_beam_tree, plot_lens, plot_probs
-from minigpt.tokenizer import Tokenizer
+from minigpt.inspection.inspection import attention_maps, beam_tree, logit_lens, next_token_distribution
+from minigpt.views.plots import plot_attention, plot_beam_tree, plot_lens, plot_probs
+from minigpt.core.tokenizer import Tokenizer
 
 pytest.importorskip("matplotlib")
 tok = Tokenizer()

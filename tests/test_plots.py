@@ -8,7 +8,7 @@ import pytest
 
 from conftest import load_model, reference
 from helpers import png_size
-from minigpt.cli import main
+from minigpt.cli.main import main
 
 pytest.importorskip("matplotlib")
 
@@ -70,8 +70,8 @@ def test_a_file_that_cannot_be_written_is_named(capsys, monkeypatch, tmp_path):
 def test_library_functions_return_the_figure(tmp_path):
     from matplotlib.figure import Figure
 
-    from minigpt.inspection import attention_maps
-    from minigpt.plots import plot_attention
+    from minigpt.inspection.inspection import attention_maps
+    from minigpt.views.plots import plot_attention
 
     model = load_model("tiny-hub")
     maps = attention_maps(model, [1, 2, 3])

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import minigpt
 from helpers import write_checkpoint
-from minigpt.config import GPTConfig
-from minigpt.numerics import largest
+from minigpt.core.config import GPTConfig
+from minigpt.core.numerics import largest
 from helpers import P
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -6,7 +6,7 @@ these machines cannot reach the hub."""
 import pytest
 
 import minigpt
-from minigpt import folders
+from minigpt.weights import places as folders
 
 
 def real_model(name):

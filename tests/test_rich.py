@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import minigpt
-from minigpt import inspection
+from minigpt.inspection import inspection
 from helpers import CHECKOUT
-from minigpt.markup import HOVER_TOP, MAX_TOKENS, colour, generation_html
-from minigpt.sampling.run import Candidate, Step
-from minigpt.tokenizer import visible
+from minigpt.views.html import HOVER_TOP, MAX_TOKENS, colour, generation_html
+from minigpt.strategies.run import Candidate, Step
+from minigpt.core.tokenizer import visible
 
 PROMPT = "If the file is not found,"
 MAX_REPR_LINES, MAX_REPR_CHARS = 12, 1000

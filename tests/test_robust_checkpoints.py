@@ -21,10 +21,10 @@ from safetensors.numpy import save_file
 import minigpt
 from helpers import (config_json, join_safetensors, random_params, run_program, split_safetensors, to_bfloat16_bytes,
                      write_checkpoint)
-from minigpt import folders, hub
-from minigpt.checkpoint import MAX_WEIGHT, CheckpointError
-from minigpt.cli import main
-from minigpt.config import ConfigError, GPTConfig
+from minigpt.weights import places as folders, hub
+from minigpt.weights.checkpoint import MAX_WEIGHT, CheckpointError
+from minigpt.cli.main import main
+from minigpt.core.config import ConfigError, GPTConfig
 
 CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
 DOCUMENTED = (ValueError, FileNotFoundError)  # CheckpointError, ConfigError and DownloadError are among these

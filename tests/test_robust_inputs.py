@@ -17,9 +17,9 @@ import pytest
 
 import minigpt
 from helpers import program_env, random_params, run_cli as cli, run_program, write_checkpoint
-from minigpt.cli import main
-from minigpt.config import GPTConfig
-from minigpt.sampling.options import GenerationOptions, OptionError
+from minigpt.cli.main import main
+from minigpt.core.config import GPTConfig
+from minigpt.strategies.options import GenerationOptions, OptionError
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

@@ -22,9 +22,9 @@ from safetensors.numpy import load_file
 
 import minigpt
 from helpers import options_of
-from minigpt.numerics import draw
-from minigpt.numerics import softmax
-from minigpt.sampling.chain import build_chain
+from minigpt.core.numerics import draw
+from minigpt.core.numerics import softmax
+from minigpt.links.chain import build_chain
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = FIXTURES / "strategies"

@@ -9,12 +9,12 @@ import pytest
 
 import minigpt
 from helpers import random_params, write_checkpoint
-from minigpt.checkpoint import nest, read_safetensors
-from minigpt.config import GPTConfig
-from minigpt.model import GPT2
-from minigpt.numerics import softmax
-from minigpt.sampling.chain import build_chain
-from minigpt.sampling.speculative import verify
+from minigpt.weights.checkpoint import nest, read_safetensors
+from minigpt.core.config import GPTConfig
+from minigpt.core.model import GPT2
+from minigpt.core.numerics import softmax
+from minigpt.links.chain import build_chain
+from minigpt.strategies.speculative import verify
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TARGETS = ("tiny-hub", "tiny-pretrained", "odd-f16")  # sharpened checkpoints of scripts/make_reference.py

@@ -15,7 +15,7 @@ from pydoc_data.topics import topics
 
 import minigpt
 from helpers import program_env, run_program
-from minigpt.safetensors_header import read_header
+from minigpt.weights.header import read_header
 
 TINY = Path(minigpt.__file__).parent / "data" / "tiny"
 FILES = ("config.json", "model.safetensors", "README.md")

@@ -7,11 +7,11 @@ import pytest
 
 import minigpt
 from conftest import load_model
-from minigpt.numerics import softmax
-from minigpt.sampling.chain import build_chain
-from minigpt.sampling.run import Candidate, Step
-from minigpt.tokenizer import Tokenizer
-from minigpt.views import candidate_lines, step_json, step_line
+from minigpt.core.numerics import softmax
+from minigpt.links.chain import build_chain
+from minigpt.strategies.run import Candidate, Step
+from minigpt.core.tokenizer import Tokenizer
+from minigpt.views.text import candidate_lines, step_json, step_line
 
 PROMPT = [5, 17, 400, 23]
 RUNS = {  # name: (strategy, options): every strategy, with chains that cut the vocabulary in different ways

@@ -9,8 +9,8 @@ import numpy as np
 import minigpt
 from conftest import load_model, reference
 from helpers import run_cli as run
-from minigpt.sampling.run import Candidate, Step
-from minigpt.views import WIDTH, candidate_lines, shown_token
+from minigpt.strategies.run import Candidate, Step
+from minigpt.views.text import WIDTH, candidate_lines, shown_token
 
 tok = minigpt.Tokenizer()
 PROMPT = "I have a dream"

@@ -6,8 +6,8 @@ import threading
 from contextlib import contextmanager
 
 from minigpt import Tokenizer
-from minigpt.explore import Explorer
-from minigpt.server import ExploreServer
+from minigpt.web.explore import Explorer
+from minigpt.web.server import ExploreServer
 
 
 @contextmanager

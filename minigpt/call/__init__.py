@@ -1,0 +1,1 @@
+"""call (a ring of minigpt)."""

@@ -1,0 +1,200 @@
+"""How much memory a call holds at its peak, and the guard that refuses, before anything is allocated, a call
+that would not fit in the memory available now.
+
+A call's footprint is a sum of parts, each computed from the model's shape and the call's options and
+each naming the options that shrink it (of a prompt's pass and the steps after it, which come one after
+the other, only the larger counts). The functions here price what every call is made of:
+
+    kv_cache           2 x n_layer x rows x positions x C float32 (keys and values, model.KVCache)
+    forward_pass       one pass of T new positions over S: the residual stream, q k v [rows, T, 3C], the
+                       attention scores [rows, H, T, S] and their masks, the MLP's [rows, T, 4C] twice
+    vocabulary_arrays  the [rows, V] float32 arrays alive at once in a step (logits, log-softmax, the chain's
+                       output, probabilities), as many as the strategy declares
+    trace              trace_top candidates before and after the chain, for every step of every row
+
+Each strategy (sampling/tokenwise.py, beam.py, contrastive.py, speculative.py) and each function of
+inspection.py declares its footprint beside the code that allocates it, from these parts.
+`check_fits` compares the total with `available()`: MemAvailable on Linux, lowered by a cgroup's limit
+and by RLIMIT_AS; elsewhere, the free pages, else the physical memory; unknown (no check) if none is known.
+
+How the estimates were checked: tests/test_memory.py measures the peak RSS of a child process (above what
+it held before the call) for settings that fit; it lies between 0.4 and 1.25 times the estimate.
+"""
+
+import os
+from dataclasses import dataclass
+
+from ..core.checks import plural
+from ..core.config import GPTConfig
+from ..core.model import prefill_chunk
+
+FLOAT32, INT64 = 4, 8
+PAIR_BYTES = 136  # one traced Candidate: its slots, a Python int and a float (its text is shared), a list pointer
+TOKEN_BYTES = 40  # one generated token: a Python int in a list, and its place in the history [rows, t] array
+MARGIN = 1.25  # the guard wants this many times the estimate to be available: room for Python's own objects
+
+
+@dataclass(frozen=True)
+class Part:
+    what: str  # "the KV cache (8 rows x 1,044 positions)"
+    nbytes: int
+    lower: str  # the options (keywords) that shrink it: "num_beams, max_new_tokens"
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a call holds at its peak, part by part."""
+    parts: tuple[Part, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(part.nbytes for part in self.parts)
+
+    def largest(self) -> Part:
+        return max(self.parts, key=lambda part: part.nbytes)
+
+    def __add__(self, other: "Footprint") -> "Footprint":
+        return Footprint(self.parts + other.parts)
+
+
+def kv_cache(config: GPTConfig, rows: int, positions: int) -> int:
+    """Keys and values of every layer, [L, rows, H, positions, D] twice, and the int64 mask [rows, positions]."""
+    return 2 * config.n_layer * rows * positions * config.n_embd * FLOAT32 + rows * positions * INT64
+
+
+def forward_pass(config: GPTConfig, rows: int, new: int, seen: int, logits_positions: int = 1,
+                 every_layer: bool = False) -> int:
+    """The peak of one forward pass of `new` positions attending to `seen` (cache included): the larger of
+    the attention's and the MLP's temporaries, plus the residual stream and the logits [rows, positions, V];
+    with every_layer (inspect=True), every block's residual stream and attention weights too."""
+    stream = rows * new * config.n_embd * FLOAT32
+    scores = rows * config.n_head * new * seen * FLOAT32  # [rows, H, T, S]
+    cached = 2 * rows * seen * config.n_embd * FLOAT32  # the keys and values attended to, gathered by the matmuls
+    attention = scores + 4 * rows * new * seen + 6 * stream + cached  # + 4 masks [rows, T, S] of one byte each
+    mlp = 2 * 4 * stream  # the MLP's hidden layer [rows, T, 4C] and gelu's one temporary
+    logits = rows * logits_positions * config.vocab_size * FLOAT32
+    kept = (config.n_layer + 1) * stream + config.n_layer * scores if every_layer else 0
+    return max(attention, mlp) + 4 * stream + 2 * logits + kept  # + x, ln(x), the block's output, the embeddings
+
+
+def vocabulary_arrays(config: GPTConfig, rows: int, arrays: int) -> int:
+    """`arrays` float32 arrays [rows, V] alive at the same time in one step."""
+    return arrays * rows * config.vocab_size * FLOAT32
+
+
+def trace(rows: int, steps: int, trace_top: int) -> int:
+    """Each step of each row keeps trace_top candidates after the chain and as many before it."""
+    return 2 * rows * steps * trace_top * PAIR_BYTES
+
+
+def count(n: int, thing: str) -> str:
+    """ "1 row", "100,000 rows": checks.plural with the thousands marked, as every part's description counts."""
+    return plural(n, thing, grouped=True)
+
+
+def either(*names: str) -> str:
+    """("a", "", "b", "c") -> "a, b or c": the options to lower, as a sentence lists them."""
+    names = [name for name in names if name]
+    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+
+
+def generation(config: GPTConfig, rows: int, prompt_length: int, new_tokens: int, live_arrays: int, trace_top: int,
+               cache_rows: int | None = None, prefill_rows: int | None = None, prefill_logits: int = 1,
+               every_layer: bool = False, lower_rows: str = "num_return_sequences") -> Footprint:
+    """The footprint of a loop that extends `rows` rows one token at a time: the KV cache (of cache_rows rows),
+    the prompt's forward pass (prefill_rows rows; in model.prefill_chunk's pieces unless it keeps the logits
+    of prefill_logits > 1 positions or every layer), the step's [rows, V] arrays, the trace and the tokens."""
+    positions, trace_top = prompt_length + new_tokens, min(trace_top, config.vocab_size)  # a step traces <= V
+    cache_rows = rows if cache_rows is None else cache_rows
+    prefill_rows = rows if prefill_rows is None else prefill_rows
+    at_once = prefill_logits > 1 or every_layer
+    piece = prompt_length if at_once else prefill_chunk(config, prefill_rows, prompt_length)
+    prefill = Part(f"the prompt's forward pass ({count(prefill_rows, 'row')} x {count(piece, 'position')} at a time)",
+                   forward_pass(config, prefill_rows, piece, prompt_length, prefill_logits, every_layer),
+                   "the number or the length of the prompts")
+    arrays = f"{count(live_arrays, 'array')} of {count(rows, 'row')} x {config.vocab_size:,}"
+    step = Part(f"the scores over the vocabulary ({arrays})", vocabulary_arrays(config, rows, live_arrays),
+                either(lower_rows, "the number of prompts"))
+    return Footprint((
+        Part(f"the KV cache ({count(cache_rows, 'row')} x {count(positions, 'position')})",
+             kv_cache(config, cache_rows, positions), either(lower_rows, "the number of prompts", "max_new_tokens")),
+        max(prefill, step, key=lambda part: part.nbytes),  # one after the other: the larger is the peak
+        Part(f"the trace ({count(trace_top, 'candidate')} x {count(new_tokens, 'step')} x {count(rows, 'row')})",
+             trace(rows, new_tokens, trace_top), either("trace_top (--trace-top)", lower_rows, "max_new_tokens")),
+        Part("the generated tokens", rows * new_tokens * TOKEN_BYTES, either(lower_rows, "max_new_tokens")),
+        Part(f"the batch of prompts ({count(rows, 'row')} x {count(prompt_length, 'token')})",
+             3 * rows * prompt_length * INT64, "the number of prompts"),  # ids, mask, the history the chain reads
+    ))
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What a cgroup v2 memory limit leaves (a container's limit), if one is set."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            current = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else max(int(limit) - current, 0)
+
+
+def _address_space_room() -> int | None:
+    """What RLIMIT_AS (ulimit -v) leaves of this process's address space, if it is limited (Linux)."""
+    try:
+        with open("/proc/self/limits") as f:
+            soft = next(line.split()[3] for line in f if line.startswith("Max address space"))
+        with open("/proc/self/statm") as f:
+            size = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return None if soft == "unlimited" else max(int(soft) - size, 0)
+
+
+def _free_pages() -> int | None:
+    for pages in ("SC_AVPHYS_PAGES", "SC_PHYS_PAGES"):  # free pages (Linux, Solaris), else all of them (macOS)
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf(pages)
+        except (AttributeError, ValueError, OSError):
+            continue
+    return None
+
+
+def available() -> int | None:
+    """Bytes this process can still allocate: the least of what the machine has available, what its cgroup
+    allows and what its address-space limit leaves. None when nothing is known (then nothing is refused)."""
+    machine = _meminfo_available()
+    known = [m for m in (machine if machine is not None else _free_pages(), _cgroup_room(), _address_space_room())
+             if m is not None]
+    return min(known) if known else None
+
+
+def fits(footprint: Footprint, room: int | None) -> bool:
+    return room is None or footprint.nbytes * MARGIN <= room
+
+
+def gib(nbytes: float) -> str:
+    """2**31 -> "2 GiB": in the largest unit it fills, from MiB to EiB."""
+    power = min(max(int(nbytes).bit_length() - 1, 20) // 10, 6)  # 2 (MiB) ... 6 (EiB)
+    return f"{nbytes / 2 ** (10 * power):.3g} {'MGTPE'[power - 2]}iB"
+
+
+def check_fits(footprint: Footprint, doing: str, room: int | None = None):
+    """Refuse, with ValueError, a footprint that does not fit (with the margin) in `room` (default: available())."""
+    room = available() if room is None else room
+    if fits(footprint, room):
+        return
+    big = footprint.largest()
+    raise ValueError(f"{doing} would need about {gib(footprint.nbytes)} of memory at its peak, mostly {big.what}: "
+                     f"{gib(big.nbytes)}, but only {gib(room)} is available; lower {big.lower}.")

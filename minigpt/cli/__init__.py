@@ -1,0 +1,1 @@
+"""cli (a ring of minigpt)."""

@@ -1,0 +1,336 @@
+"""The `minigpt` command line: parse, call the library, print. Nothing here computes.
+
+    minigpt generate "Alan Turing theorized that"     stream a continuation
+    minigpt tokenize "Hello, my dog is a little"      one row per token
+    minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
+    minigpt compare "I have a dream"                  one prompt through many strategies, side by side
+    minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
+    minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (cli_plot.py)
+    minigpt explore --model tiny                      a local page to step through generation (cli_web.py)
+    minigpt report "The stream" --out run.html        one HTML file that shows every step, offline
+
+generate's option flags come from the registry of options (sampling/options.py): each declared option
+is a flag named after it (--top-k for top_k), with its one-line help, grouped as the registry groups them.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import warnings
+
+from ..weights import hub
+from ..weights.checkpoint import load
+from ..core.checks import number, plural
+from .args import announce, argument_type, command_line_text, integer
+from .plot import add_plot_commands
+from .batch import cmd_generate_file
+from .score import add_score_command
+from .web import add_web_commands
+from ..inspection.compare import CLASSIC, compare, parse_run
+from ..call.generate import STRATEGIES, generate
+from ..core.link import GROUPS, Option
+from ..strategies.options import REGISTRY
+from ..core.tokenizer import Tokenizer, visible
+from ..version import VERSION
+from ..views.text import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
+
+CLI_DEFAULTS = {"max_new_tokens": 40}  # the command line's own defaults, where they differ from the library's
+STREAMING = ("greedy", "sample", "contrastive", "speculative")  # the strategies whose tokens can be printed as chosen
+
+
+def generation_options(args, tok: Tokenizer) -> dict:
+    """The options the user gave on the command line, under their Python names."""
+    given = vars(args)
+    options = {option.name: tok.encode(given[option.name]) if option.encode else given[option.name]
+               for option in REGISTRY if option.name in given}
+    if "bad_word" in given:  # texts never to generate, as token sequences
+        words = [tok.encode(command_line_text(w)) for w in given["bad_word"]]
+        options["bad_words_ids"] = options.get("bad_words_ids", []) + [w for w in words if w]
+    if "logit_bias" in options:  # a token given twice: the last bias counts
+        options["logit_bias"] = dict(options["logit_bias"])
+    if options.get("dry_sequence_breakers") == ["none"]:  # "none" alone clears llama.cpp's default breakers
+        options["dry_sequence_breakers"] = []
+    return options
+
+
+def add_option(group, option: Option):
+    """One declared option as a flag: only what the user gives is passed on (argparse.SUPPRESS)."""
+    default = CLI_DEFAULTS.get(option.name, argparse.SUPPRESS)
+    shown = CLI_DEFAULTS.get(option.name, option.default)
+    off = "0 = off" in option.help  # the help says what 0 means: no "default 0", no second "(0 turns it off)"
+    said = shown is None or shown is False or isinstance(shown, tuple) or (off and shown == 0)  # in the help already
+    text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
+    ranged = [] if option.low is None else [option.accepts.removesuffix(f" {option.note}" if off else "")]
+    facts = ([] if said else [f"default {text}"]) + ranged
+    help = option.help + (f" ({'; '.join(facts)})" if facts else "")
+    if option.kind is bool:
+        group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)
+        return
+    group.add_argument(option.flag, dest=option.name, type=argument_type(option.from_text, option.name),
+                       action="append" if option.repeat else "store", default=default, help=help,
+                       metavar=option.metavar or ("N" if option.kind is int else "X"))
+
+
+def add_generation_flags(g, model_help: str, prompt_help: str) -> dict:
+    """The prompt, --model, --strategy and a flag per declared option, for generate and report; -> the groups.
+    A prompt_help that offers --input makes the prompt optional."""
+    g.add_argument("prompt", nargs="?" if "--input" in prompt_help else None, help=prompt_help)
+    g.add_argument("--model", default="gpt2", help=model_help)
+    groups = {name: g.add_argument_group(name, description) for name, description in GROUPS.items()}
+    groups["strategy"].add_argument(
+        "--strategy", default="greedy", choices=list(STRATEGIES), metavar="NAME",
+        help="how the next token is chosen (default greedy): "
+             "" + "; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()))
+    for option in REGISTRY:
+        add_option(groups[option.group], option)
+    groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
+                                     type=command_line_text, help="a text never to generate (repeatable)")
+    return groups
+
+
+def add_generate_command(sub, model_help: str):
+    g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
+                       description="Continue a prompt. Only the options given are passed to the library; a strategy "
+                                   "refuses the options it does not use, naming the strategies that do.")
+    groups = add_generation_flags(g, model_help, "the text to continue (may be empty: GPT-2 then starts from "
+                                                 "<|endoftext|>); or give --input")
+    files = g.add_argument_group("a file of prompts", "one JSON object per line: {\"prompt\": \"...\"} and, "
+                                 "optionally, strategy and options by their Python names, over the flags given")
+    files.add_argument("--input", metavar="FILE.jsonl", help="the prompts, one JSON object per line")
+    files.add_argument("--output", metavar="FILE.jsonl", help="the results, one per line in input order; run again "
+                                                              "to finish an interrupted run")
+    files.add_argument("--skip-bad-lines", action="store_true",
+                       help="write a bad line's error in its place and go on (default: refuse the file)")
+    files.add_argument("--batch-size", type=integer, default=32, metavar="N",
+                       help="prompts with the same options run together, N at a time (default 32)")
+    output = groups["output"]
+    output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text "
+                                                            "(its first key, weights, is the folder read)")
+    output.add_argument("--verbose", action="store_true", help="say on stderr which folder the weights are read from")
+    output.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the "
+                                                             "candidates")
+    output.add_argument("--trace-top", type=integer, default=10, metavar="N", help="candidates per traced step "
+                                                                                   "(default 10)")
+    output.add_argument("--show-candidates", type=integer, default=0, metavar="K",
+                        help="after the text: the processor chain, then each step's top K candidates before and after "
+                             "it")
+    output.add_argument("--truncate-prompt", action="store_true",
+                        help="keep only the end of a prompt too long for the context (n_positions - max_new_tokens "
+                             "tokens)")
+    g.set_defaults(run=cmd_generate)
+
+
+def cmd_generate(args):
+    if args.input is not None or args.output is not None:
+        return cmd_generate_file(args, generation_options(args, Tokenizer()))
+    if args.prompt is None:
+        raise ValueError("give a prompt to continue, or --input FILE.jsonl --output FILE.jsonl.")
+    tok = Tokenizer()
+    path = hub.resolve(args.model, report=announce)  # a name -> the folder it is found in, or downloaded into
+    weights = str(path.absolute())
+    if args.verbose:
+        print(f"minigpt: weights from {weights}", file=sys.stderr, flush=True)
+    model = load(path)
+    prompt = command_line_text(args.prompt)
+    prompt_ids = tok.encode(prompt)
+    options = generation_options(args, tok)
+    if args.show_candidates < 0:
+        raise ValueError("--show-candidates takes how many candidates to show per step (1 or more), got "
+                         f"{args.show_candidates}.")
+    trace_top = args.trace_top if args.trace else 0
+    if args.show_candidates:
+        trace_top = max(trace_top, args.show_candidates)
+    streaming = not args.json and args.strategy in STREAMING and options.get("num_return_sequences", 1) == 1 \
+        and not options.get("stop")
+    stream, started = tok.stream_decoder(), []  # the prompt is printed with the first token, once the options pass
+
+    def show(row, token):
+        if not started:
+            print(prompt, end="", flush=True)
+            started.append(True)
+        if token != tok.eot and token < tok.n_vocab:
+            print(stream.feed(token), end="", flush=True)
+
+    try:
+        out = generate(model, prompt_ids, args.strategy, on_token=show if streaming else None,
+                       trace_top=trace_top, tokenizer=tok, truncate_prompt=args.truncate_prompt, **options)
+    except ValueError:
+        if started:  # the error comes on a line of its own, after the text streamed so far
+            print(flush=True)
+        raise
+    if prompt_ids and len(out.prompt_tokens[0]) < len(prompt_ids):
+        dropped = len(prompt_ids) - len(out.prompt_tokens[0])
+        print(f"minigpt: note: the prompt's first {dropped} of {plural(len(prompt_ids), 'token')} were dropped to fit "
+              f"the model's context (--truncate-prompt).", file=sys.stderr)
+    if args.json:  # the prompt as the model read it: <|endoftext|> for an empty one, the kept end of a long one
+        with_steps = bool(args.trace or args.show_candidates)
+        result = generation_json(out, out.prompt_tokens[0], args.strategy, with_steps)
+        print(json.dumps({"weights": weights, **result}, ensure_ascii=False))
+        return
+    print_generation(args, out, prompt, streaming, ("" if started else prompt) + stream.flush(), tok)
+
+
+def print_generation(args, out, prompt: str, streaming: bool, rest: str, tok: Tokenizer):
+    """The texts (the end of the stream, or each sequence), then the trace and the stats if asked for."""
+    if streaming:
+        print(rest)
+    else:
+        for i, text in enumerate(out.texts):
+            if len(out.texts) > 1:
+                print(f"--- {i + 1}: score {out.scores[i]:.4f} ({out.finish_reasons[i]})")
+            print(prompt + text)
+    if args.show_candidates:
+        print("\n".join(trace_lines(tok, out.chain, out.steps, args.show_candidates)))
+    if args.trace:
+        for i, steps in enumerate(out.steps):
+            print(f"trace of sequence {i + 1} (chain: {', '.join(out.chain) or 'none'}):")
+            for step in steps:
+                print(step_line(tok, step))
+    if out.stats:
+        print(", ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in out.stats.items()),
+              file=sys.stderr)
+
+
+def cmd_tokenize(args):
+    tok = Tokenizer()
+    ids = tok.encode(command_line_text(args.text), allow_special=args.allow_special)
+    rows = [{"id": i, "bytes": tok.token_bytes(i).hex(" "), "text": tok.token_bytes(i).decode("utf-8", "replace")}
+            for i in ids]
+    merges = None
+    if args.merges is not None:
+        if not 0 <= args.merges < len(ids):
+            raise ValueError(f"--merges takes the position of a token in the text, 0 to {len(ids) - 1} "
+                             f"(the first column of the table), got {args.merges}.")
+        merges = tok.merges(ids[args.merges])
+        rows[args.merges]["merges"] = [{"left": m.left.hex(" "), "right": m.right.hex(" "), "rank": m.rank, "at": m.at}
+                                       for m in merges]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    print(f"{'pos':>4}  {'id':>6}  {'bytes':<24} text")
+    for pos, row in enumerate(rows):
+        print(f"{pos:>4}  {row['id']:>6}  {row['bytes']:<24} {visible(row['text'])}")
+    print(plural(len(ids), "token"))
+    if merges is not None:
+        print("\n".join(merge_lines(tok, args.merges, ids[args.merges], merges)))
+
+
+def cmd_compare(args):
+    tok = Tokenizer()
+    runs = [parse_run(command_line_text(r)) for r in args.runs] if args.runs else None  # refused before loading
+    model = load(args.model, report=announce)
+    prompt = command_line_text(args.prompt)
+    prompt_ids = tok.encode(prompt)
+    results = compare(model, prompt_ids, runs, max_new_tokens=args.max_new_tokens, seed=args.seed, tokenizer=tok)
+    if args.json:
+        print(json.dumps(comparison_json(prompt_ids, results), ensure_ascii=False))
+        return
+    print("\n".join(comparison_lines(prompt, results)))
+
+
+def cmd_download(args):
+    print(hub.download(args.model, report=announce))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line saying where to read more, not the whole usage."""
+
+    def error(self, message):
+        if any(hint in message for hint in ("unrecognized arguments", "ignored explicit argument", "are required")):
+            message += (" (a text that starts with '-' goes last, after '--': "
+                        "minigpt generate --max-new-tokens 5 -- '-5 degrees')")
+        elif "expected one argument" in message:
+            message += " (a value that starts with '-' is written with '=', as in --logit-bias=-1=-inf)"
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'.\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="minigpt", description="GPT-2 inference in NumPy, from bytes to text. Each command has its "
+               "own --help.")
+    p.add_argument("--version", action="version", version=f"minigpt {VERSION}")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    model_help = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2; or tiny, a small model that ships "
+                  "with minigpt and needs no download), a hub repo id, a folder or a .safetensors file")
+    add_generate_command(sub, model_help)
+
+    t = sub.add_parser("tokenize", help="show the tokens of a text: id, bytes, text")
+    t.add_argument("text")
+    t.add_argument("--allow-special", action="store_true", help="read <|endoftext|> in the text as the special token")
+    t.add_argument("--merges", type=integer, metavar="POS",
+                   help="also show the byte-pair merges that built the token at this position (the pos column, from 0)")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(run=cmd_tokenize)
+
+    add_score_command(sub, model_help)
+
+    c = sub.add_parser("compare", help="one prompt through several decoding strategies, side by side")
+    c.add_argument("prompt")
+    c.add_argument("--run", action="append", dest="runs", metavar="SPEC",
+                   help="a strategy and its options, such as 'sample top_p=0.9 temperature=0.8', or one of the "
+                        "classic "
+                        f"runs ({', '.join(CLASSIC)}); repeatable; default: the classic five")
+    c.add_argument("--model", default="gpt2", help=model_help)
+    c.add_argument("--max-new-tokens", type=integer, default=40, metavar="N", help="(default 40)")
+    c.add_argument("--seed", type=integer, default=0, metavar="N", help="for the runs that sample (default 0)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(run=cmd_compare)
+
+    add_plot_commands(sub, model_help)
+    add_web_commands(sub, model_help, add_generation_flags, generation_options)
+
+    d = sub.add_parser("download", help="download a checkpoint, unless it is already there, and print its folder")
+    d.add_argument("model", help=model_help)
+    d.set_defaults(run=cmd_download)
+    return p
+
+
+def one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Library warnings (e.g. tensors a checkpoint holds that GPT-2 does not use) as one line on stderr."""
+    print(f"minigpt: warning: {message}", file=sys.stderr)
+
+
+def command_line_message(error: ValueError) -> str:
+    """A refusal of the library in the command line's words: flags, not Python keywords ("top_k=5 (--top-k 5)"
+    and "top_k" become "--top-k 5" and "--top-k")."""
+    message = re.sub(r"\b\w+=\S+ \((--[^)]+)\)", r"\1", str(error))
+    message = re.sub(r"\b(\w+) \((--[\w-]+)\)",  # "trace_top (--trace-top)" -> "--trace-top"
+                     lambda m: m[2] if "--" + m[1].replace("_", "-") == m[2] else m[0], message)
+    for option in sorted(REGISTRY, key=lambda o: -len(o.name)):
+        message = re.sub(rf"(?<![\w'-]){option.name}(?![\w'])", option.flag, message)  # not 'top_k', a warper
+    return message
+
+
+def main(argv=None) -> int:
+    commands = parser()
+    args = commands.parse_args(argv)
+    if args.command is None:  # `minigpt` alone: what it can do
+        commands.print_help()
+        return 0
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning
+            args.run(args)
+    except UnicodeEncodeError as e:  # a ValueError, but the fix is the terminal's, not the input's
+        print(f"minigpt: error: the output holds {e.object[e.start:e.end]!r}, which this terminal's encoding "
+              f"({e.encoding}) cannot show; set PYTHONIOENCODING=utf-8 (or PYTHONUTF8=1) and run "
+              "again.", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as a program killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush finds no pipe either
+        return 128 + signal.SIGPIPE
+    except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
+        # compare's runs use keywords, the other commands flags
+        flags = isinstance(e, ValueError) and args.command in ("generate", "plot", "report")
+        print(f"minigpt: error: {command_line_message(e) if flags else e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""`minigpt plot`: the pictures of inspection.py's data, drawn by plots.py (matplotlib, the plots extra).
+
+    minigpt plot probs "The dog" --top-k 5 --top-p 0.9     the next-token distribution and its cut-offs
+    minigpt plot beam-tree "I have a dream"                every candidate beam search weighed
+    minigpt plot lens "The Eiffel Tower is in"             the logit lens
+    minigpt plot attention "Hello, my dog" --layer 0       attention weights
+
+Like cli.py, it parses, calls the library and prints the file it wrote; nothing here computes.
+"""
+
+from pathlib import Path
+
+from ..inspection import inspection
+from ..views import plots
+from ..views.plots.canvas import check_out
+from ..weights.checkpoint import load
+from .args import announce, argument_type, command_line_text, integer, real
+from ..strategies.options import parse_early_stopping
+from ..core.tokenizer import Tokenizer
+from ..views.text import shown_token
+
+early_stopping = argument_type(parse_early_stopping, "early_stopping")
+
+def plot_prompt(args, tok: Tokenizer) -> list[int]:
+    """The prompt's ids; an empty prompt is <|endoftext|>, as for generate."""
+    return tok.encode(command_line_text(args.prompt)) or [tok.eot]
+
+
+def plot_title(args, what: str, settings: str = "") -> str:
+    """"<what> · <model> · "<prompt>" · <settings>": a local checkpoint by its folder's name."""
+    model = Path(args.model).resolve().name if Path(args.model).exists() else args.model
+    prompt = command_line_text(args.prompt).replace("\n", "↵")
+    prompt = prompt if len(prompt) <= 60 else "…" + prompt[-59:]
+    return f"{what} · {model} · “{prompt}”" + (f" · {settings}" if settings else "")
+
+
+def cmd_plot_probs(args):
+    check_out(args.out)  # before the model is even loaded
+    tok, model = Tokenizer(), load(args.model, report=announce)
+    data = inspection.next_token_distribution(model, plot_prompt(args, tok), temperatures=args.temperature,
+                                              top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, top=args.top,
+                                              seed=args.seed)
+    settings = ", ".join([f"T = {' / '.join(f'{t:g}' for t in args.temperature)}"]
+                         + [f"{name.replace('_', '-')} = {value:g}" for name, value in data.cutoffs.items()])
+    plots.plot_probs(data, plot_title(args, "next token", settings), args.out, tokenizer=tok)
+    print(args.out)
+
+
+def cmd_plot_beam_tree(args):
+    check_out(args.out)  # before the model is even loaded
+    tok, model = Tokenizer(), load(args.model, report=announce)
+    options = {"no_repeat_ngram_size": args.no_repeat_ngram_size} if args.no_repeat_ngram_size else {}
+    tree = inspection.beam_tree(model, plot_prompt(args, tok), num_beams=args.num_beams,
+                                max_new_tokens=args.max_new_tokens,
+                                length_penalty=args.length_penalty, early_stopping=args.early_stopping, **options)
+    settings = (f"num_beams = {args.num_beams}, length_penalty = {args.length_penalty:g}, early_stopping = "
+                f"{args.early_stopping}" + "".join(f", {k} = {v}" for k, v in options.items()))
+    plots.plot_beam_tree(tree, plot_title(args, "beam search", settings), args.out, tokenizer=tok,
+                         color_by=args.color_by)
+    print(args.out)
+
+
+def cmd_plot_lens(args):
+    check_out(args.out)  # before the model is even loaded
+    tok, model = Tokenizer(), load(args.model, report=announce)
+    lens = inspection.logit_lens(model, plot_prompt(args, tok))
+    plots.plot_lens(lens, tok, plot_title(args, "logit lens"), args.out)
+    print(args.out)
+
+
+def cmd_plot_attention(args):
+    check_out(args.out)  # before the model is even loaded
+    tok, model = Tokenizer(), load(args.model, report=announce)
+    ids = plot_prompt(args, tok)
+    maps = inspection.attention_maps(model, ids)
+    where = f"layer {args.layer}" + (f", head {args.head}" if args.head is not None else ", every head")
+    plots.plot_attention(maps, args.layer, args.head, [shown_token(tok, i) for i in ids],
+                         plot_title(args, "attention", where), args.out)
+    print(args.out)
+
+
+def add_plot_commands(sub, model_help: str):
+    """minigpt plot probs | beam-tree | lens | attention: each writes a picture (matplotlib: the plots extra)."""
+    plot = sub.add_parser("plot", help='pictures of what the model computes (needs pip install -e ".[plots]")')
+    views = plot.add_subparsers(dest="view", required=True)
+
+    def view(name, help, run, out):
+        v = views.add_parser(name, help=help)
+        v.add_argument("prompt", help="the text the model reads (empty: <|endoftext|>)")
+        v.add_argument("--model", default="gpt2", help=model_help)
+        v.add_argument("--out", default=out, metavar="FILE.png", help=f"the picture to write (default {out})")
+        v.set_defaults(run=run)
+        return v
+
+    v = view("probs", "the next-token distribution: the top N tokens, the cut-offs, "
+                      "temperatures", cmd_plot_probs, "probs.png")
+    v.add_argument("--temperature", type=real, nargs="+", default=[1.0], metavar="T",
+                   help="one or more temperatures, overlaid (default 1)")
+    v.add_argument("--top-k", type=integer, metavar="K")
+    v.add_argument("--top-p", type=real, metavar="P")
+    v.add_argument("--min-p", type=real, metavar="P")
+    v.add_argument("--top", type=integer, default=20, metavar="N", help="how many tokens to show (default 20)")
+    v.add_argument("--seed", type=integer, metavar="N",
+                   help="select the token sampling would draw with this seed (default: the most probable)")
+
+    v = view("beam-tree", "every candidate beam search weighed, as a tree", cmd_plot_beam_tree, "beam-tree.png")
+    v.add_argument("--num-beams", type=integer, default=3, metavar="N", help="(default 3)")
+    v.add_argument("--max-new-tokens", type=integer, default=5, metavar="N", help="(default 5)")
+    v.add_argument("--length-penalty", type=real, default=1.0, metavar="X", help="(default 1)")
+    v.add_argument("--early-stopping", type=early_stopping, default=False, metavar="true|false|never",
+                   help="(default false)")
+    v.add_argument("--no-repeat-ngram-size", type=integer, default=0, metavar="N")
+    v.add_argument("--color-by", choices=("probability", "score"), default="probability",
+                   help="colour a node by p(token | beam) or by its beam score (default probability)")
+
+    view("lens", "the logit lens: each layer's top next token at each position", cmd_plot_lens, "lens.png")
+
+    v = view("attention", "attention weights over the prompt: one head, or every head of a layer", cmd_plot_attention,
+             "attention.png")
+    v.add_argument("--layer", type=integer, required=True, metavar="L", help="the layer, from 0")
+    v.add_argument("--head", type=integer, metavar="H", help="one head, from 0 (default: every head, as a grid)")

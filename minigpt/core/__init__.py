@@ -1,0 +1,1 @@
+"""core (a ring of minigpt)."""

@@ -1,0 +1,1 @@
+"""links (a ring of minigpt)."""

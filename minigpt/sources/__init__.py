@@ -1,0 +1,1 @@
+"""sources (a ring of minigpt)."""

@@ -1,0 +1,1 @@
+"""strategies (a ring of minigpt)."""

@@ -1,0 +1,175 @@
+"""Speculative decoding: a small draft model guesses K tokens, the target model checks them in one pass
+(Leviathan, Kalman & Matias 2023, "Fast Inference from Transformers via Speculative Decoding", ICML; Chen
+et al. 2023, "Accelerating Large Language Model Decoding with Speculative Sampling").
+
+    draft:  d_1 ~ q(. | x), d_2 ~ q(. | x d_1), ..., d_K          K cheap one-token passes
+    target: p(. | x), p(. | x d_1), ..., p(. | x d_1 ... d_K)      ONE pass over K + 1 positions
+    keep the drafts the target agrees with, then one token of the target's own
+
+Each round adds between 1 and K + 1 tokens for a single pass of the big model, which is where the speed
+comes from, and the text is distributed as the target alone would give it (verify):
+- greedy (do_sample False): d_i is the draft's argmax, kept while it equals the target's argmax; at the
+  first disagreement the target's argmax comes instead, and if all K agree its next argmax is a bonus.
+- sampling (do_sample True): d_i ~ q is accepted with probability min(1, p(d_i) / q(d_i)); at the first
+  rejection the token is drawn from r = max(0, p - q) / sum(max(0, p - q)) and the round ends; if all
+  K are accepted the bonus token is drawn from p at position K + 1.
+
+The processors run on both models' logits, each position with its own history (prompt + text so far +
+the drafts before it), so p and q are the distributions a plain sampler would use there. One prompt at a
+time: with several, each row would accept a different number of tokens per round. transformers calls it
+assisted generation (generate(assistant_model=...)).
+
+What this module is not: loading models (checkpoint.py) or the processors (processors.py, penalties.py).
+"""
+
+import numpy as np
+
+from ..call import memory
+from ..weights.checkpoint import load
+from ..core.config import GPTConfig
+from ..call.memory import Footprint
+from ..core.model import GPT2
+from ..core.numerics import draw, log_softmax, softmax
+from ..links.chain import check_choosable
+from .options import GenerationOptions
+from .run import Hypothesis, Outcome, Run, append_token
+
+
+def draft_model(run: Run) -> GPT2:
+    """options.draft_model as a GPT2 (loaded if it is a name or a path), checked against the target."""
+    draft = run.options.draft_model
+    if not isinstance(draft, GPT2):
+        draft = load(draft)
+    if draft.config.vocab_size != run.model.config.vocab_size:
+        raise ValueError(f"the draft model's vocabulary ({draft.config.vocab_size} tokens) differs from the "
+                         f"target's ({run.model.config.vocab_size}); speculative decoding needs a draft with the "
+                         f"same tokenizer.")
+    return draft
+
+
+class Distributions:
+    """What a model says about a run of positions, each processed with its own history."""
+
+    def __init__(self, run: Run, logits, histories):
+        """logits [n, V]; histories: n token lists, the text before each position."""
+        self.run, self.logits, self.histories = run, logits, histories
+        self.model_logprobs = log_softmax(logits)  # [n, V] the model's own log-probabilities
+        self.processed = np.concatenate([run.chain(logits[i : i + 1], np.array([h]))  # [n, V] after the chain
+                                         for i, h in enumerate(histories)])
+        self.probs = softmax(self.processed).astype(np.float64)  # [n, V]
+
+    def check(self, i: int):
+        """Refuse position i if the processors left no token there, or its logits hold NaN.
+
+        Whether the processors leave a token depends only on the history (bans, biases, n-grams, min
+        length; the warpers always keep one), not on the model: so the draft's check of a position
+        stands for the target's too, and only the target's bonus position is left (see verify)."""
+        history = np.array([self.histories[i]])
+        step = len(self.histories[i]) - self.run.ids.shape[1]
+        check_choosable(self.run.chain, self.logits[i : i + 1], history, self.processed[i : i + 1], step)
+
+
+def propose(run: Run, draft: GPT2, cache, sequence: list[int], n: int):
+    """n draft tokens after `sequence`, one draft pass each, and the distributions q they were taken from.
+
+    The draft's cache holds a prefix of `sequence`; the rest is fed with the first pass. Drafting stops
+    early at end-of-text, after which there is nothing to guess. Returns tokens (n ids at most) and q [n, V]."""
+    tokens, q = [], []
+    feed = sequence[cache.length :]
+    for _ in range(n):
+        logits = draft.forward(np.array([feed]), cache, last_only=True).logits[0]  # [1, V]
+        distributions = Distributions(run, logits, [sequence + tokens])
+        distributions.check(0)
+        dist = distributions.probs[0]  # [V]
+        tokens.append(draw(dist, run.rng) if run.options.do_sample else int(dist.argmax()))
+        q.append(dist)
+        if tokens[-1] == run.eos_token_id:
+            break
+        feed = tokens[-1:]
+    return tokens, np.array(q)
+
+
+def verify(run: Run, drafts: list[int], q, target: Distributions) -> list[int]:
+    """The tokens to append: the accepted drafts, then one token of the target's (a correction or the bonus;
+    no bonus where the processors leave no token, which the next round's draft then reports).
+
+    drafts: n ids; q [n, V] the draft's distributions; target: the target's n + 1 distributions.
+
+    Greedy, each token is the target's argmax given the tokens before it: the target's own greedy text.
+    Sampling, each token follows p exactly (Leviathan et al. 2023, Appendix A; Chen et al. 2023, Theorem 1):
+        P(v) = P(draft v and accept) + P(reject) r(v)
+             = q(v) min(1, p(v)/q(v)) + (1 - sum_u min(q(u), p(u))) max(0, p(v) - q(v)) / sum_u max(0, p(u) - q(u))
+             = min(q(v), p(v)) + max(0, p(v) - q(v))       (both sums equal 1 - sum_u min(p(u), q(u)))
+             = p(v),
+    and by induction over positions the whole text is distributed as the target alone would sample it; the
+    draft only changes how fast.
+    """
+    p = target.probs  # [n + 1, V]
+    for i, token in enumerate(drafts):
+        if run.options.do_sample:
+            if run.rng.random() >= p[i, token] / q[i, token]:  # accepted with probability min(1, p / q)
+                residual = np.maximum(p[i] - q[i], 0.0)
+                # p <= q everywhere only by float rounding, when p = q: then the residual is p itself
+                return drafts[:i] + [draw(residual if residual.any() else p[i], run.rng)]
+        elif token != target.processed[i].argmax():
+            return drafts[:i] + [int(target.processed[i].argmax())]
+    bonus = p[len(drafts)]  # every draft accepted: the target's next token comes free
+    if not bonus.any():
+        return drafts
+    return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
+
+
+LIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays, and the logits of the num_assistant_tokens + 1 checked
+
+
+def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """One row (and the draft model's own cache, not counted: the draft is loaded inside the run)."""
+    return memory.generation(config, prompts, prompt_length, options.max_new_tokens,
+                             LIVE_ARRAYS + options.num_assistant_tokens, trace_top)
+
+
+def speculative_decoding(run: Run) -> Outcome:
+    """Speculative decoding of one prompt; its stats are drafted, accepted and acceptance_rate."""
+    if run.ids.shape[0] != 1:
+        raise ValueError(f"speculative decoding takes one prompt at a time (got {run.ids.shape[0]}): each prompt "
+                         f"accepts a different number of drafted tokens per round; call generate once per prompt.")
+    model = run.model
+    draft = draft_model(run)
+    K = run.options.num_assistant_tokens
+    prompt = [int(t) for t in run.ids[0]]
+    target_cache = run.new_cache(1)
+    try:
+        draft_cache = draft.new_cache(1, target_cache.max_length)
+    except ValueError as e:
+        raise ValueError(f"the draft model is too short for this call: {e}") from None
+    if len(prompt) > 1:  # the target's cache always holds every token but the last one
+        model.forward(np.array([prompt[:-1]]), target_cache)
+    sequence, hyp = list(prompt), Hypothesis(tokens=[], score=0.0)
+    drafted = accepted = 0
+    stats = dict(drafted=0, accepted=0, acceptance_rate=0.0)
+    while len(hyp.tokens) < run.max_new_tokens:
+        n = min(K, run.max_new_tokens - len(hyp.tokens) - 1)  # never draft past max_new_tokens
+        drafts, q = propose(run, draft, draft_cache, sequence, n)
+        # The target scores the last token and the n drafts in one pass: n + 1 next-token distributions.
+        logits = model.forward(np.array([sequence[-1:] + drafts]), target_cache).logits[0]  # [len(drafts) + 1, V]
+        target = Distributions(run, logits, [sequence + drafts[:i] for i in range(len(drafts) + 1)])
+        if np.isnan(target.processed).any():
+            target.check(int(np.isnan(target.processed).any(axis=-1).argmax()))  # names the step
+        emitted = verify(run, drafts, q, target)
+        if not emitted:  # no drafts and no token allowed at the target's only position
+            target.check(0)
+        ended = emitted == drafts  # all accepted, and no bonus token (after end-of-text, or nothing allowed)
+        drafted, accepted = drafted + len(drafts), accepted + len(emitted) - (0 if ended else 1)
+        stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
+
+        for i, token in enumerate(emitted):
+            if (append_token(run, hyp, 0, token, target.model_logprobs[i], target.processed[i])
+                    or len(hyp.tokens) == run.max_new_tokens):
+                return Outcome([[hyp]], stats=stats)
+
+        # Forget the rejected drafts: each cache keeps only what is now part of the text.
+        target_cache.crop(len(sequence) + len(emitted) - 1)  # all but the last emitted token
+        draft_cache.crop(min(draft_cache.length, len(sequence) + len(emitted) - 1))
+        sequence += emitted
+    return Outcome([[hyp]], stats=stats)

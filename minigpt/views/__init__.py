@@ -1,0 +1,1 @@
+"""views (a ring of minigpt)."""

@@ -1,0 +1,1 @@
+"""web (a ring of minigpt)."""

@@ -1,0 +1,1 @@
+"""weights (a ring of minigpt)."""
