@@ -487,7 +487,7 @@ def compare_whole_texts(folder: Path, model, ref, hf) -> dict:
         (work / "out.jsonl").unlink(missing_ok=True)
         minigpt.batch.run_prompt_file(model, work / "in.jsonl", work / "out.jsonl", options=opts)
 
-    ppl = {"minigpt": lambda: minigpt.perplexity.perplexity(model, text, PERPLEXITY_STRIDE, PERPLEXITY_WINDOW)}
+    ppl = {"minigpt": lambda: minigpt.inspection.score_text(model, text, PERPLEXITY_STRIDE, PERPLEXITY_WINDOW)}
     batched = {"minigpt": from_file,
                "minigpt one at a time": lambda: [minigpt.generate(model, ids, **opts) for ids in batch_ids]}
     if hf:

@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
 
 import minigpt  # noqa: E402
-from minigpt.inspection import inspection
+from minigpt import inspection
 from minigpt.views import plots
 from minigpt.inspection.compare import CLASSIC, RunSpec, compare
-from minigpt.core.tokenizer import visible
-from minigpt.views.text import comparison_block, comparison_table, shown_token
+from minigpt.views.labels import visible
+from minigpt.views.labels import token_label
+from minigpt.views.text import comparison_block, comparison_table
 
 # The sections, in the study's order: (heading, what to notice, the run).
 SECTIONS = [
@@ -91,8 +92,8 @@ def figures(model, tok, ids, out_dir: Path, seed: int) -> list[Path]:
           "top-p sampling, p = 0.92: the fewest tokens that hold 92% of the probability")
     write("logit_lens.png", plots.plot_lens, inspection.logit_lens(model, ids), tok,
           "logit lens: what each layer would predict")
-    write("attention.png", plots.plot_attention, inspection.attention_maps(model, ids), 0, None,
-          [shown_token(tok, i) for i in ids], "attention of every head in layer 0")
+    write("attention.png", plots.plot_attention, inspection.attention_patterns(model, ids).weights, 0, None,
+          [token_label(tok, i) for i in ids], "attention of every head in layer 0")
     return written
 
 

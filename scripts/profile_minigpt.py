@@ -58,7 +58,7 @@ WRAPPED = [
     ("minigpt.sampling.run", "trace_step", "trace_step (softmax + top-k over V)"),  # append_token's
     ("minigpt.sampling.beam", "log_softmax", "log_softmax over V"),
     ("minigpt.sampling.beam", "trace_step", "trace_step (softmax + top-k over V)"),  # extend's
-    ("minigpt.sampling.chain:LogitsChain", "__call__", "processor chain (copies logits)"),
+    ("minigpt.sampling.chain:Chain", "__call__", "processor chain (copies logits)"),
     ("minigpt.sampling.chain:Greedy", "choose", "argmax / draw"),  # Draw.choose: sampling, not profiled
     ("minigpt.generate:STRATEGIES.greedy", "run", "strategy loop (history, Python)"),  # tokenwise.token_by_token
     ("minigpt.sampling.tokenwise", "append_token", "emit (per row)"),  # run.append_token, once decoding.emit

@@ -26,7 +26,7 @@ import re
 import sysconfig
 from pathlib import Path
 
-from minigpt.inspection.inspection import perplexity, token_logprobs
+from minigpt.inspection import perplexity_of, token_logprobs
 
 SKIPPED = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages"}  # folders of the stdlib left out
 HELD_OUT_EVERY = 20  # documents 19, 39, 59, ... are held out: 5% of them
@@ -129,4 +129,4 @@ def held_out_perplexity(model, ids: list[int]) -> float:
         chunk = ids[start : start + window]
         if len(chunk) > 1:
             logprobs += token_logprobs(model, chunk)
-    return perplexity(logprobs)
+    return perplexity_of(logprobs)

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import minigpt  # noqa: E402
 import tiny_corpus  # noqa: E402
-from minigpt.weights.checkpoint import expected_shapes
+from minigpt.weights.layout import expected_shapes
 from minigpt.core.config import GPTConfig
 from minigpt.core.tokenizer import Tokenizer
 

@@ -15,12 +15,11 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import minigpt
-from minigpt.weights.checkpoint import expected_shapes
+from minigpt.weights.layout import expected_shapes
 from minigpt.cli.main import main
 from minigpt.core.config import GPTConfig
 from minigpt.core.numerics import softmax
-from minigpt.links import chain, penalties
-from minigpt.core import links as processors
+from minigpt.links import chain
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -161,12 +160,11 @@ def png_size(path) -> tuple[int, int]:
 
 
 def _processor_namespace() -> SimpleNamespace:
-    """The processors (every class with a transformers counterpart, and frequency/presence), the chain and
-    softmax under one name, as the processor tests use them: P.TopK, P.PROCESSORS["top_k"], P.build_chain."""
-    classes = (*processors.WARPERS, penalties.RepetitionPenalty, penalties.FrequencyPresencePenalty,
-               penalties.NoRepeatNGram, penalties.BadWords, penalties.LogitBias, penalties.MinNewTokens,
-               penalties.SuppressTokens)
-    return SimpleNamespace(PROCESSORS={cls.name: cls for cls in classes}, LogitsChain=chain.LogitsChain,
+    """The links with a transformers counterpart (and frequency/presence), the chain and softmax under one name,
+    as the processor tests use them: P.TopK, P.PROCESSORS["top_k"], P.build_chain."""
+    classes = [cls for name, cls in chain.LINKS.items() if name not in ("dry", "top_n_sigma", "xtc",
+                                                                        "dynamic_temperature")]
+    return SimpleNamespace(PROCESSORS={cls.name: cls for cls in classes}, Chain=chain.Chain,
                            build_chain=chain.build_chain, softmax=softmax, **{cls.__name__: cls for cls in classes})
 
 

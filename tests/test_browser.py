@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from helpers import CHECKOUT, fixture_model, program_env
+from minigpt.call.strategies import build_options
 from minigpt import Tokenizer, generate
-from minigpt.inspection.inspection import attention_maps, logit_lens
-from minigpt.strategies.options import GenerationOptions
+from minigpt.inspection import attention_patterns, logit_lens
 from web_helpers import running_server
 
 PROMPT = "Hello, my dog is a little"
@@ -172,7 +172,7 @@ def test_the_lens_and_attention_equal_inspection(page, model):
         assert token == lens.top_tokens[layer, pos] and abs(p - lens.top_probs[layer, pos]) < 1e-6
     labels = page.page.eval_on_selector_all("#lens tr th:first-child", "ns => ns.map(n => n.textContent)")
     assert labels[1:] == list(reversed(lens.row_labels))  # the model's prediction on top, the embeddings last
-    maps = attention_maps(model, ids)
+    maps = attention_patterns(model, ids).weights
     drawn = page.page.evaluate("document.querySelector('#attention canvas').weights")
     np.testing.assert_allclose(drawn, maps[0, 0], atol=1e-6)
     page.page.select_option("#layer", "1")
@@ -201,7 +201,7 @@ def test_a_bad_option_shows_the_librarys_sentence_in_the_page(page):
     page.page.fill("#opt-top_p", "2")
     page.page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=60_000)
     with pytest.raises(ValueError) as refusal:
-        GenerationOptions.build("sample", top_p=2, seed=0)
+        build_options("sample", top_p=2, seed=0)
     assert page.page.inner_text("#error") == str(refusal.value)
 
 

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from minigpt.call.strategies import build_options
 import minigpt
 from helpers import FIXTURES, fixture_model as load
-from minigpt.call.prompts import left_pad
+from minigpt.core.model import left_pad
 from minigpt.strategies.contrastive import contrastive_search
-from minigpt.strategies.run import Run
-from minigpt.strategies.options import GenerationOptions
+from minigpt.strategies.run import Run, finish
 from minigpt.core.numerics import log_softmax, softmax
 from minigpt.links.chain import build_chain
 
@@ -30,15 +30,15 @@ def pads_penalised(case):
 
 def contrastive_with_446_chain(model, case):
     """contrastive_search itself, given the processor chain transformers 4.46 builds (padding penalised)."""
-    options = GenerationOptions.build("contrastive", **case["options"])
+    options = build_options("contrastive", **case["options"])
     eos = options.eos_token_id
     ids, mask = left_pad(case["prompts"], eos)
     chain = build_chain(sampling=False, prompt_length=ids.shape[1], eos_token_id=eos, vocab_size=model.config.vocab_size,
                         repetition_penalty=options.repetition_penalty, min_new_tokens=options.min_new_tokens,
                         no_repeat_ngram_size=options.no_repeat_ngram_size)  # no pad_lengths: pads count
-    run = Run(model=model, ids=ids, mask=mask, options=options, chain=chain, eos_token_id=eos,
-                   pad_token_id=eos, rng=np.random.default_rng(0), trace_top=0)
-    return [hyps[0].tokens for hyps in contrastive_search(run).hypotheses]
+    run = Run(model=model, ids=ids, mask=mask, max_new_tokens=options.max_new_tokens, pad_token_id=eos,
+              options=options, chain=chain, eos_token_id=eos, rng=np.random.default_rng(0), trace_top=0)
+    return [hyps[0].tokens for hyps in finish(contrastive_search(run)).hypotheses]
 
 
 @pytest.mark.parametrize("name", CASES)

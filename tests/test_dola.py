@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from minigpt.call.strategies import build_options
 import minigpt
 from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
 from minigpt.sources.dola import RELATIVE_TOP, contrast, layer_divergence, premature_layers
-from minigpt.strategies.options import GenerationOptions, OptionError
+from minigpt.strategies.options import OptionError
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "dola.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "dola.safetensors"))
@@ -182,7 +183,7 @@ def test_low_on_a_three_layer_model_is_refused():
 @pytest.mark.parametrize("strategy", ["beam", "beam-sample", "diverse-beam", "contrastive", "speculative"])
 def test_other_strategies_refuse_dola(strategy):
     with pytest.raises(OptionError, match=f"strategy '{strategy}' does not use dola_layers; it is an option of: greedy, sample"):
-        GenerationOptions.build(strategy, dola_layers="low")
+        build_options(strategy, dola_layers="low")
 
 
 def test_cli_refuses_bad_layers_in_one_line(capsys):

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from helpers import CHECKOUT, fixture_model, program_env
+from minigpt.call.strategies import build_options
 from minigpt import Tokenizer, generate
-from minigpt.inspection.inspection import attention_maps, logit_lens, token_logprobs
-from minigpt.strategies.options import REGISTRY, GenerationOptions
+from minigpt.inspection import attention_patterns, logit_lens, token_logprobs
+from minigpt.strategies.options import REGISTRY
 from minigpt.web.server import MAX_BODY
 from minigpt.views.text import step_json
 from web_helpers import call, running_server
@@ -91,7 +92,7 @@ def test_inspect_equals_the_library(server, model):
     assert data["lens"]["top_tokens"] == lens.top_tokens.tolist()
     np.testing.assert_allclose(data["lens"]["top_probs"], lens.top_probs, atol=1e-6)
     assert data["lens"]["rows"] == list(lens.row_labels)  # "embeddings", "after block 1", ...: as the pictures say
-    np.testing.assert_allclose(data["attention"], attention_maps(model, ids)[1], atol=1e-6)
+    np.testing.assert_allclose(data["attention"], attention_patterns(model, ids).weights[1], atol=1e-6)
 
 
 def test_the_beam_tree_returns_beam_searchs_hypotheses(server, model):
@@ -117,7 +118,7 @@ def test_the_options_are_the_registry(server):
 
 def library_sentence(strategy, **options):
     with pytest.raises(ValueError) as e:
-        GenerationOptions.build(strategy, **options)
+        build_options(strategy, **options)
     return str(e.value)
 
 

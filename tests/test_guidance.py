@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from minigpt.call.strategies import build_options
 import minigpt
 from conftest import assert_close
 from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
-from minigpt.call.prompts import left_pad
-from minigpt.strategies.run import Run
+from minigpt.core.model import left_pad
+from minigpt.sources.model_scores import Batch
 from minigpt.sources.guidance import Guided, guided_log_probs
-from minigpt.strategies.options import GenerationOptions, OptionError
-from minigpt.links.chain import build_chain
+from minigpt.strategies.options import OptionError
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "guidance.json").read_text())
 SCORES = load_file(str(FIXTURES / "strategies" / "guidance.safetensors"))
@@ -58,12 +58,10 @@ def test_scores_match_transformers_and_the_definition(name):
     equal transformers' processed scores and the formula computed here."""
     case = CASES[name]
     model, reference = load(case["model"]), SCORES[case["scores"]]  # [steps, B, V]
-    options = GenerationOptions.build("greedy", **options_of(case))
+    options = build_options("greedy", **options_of(case))
     ids, mask = left_pad(case["prompts"], 0)
-    run = Run(model=model, ids=ids, mask=mask, options=options, chain=build_chain(
-        sampling=False, prompt_length=ids.shape[1], eos_token_id=options.eos_token_id, vocab_size=None),
-        eos_token_id=options.eos_token_id, pad_token_id=0, rng=np.random.default_rng(0), trace_top=0)
-    source = Guided(run)
+    batch = Batch(model=model, ids=ids, mask=mask, max_new_tokens=options.max_new_tokens, pad_token_id=0)
+    source = Guided(batch, options.guidance_scale, options.negative_prompt_ids)
     _, scores, _ = source.start()
     for step in range(reference.shape[0]):
         assert_close(scores, reference[step], rtol=1e-4, what=f"guided scores at step {step + 1}")
@@ -175,7 +173,7 @@ def test_bad_values_are_refused(options, needle):
 @pytest.mark.parametrize("strategy", ["beam", "beam-sample", "diverse-beam", "contrastive", "speculative"])
 def test_other_strategies_refuse_guidance(strategy):
     with pytest.raises(OptionError, match=f"strategy '{strategy}' does not use guidance_scale; it is an option of: greedy, sample"):
-        GenerationOptions.build(strategy, guidance_scale=2.0)
+        build_options(strategy, guidance_scale=2.0)
 
 
 def test_cli_refuses_bad_scale_in_one_line(capsys):

@@ -8,7 +8,7 @@ import pytest
 
 import minigpt
 from conftest import load_model
-from minigpt.inspection.inspection import attention_maps, beam_tree, logit_lens, next_token_distribution
+from minigpt.inspection import attention_patterns, beam_tree, logit_lens, next_token_distribution
 from minigpt.strategies.options import OptionError
 from minigpt.core.links import MinP, TopK, TopP
 
@@ -29,7 +29,7 @@ def softmax64(x):
 def test_attention_rows_are_causal_distributions(name):
     model = load_model(name)
     ids = [i % model.config.vocab_size for i in PROMPT]
-    maps = attention_maps(model, ids)
+    maps = attention_patterns(model, ids).weights
     c = model.config
     assert maps.shape == (c.n_layer, c.n_head, len(ids), len(ids)) and maps.dtype == np.float32
     np.testing.assert_allclose(maps.sum(axis=-1), 1.0, atol=1e-5)
@@ -47,7 +47,7 @@ def test_first_layer_attention_is_softmax_of_scaled_dot_products():
     q, k, _ = np.split(qkv, 3, axis=-1)  # [T, C] each
     q, k = (a.reshape(T, c.n_head, D).transpose(1, 0, 2) for a in (q, k))  # [H, T, D]
     scores = np.where(np.tril(np.ones((T, T), dtype=bool)), q @ k.transpose(0, 2, 1) / np.sqrt(D), -np.inf)
-    np.testing.assert_allclose(attention_maps(model, PROMPT)[0], softmax64(scores), atol=1e-5)
+    np.testing.assert_allclose(attention_patterns(model, PROMPT).weights[0], softmax64(scores), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["fullvocab", "tiny-hub"])
@@ -195,7 +195,7 @@ def test_bad_input_is_one_sentence():
     with pytest.raises(ValueError, match="non-empty prompt"):
         logit_lens(model, [])
     with pytest.raises(ValueError, match="n_positions"):
-        attention_maps(load_model("odd-f16"), [1] * 41)
+        attention_patterns(load_model("odd-f16"), [1] * 41)
 
 
 @pytest.mark.parametrize("seed", [0, 3])

@@ -19,12 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minigpt.call.strategies import build_options
 import minigpt
 from minigpt.cli.main import main
 from minigpt.call.generate import generate
 from minigpt.links.llama import DRY, XTC, DynamicTemperature, TopNSigma, sequence_breaker_tokens
 from minigpt.links.mirostat import Mirostat
-from minigpt.strategies.options import GenerationOptions, OptionError
+from minigpt.strategies.options import OptionError
 from minigpt.links.chain import build_chain
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,16 +364,16 @@ def test_sampler_order_reaches_the_output_chain(model):
 ])
 def test_bad_values_are_refused_naming_the_parameter(options, parameter):
     with pytest.raises(OptionError, match=parameter):
-        GenerationOptions.build("sample", **options)
+        build_options("sample", **options)
 
 
 def test_strategies_accept_what_they_can_use():
-    GenerationOptions.build("beam", num_beams=2, dry_multiplier=0.8)  # DRY is a penalty: every strategy
-    GenerationOptions.build("greedy", dry_multiplier=0.8, dry_sequence_breakers=[])
+    build_options("beam", num_beams=2, dry_multiplier=0.8)  # DRY is a penalty: every strategy
+    build_options("greedy", dry_multiplier=0.8, dry_sequence_breakers=[])
     with pytest.raises(OptionError, match="does not use mirostat"):
-        GenerationOptions.build("beam-sample", mirostat=2)
+        build_options("beam-sample", mirostat=2)
     with pytest.raises(OptionError, match="does not use xtc_probability"):
-        GenerationOptions.build("greedy", xtc_probability=0.5)
+        build_options("greedy", xtc_probability=0.5)
 
 
 # ----------------------------------------------------------------------------- end to end

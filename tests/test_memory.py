@@ -33,7 +33,7 @@ CHILD = textwrap.dedent("""
     from minigpt import inspection
     from minigpt.cli.main import main
     from minigpt.call.generate import peak_memory
-    from minigpt.strategies.options import GenerationOptions
+    from minigpt.call.strategies import build_options
 
     def status(field):  # bytes, from /proc/self/status
         return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(field))
@@ -51,7 +51,7 @@ CHILD = textwrap.dedent("""
         call = lambda: inspection.logit_lens(model, prompts[0])
         estimate = None
     else:
-        options = GenerationOptions.build(case["strategy"], **case["options"])
+        options = build_options(case["strategy"], **case["options"])
         estimate = peak_memory(model, prompts, options, case["trace_top"]).nbytes
         call = lambda: minigpt.generate(model, prompts, case["strategy"], trace_top=case["trace_top"], **case["options"])
     minigpt.generate(model, [[1, 2]], max_new_tokens=2)  # every lazy allocation of NumPy and BLAS made before

@@ -6,7 +6,9 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.core.tokenizer import SPLIT_PATTERN, Merge, Tokenizer, byte_pair_merges, replay_merges
+from minigpt.core.bpe import Merge, byte_pair_merges
+from minigpt.core.tokenizer import SPLIT_PATTERN, Tokenizer
+from minigpt.views.text import replay_merges
 
 tok = Tokenizer()
 # Every single-byte token, the tokens of a sentence, and 3000 more drawn at random from the vocabulary.

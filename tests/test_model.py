@@ -8,7 +8,7 @@ import pytest
 
 from helpers import random_params
 import minigpt.core.model as M
-from minigpt.weights.checkpoint import nest
+from minigpt.core.model import nest
 from minigpt.core.config import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=97, n_positions=32, n_embd=24, n_layer=2, n_head=3, n_inner=40)
@@ -155,14 +155,14 @@ def test_inspect_hands_out_the_residual_stream_and_attention(model):
     ids = np.random.default_rng(5).integers(0, 97, size=(1, 6))
     cache = model.new_cache(1, 6)
     out = model.forward(ids, cache, inspect=True)
-    assert len(out.residuals) == CONFIG.n_layer + 1 and len(out.attention) == CONFIG.n_layer
+    assert len(out.residuals) == CONFIG.n_layer + 1 and len(out.patterns) == CONFIG.n_layer
     np.testing.assert_allclose(model.read_out(out.residuals[-1]), out.logits, rtol=0, atol=1e-6 * np.abs(out.logits).max())
-    for weights in out.attention:
+    for weights in out.patterns:
         assert weights.shape == (1, CONFIG.n_head, 6, 6)
         np.testing.assert_allclose(weights.sum(-1), 1, atol=1e-6)
         assert (np.triu(weights[0], k=1) == 0).all()
     plain = model.forward(ids, model.new_cache(1, 6))
-    assert plain.residuals is None and plain.attention is None
+    assert plain.residuals is None and plain.patterns is None
     np.testing.assert_array_equal(plain.logits, out.logits)
 
 

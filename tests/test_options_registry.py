@@ -9,8 +9,9 @@ import pytest
 
 from minigpt.cli.main import parser
 from minigpt.links.chain import OPTIONS as CHAIN_OPTIONS
-from minigpt.links.chain import PENALTIES, WARPERS
-from minigpt.core.link import GROUPS, STRATEGIES
+from minigpt.call.strategies import STRATEGIES, build_options, users
+from minigpt.core.link import GROUPS
+from minigpt.links.chain import PENALTY_ORDER, WARPER_ORDER
 from minigpt.strategies.options import REGISTRY, GenerationOptions, OptionError
 from minigpt.views.text import options_table
 
@@ -35,7 +36,7 @@ def test_the_dataclass_has_one_field_per_declaration_with_its_default():
 
 
 def test_every_link_declares_its_options_in_the_registry():
-    links = [*PENALTIES, *(cls for classes in WARPERS.values() for cls in classes)]
+    links = [*PENALTY_ORDER, *(cls for classes in WARPER_ORDER.values() for cls in classes)]
     assert all(cls.options for cls in links)
     assert {o.name for cls in links for o in cls.options} <= {o.name for o in CHAIN_OPTIONS} <= {o.name for o in REGISTRY}
 
@@ -52,17 +53,17 @@ def test_every_option_has_a_flag_with_its_help_in_its_group(option):
 
 @pytest.mark.parametrize("option", REGISTRY, ids=lambda o: o.name)
 def test_every_option_refuses_a_bad_value_naming_itself(option):
-    strategy = option.strategies[0]
+    strategy = users(option)[0]
     if option.kind in (int, float) and (option.low is not None or option.high is not None):
         bad = option.low - 1 if option.low is not None else option.high + 1
     else:
         bad = object() if option.kind is not bool else "yes"
     with pytest.raises(OptionError, match=rf"^{option.name} must be"):
-        GenerationOptions.build(strategy, **(NEEDS.get(strategy, {}) | {option.name: bad}))
-    others = [s for s in STRATEGIES if s not in option.strategies]
+        build_options(strategy, **(NEEDS.get(strategy, {}) | {option.name: bad}))
+    others = [s for s in STRATEGIES if s not in users(option)]
     for other in others:
         with pytest.raises(OptionError, match=f"does not use {option.name}"):
-            GenerationOptions.build(other, **(NEEDS.get(other, {}) | {option.name: option.default}))
+            build_options(other, **(NEEDS.get(other, {}) | {option.name: option.default}))
 
 
 def test_the_readme_lists_every_option_as_the_registry_declares_it():

@@ -9,7 +9,7 @@ import numpy as np
 
 import minigpt
 from conftest import assert_close, load_model, reference
-from minigpt.call.prompts import left_pad
+from minigpt.core.model import left_pad
 
 
 def test_config_matches_the_checkpoint(fixture_name):

@@ -15,10 +15,11 @@ import pytest
 import minigpt
 from conftest import load_model, require_reference
 from helpers import Terminal, log_softmax64, run_cli
-from minigpt.inspection import inspection, perplexity as perplexity_module
+from minigpt import inspection
+from minigpt.inspection import scoring
 from minigpt.cli.main import main
 from minigpt.core.numerics import cross_entropy
-from minigpt.inspection.perplexity import perplexity, windows
+from minigpt.inspection.scoring import score_text, windows
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "tests" / "fixtures" / "perplexity" / "reference.json").read_text())["cases"]
@@ -38,7 +39,7 @@ def assert_same_windows(ours, theirs):
 
 @pytest.mark.parametrize("case", RECORDED, ids=case_id)
 def test_every_window_equals_transformers_recorded(case):
-    ours = perplexity(load_model(case["fixture"]), case["ids"], case["stride"], case["max_length"])
+    ours = score_text(load_model(case["fixture"]), case["ids"], case["stride"], case["max_length"])
     assert_same_windows(ours, case["windows"])
     assert ours.perplexity == pytest.approx(math.exp(ours.nll / ours.tokens))
 
@@ -53,7 +54,7 @@ def test_every_window_equals_transformers_live(case):
     model = transformers.GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval()
     ids = np.random.default_rng(7).integers(0, model.config.vocab_size, len(case["ids"])).tolist()  # fresh text
     theirs = script.window_nlls(model, ids, case["max_length"], case["stride"])
-    assert_same_windows(perplexity(load_model(case["fixture"]), ids, case["stride"], case["max_length"]), theirs)
+    assert_same_windows(score_text(load_model(case["fixture"]), ids, case["stride"], case["max_length"]), theirs)
 
 
 @pytest.mark.parametrize("n, max_length, stride", [(300, 64, 24), (300, 64, 64), (65, 64, 1), (2, 2, 1)])
@@ -70,22 +71,22 @@ def test_windows_score_each_token_once(n, max_length, stride):
 
 def test_one_window_is_the_texts_own_perplexity():
     model, ids = load_model("fullvocab"), list(range(100, 140))
-    assert perplexity(model, ids).perplexity == pytest.approx(inspection.perplexity(inspection.token_logprobs(model,
+    assert score_text(model, ids).perplexity == pytest.approx(inspection.perplexity_of(inspection.token_logprobs(model,
                                                                                                             ids)))
 
 
 def test_windows_give_the_same_numbers_in_batches_of_any_size(monkeypatch):
     model, ids = load_model("fullvocab"), np.random.default_rng(3).integers(0, 50257, 400).tolist()
-    together = perplexity(model, ids, stride=16, max_length=48)
-    monkeypatch.setattr(perplexity_module, "BATCH_BYTES", 1)  # one window at a time
-    alone = perplexity(model, ids, stride=16, max_length=48)
+    together = score_text(model, ids, stride=16, max_length=48)
+    monkeypatch.setattr(scoring, "BATCH_BYTES", 1)  # one window at a time
+    alone = score_text(model, ids, stride=16, max_length=48)
     np.testing.assert_allclose([w.nll for w in alone.windows], [w.nll for w in together.windows], rtol=1e-6)
 
 
 def test_bits_per_byte_counts_the_scored_tokens_bytes():
     tok = minigpt.Tokenizer()
     ids = tok.encode("The quick brown fox jumps over the lazy dog. " * 3)
-    result = perplexity(load_model("fullvocab"), ids, stride=8, max_length=16)
+    result = score_text(load_model("fullvocab"), ids, stride=8, max_length=16)
     assert result.bytes == len(tok.decode(ids[1:]).encode())
     assert result.bits_per_byte == pytest.approx(result.nll / math.log(2) / result.bytes)
 
@@ -98,7 +99,7 @@ def test_bits_per_byte_counts_the_scored_tokens_bytes():
 ])
 def test_a_window_that_cannot_work_is_refused(options, says):
     with pytest.raises(ValueError, match=re.escape(says)):
-        perplexity(load_model("fullvocab"), list(range(50)), **options)
+        score_text(load_model("fullvocab"), list(range(50)), **options)
 
 
 def test_score_file_reports_documents_and_the_whole(tmp_path, capsys, monkeypatch):
@@ -110,7 +111,7 @@ def test_score_file_reports_documents_and_the_whole(tmp_path, capsys, monkeypatc
                              "--stride", "8", "--json")
     assert code == 0 and err == ""
     report, model, tok = json.loads(out), load_model("fullvocab"), minigpt.Tokenizer()
-    each = [perplexity(model, tok.encode(t), stride=8, max_length=16) for t in texts]
+    each = [score_text(model, tok.encode(t), stride=8, max_length=16) for t in texts]
     assert [d["perplexity"] for d in report["documents"]] == pytest.approx([r.perplexity for r in each])
     assert report["tokens"] == sum(r.tokens for r in each)
     assert report["perplexity"] == pytest.approx(math.exp(sum(r.nll for r in each) / report["tokens"]))

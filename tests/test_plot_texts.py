@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import load_model
-from minigpt.inspection.inspection import attention_maps, beam_tree, logit_lens, next_token_distribution
+from minigpt.inspection import attention_patterns, beam_tree, logit_lens, next_token_distribution
 from minigpt.views.plots import plot_attention, plot_beam_tree, plot_lens, plot_probs
 from minigpt.core.tokenizer import Tokenizer
 
@@ -79,7 +79,7 @@ def test_the_lens_names_its_rows_and_marks(model, tmp_path):
 @pytest.mark.parametrize("head", [0, None])
 def test_attention_labels_query_and_key_in_both_views(model, tmp_path, head):
     ids = PROMPT[:4]
-    fig = plot_attention(attention_maps(model, ids), 0, head, [tok.decode([i]) for i in ids], "a", tmp_path / "a.png")
+    fig = plot_attention(attention_patterns(model, ids).weights, 0, head, [tok.decode([i]) for i in ids], "a", tmp_path / "a.png")
     panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>" and ax.get_images()]
     assert {ax.get_xlabel() for ax in panels} - {""} == {"key: the token looked at"}
     assert {ax.get_ylabel() for ax in panels} - {""} == {"query: the token looking"}

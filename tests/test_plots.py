@@ -70,11 +70,11 @@ def test_a_file_that_cannot_be_written_is_named(capsys, monkeypatch, tmp_path):
 def test_library_functions_return_the_figure(tmp_path):
     from matplotlib.figure import Figure
 
-    from minigpt.inspection.inspection import attention_maps
+    from minigpt.inspection import attention_patterns
     from minigpt.views.plots import plot_attention
 
     model = load_model("tiny-hub")
-    maps = attention_maps(model, [1, 2, 3])
+    maps = attention_patterns(model, [1, 2, 3]).weights
     fig = plot_attention(maps, 1, None, ["a", " b", "\n"], "a title", tmp_path / "grid.png")
     assert isinstance(fig, Figure) and len(fig.axes) == 4 + 1  # four heads and the colour bar
     assert fig.axes[0].get_yticklabels()[1].get_text() == "␣b"

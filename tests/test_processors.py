@@ -187,7 +187,7 @@ def test_recorded_transformers_cases(case):
     if "options" in case:
         chain = P.build_chain(**case["options"])
     else:
-        chain = P.LogitsChain([build(case["processor"], case["params"])])
+        chain = P.Chain([build(case["processor"], case["params"])])
     ours, sensitive = run_ours(chain.processors, logits, ids)
     assert_same(ours, expected, exact_positions=not sensitive)
 

@@ -155,7 +155,7 @@ def test_a_chain_of_any_options_is_valid_or_a_value_error(data):
     W, t = logits.shape[1], ids.shape[1]
     names = data.draw(st.lists(st.sampled_from(list(P.PROCESSORS)), max_size=5, unique=True))
     try:
-        chain = P.LogitsChain(P.PROCESSORS[n](**params(n, data.draw, W, t)) for n in names)
+        chain = P.Chain(P.PROCESSORS[n](**params(n, data.draw, W, t)) for n in names)
         out = chain(logits, ids)
     except ValueError:
         return

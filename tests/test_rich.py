@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 import minigpt
-from minigpt.inspection import inspection
+from minigpt import inspection
 from helpers import CHECKOUT
 from minigpt.views.html import HOVER_TOP, MAX_TOKENS, colour, generation_html
 from minigpt.strategies.run import Candidate, Step
-from minigpt.core.tokenizer import visible
+from minigpt.views.labels import visible
+from minigpt.views.notebook import HTML
 
 PROMPT = "If the file is not found,"
 MAX_REPR_LINES, MAX_REPR_CHARS = 12, 1000
@@ -38,8 +39,13 @@ def objects(model, tok):
     return {"generation": out, "step": out.steps[0][3], "candidate": out.steps[0][3].candidates[1],
             "distribution": inspection.next_token_distribution(model, ids, temperatures=(0.7, 1.0), top_k=5, top=12,
                                                                 seed=1),
-            "lens": inspection.logit_lens(model, ids), "attention": inspection.attention(model, ids),
+            "lens": inspection.logit_lens(model, ids), "attention": inspection.attention_patterns(model, ids),
             "beam_tree": tree, "beam_node": tree.nodes[3]}
+
+
+def html_of(result) -> str:
+    """What a notebook shows for a result: the HTML views/notebook.py registers for its class."""
+    return HTML[type(result)](result)
 
 
 def parse(html: str) -> ET.Element:
@@ -57,7 +63,7 @@ def test_each_result_is_short_and_its_html_is_valid_and_offline(objects, name):
     obj = objects[name]
     text = repr(obj)
     assert len(text.splitlines()) <= MAX_REPR_LINES and len(text) <= MAX_REPR_CHARS, text
-    html = obj._repr_html_()
+    html = html_of(obj)
     assert len(html) <= MAX_HTML_CHARS
     assert "http://" not in html and "https://" not in html and "<script" not in html
     parse(html)
@@ -72,7 +78,7 @@ def test_an_18_token_generation_reprs_in_a_few_lines(objects, tok):
 
 def test_the_generation_html_colours_each_token_by_its_probability(objects):
     out = objects["generation"]
-    spans = parse(out._repr_html_()).findall(".//span[@data-step]")
+    spans = parse(html_of(out)).findall(".//span[@data-step]")
     steps = out.steps[0]
     assert [int(s.get("data-id")) for s in spans] == out.sequences[0]
     assert floats(spans, "data-p") == [math.exp(s.logprob) for s in steps]
@@ -85,11 +91,11 @@ def test_the_generation_html_colours_each_token_by_its_probability(objects):
 
 def test_a_step_and_a_candidate_show_their_numbers(objects):
     step, candidate = objects["step"], objects["candidate"]
-    root = parse(step._repr_html_())
+    root = parse(html_of(step))
     assert floats(root.findall(".//span[@data-p]"), "data-p") == [math.exp(step.logprob)]
     rows = root.findall(".//tr[@data-p]")
     assert floats(rows, "data-p") == [c.p for c in step.raw_candidates + step.candidates]
-    (span,) = parse(candidate._repr_html_()).iter("span")
+    (span,) = parse(html_of(candidate)).iter("span")
     assert (int(span.get("data-id")), float(span.get("data-p")), span.text) == (candidate.id, candidate.p,
                                                                                  candidate.text)
     assert repr(Candidate(262, 0.5, " the")) == "Candidate(262 ' the' p=0.5000)"
@@ -97,7 +103,7 @@ def test_a_step_and_a_candidate_show_their_numbers(objects):
 
 def test_the_distribution_html_shows_each_temperatures_bars_and_cuts(objects):
     d = objects["distribution"]
-    columns = parse(d._repr_html_()).findall(".//div[@data-temperature]")
+    columns = parse(html_of(d)).findall(".//div[@data-temperature]")
     assert floats(columns, "data-temperature") == list(d.temperatures)
     for m, column in enumerate(columns):
         rows = column.findall(".//tr")
@@ -108,7 +114,7 @@ def test_the_distribution_html_shows_each_temperatures_bars_and_cuts(objects):
 
 def test_the_lens_html_is_a_heat_map_of_each_layers_top_token(objects, tok):
     lens = objects["lens"]
-    rows = parse(lens._repr_html_()).findall(".//tr")[1:]  # the header row holds the prompt's tokens
+    rows = parse(html_of(lens)).findall(".//tr")[1:]  # the header row holds the prompt's tokens
     assert [r.find("th").text for r in rows] == lens.row_labels[::-1]  # the model's prediction on top
     cells = [r.findall("td") for r in rows]
     assert [floats(row, "data-v") for row in cells] == lens.top_probs[::-1].astype(float).tolist()
@@ -118,8 +124,8 @@ def test_the_lens_html_is_a_heat_map_of_each_layers_top_token(objects, tok):
 
 def test_the_attention_html_shows_the_first_and_last_layer_causally(objects, model):
     maps = objects["attention"]
-    np.testing.assert_array_equal(maps.weights, inspection.attention_maps(model, maps.tokens))
-    layers = parse(maps._repr_html_()).findall(".//div[@data-layer]")
+    np.testing.assert_array_equal(maps.weights, inspection.attention_patterns(model, maps.tokens).weights)
+    layers = parse(html_of(maps)).findall(".//div[@data-layer]")
     assert [int(d.get("data-layer")) for d in layers] == [0, model.config.n_layer - 1]
     for div in layers:
         mean = maps.weights[int(div.get("data-layer"))].mean(axis=0)
@@ -131,22 +137,22 @@ def test_the_attention_html_shows_the_first_and_last_layer_causally(objects, mod
 
 def test_the_beam_tree_html_draws_every_node_and_the_hypotheses(objects):
     tree = objects["beam_tree"]
-    root = parse(tree._repr_html_())
+    root = parse(html_of(tree))
     labels = root.findall(".//svg//text")
     assert [int(t.get("data-node")) for t in labels] == [n.id for n in tree.nodes[1:]]
     assert [t.find("title").text for t in labels] == [repr(n) for n in tree.nodes[1:]]
     assert floats(root.findall(".//div[@data-score]"), "data-score") == tree.scores
     node = objects["beam_node"]
-    assert float(parse(node._repr_html_()).find("span").get("data-p")) == node.prob
+    assert float(parse(html_of(node)).find("span").get("data-p")) == node.prob
 
 
 def test_html_stays_bounded_for_a_long_text():
     class Out:  # a GenerationOutput's fields, with far more tokens than a display shows
         steps = [[Step(token=11, logprob=-0.5, candidates=[], text=",")] * (MAX_TOKENS + 50)]
         prompt_tokens, prompt_index, finish_reasons, scores = [[11]], [0], ["length"], [0.0]
-        sequences, chain, strategy = [[11] * (MAX_TOKENS + 50)], [], "greedy"
+        sequences, chain, strategy, prompt_texts = [[11] * (MAX_TOKENS + 50)], [], "greedy", [","]
 
-    root = parse(generation_html(Out, lambda ids: ",", 16))
+    root = parse(generation_html(Out, 16))
     assert len(root.findall(".//span[@data-step]")) == MAX_TOKENS
     assert "50 more tokens" in "".join(root.itertext())
 

@@ -15,11 +15,12 @@ import math
 import numpy as np
 import pytest
 
+from minigpt.call.strategies import build_options
 import minigpt
 from helpers import program_env, random_params, run_cli as cli, run_program, write_checkpoint
 from minigpt.cli.main import main
 from minigpt.core.config import GPTConfig
-from minigpt.strategies.options import GenerationOptions, OptionError
+from minigpt.strategies.options import OptionError
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -261,7 +262,7 @@ BAD_REALS = ["0.5", True, math.nan, math.inf, -math.inf, 1e300, -1e300, [0.5], 1
 def build(strategy, **options):
     needs = {"beam": {"num_beams": 4}, "diverse-beam": {"num_beams": 4, "num_beam_groups": 2},
              "speculative": {"draft_model": "distilgpt2", "do_sample": True}}.get(strategy, {})
-    return GenerationOptions.build(strategy, **(needs | options))
+    return build_options(strategy, **(needs | options))
 
 
 @pytest.mark.parametrize("name", INTEGER_OPTIONS)
@@ -348,7 +349,7 @@ def test_contradicting_options_are_refused(strategy, options, needle):
     if strategy == "speculative":
         options = {"draft_model": "distilgpt2"} | options
     with pytest.raises(OptionError, match=needle):
-        GenerationOptions.build(strategy, **options)
+        build_options(strategy, **options)
 
 
 def test_min_new_tokens_equal_to_max_new_tokens_is_allowed(tiny):
@@ -510,7 +511,7 @@ def test_temperature_huge_is_uniform_and_finite(tiny):
 @pytest.mark.parametrize("t", [0, -1, 1e-21, 1e21])
 def test_temperatures_beyond_the_range_are_refused(t):
     with pytest.raises(OptionError, match=r"^temperature must be a number in \[1e-20, 1e20\]"):
-        GenerationOptions.build("sample", temperature=t)
+        build_options("sample", temperature=t)
 
 
 # ----------------------------------------------------------------------------- a user's logit bias
@@ -526,7 +527,7 @@ def test_minus_inf_bias_bans_the_token(tiny):
 @pytest.mark.parametrize("bias", [math.nan, math.inf, np.float32(np.nan)], ids=repr)
 def test_nan_and_plus_inf_bias_are_refused_when_the_options_are_built(bias):
     with pytest.raises(OptionError, match="logit_bias for token 3 must be a number in .* or -inf to ban the token"):
-        GenerationOptions.build("greedy", logit_bias={3: bias})
+        build_options("greedy", logit_bias={3: bias})
 
 
 def test_the_largest_bias_and_penalties_together_stay_finite(tiny):

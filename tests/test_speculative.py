@@ -9,7 +9,8 @@ import pytest
 
 import minigpt
 from helpers import random_params, write_checkpoint
-from minigpt.weights.checkpoint import nest, read_safetensors
+from minigpt.core.model import nest
+from minigpt.weights.checkpoint import read_safetensors
 from minigpt.core.config import GPTConfig
 from minigpt.core.model import GPT2
 from minigpt.core.numerics import softmax

@@ -10,7 +10,8 @@ import minigpt
 from conftest import load_model, reference
 from helpers import run_cli as run
 from minigpt.strategies.run import Candidate, Step
-from minigpt.views.text import WIDTH, candidate_lines, shown_token
+from minigpt.views.labels import WIDTH, token_label
+from minigpt.views.text import candidate_lines
 
 tok = minigpt.Tokenizer()
 PROMPT = "I have a dream"
@@ -117,7 +118,7 @@ def test_show_candidates_equal_the_trace_and_the_model(capsys):
     assert [chosen for chosen, _, _ in tables] == library.sequences[0]
     for (chosen, before, after), traced in zip(tables, library.steps[0]):
         for rows, candidates in ((before, traced.raw_candidates), (after, traced.candidates)):
-            assert [r[0] for r in rows] == [shown_token(tok, c.id, WIDTH) for c in candidates]
+            assert [r[0] for r in rows] == [token_label(tok, c.id, WIDTH) for c in candidates]
             assert [r[1] for r in rows] == [round(c.p, 4) for c in candidates]
             assert [r[2] for r in rows] == [c.id == chosen for c in candidates]  # the chosen token is marked
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..core.checks import read_text
+from .prompts import read_text
 from .generate import generate
 from ..core.model import GPT2
-from ..strategies.options import BY_NAME, GenerationOptions
+from ..strategies.options import BY_NAME
+from .strategies import build_options
 from ..core.tokenizer import Tokenizer
 
 
@@ -49,7 +50,7 @@ def parse_line(number: int, text: str, strategy: str, options: dict) -> Line:
     settings = {**options, **{k: v for k, v in record.items() if k in BY_NAME}}
     strategy = record.get("strategy", strategy)
     try:
-        GenerationOptions.build(strategy, **settings)
+        build_options(strategy, **settings)
     except ValueError as e:
         return Line(number, error=str(e).rstrip("."))
     frozen = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in settings.items()))

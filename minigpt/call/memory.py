@@ -12,8 +12,9 @@ the other, only the larger counts). The functions here price what every call is 
                        output, probabilities), as many as the strategy declares
     trace              trace_top candidates before and after the chain, for every step of every row
 
-Each strategy (sampling/tokenwise.py, beam.py, contrastive.py, speculative.py) and each function of
-inspection.py declares its footprint beside the code that allocates it, from these parts.
+Below them, the footprint of every call that allocates more than its arguments: each strategy (the arrays
+over the vocabulary that its step keeps alive, counted and explained here) and each inspection; the entry
+points (call/generate.py, inspection/) check them before anything runs, and no algorithm counts its own arrays.
 `check_fits` compares the total with `available()`: MemAvailable on Linux, lowered by a cgroup's limit
 and by RLIMIT_AS; elsewhere, the free pages, else the physical memory; unknown (no check) if none is known.
 
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from ..core.checks import plural
 from ..core.config import GPTConfig
 from ..core.model import prefill_chunk
+from ..strategies.contrastive import DEFAULT_TOP_K
+from ..strategies.options import GenerationOptions
 
 FLOAT32, INT64 = 4, 8
 PAIR_BYTES = 136  # one traced Candidate: its slots, a Python int and a float (its text is shared), a list pointer
@@ -125,6 +128,88 @@ def generation(config: GPTConfig, rows: int, prompt_length: int, new_tokens: int
         Part(f"the batch of prompts ({count(rows, 'row')} x {count(prompt_length, 'token')})",
              3 * rows * prompt_length * INT64, "the number of prompts"),  # ids, mask, the history the chain reads
     ))
+
+
+# ----------------------------------------------------------------------------- the strategies
+# Each: (options, the model's config, prompts, the longest prompt's length, trace_top) -> its peak.
+
+TOKENWISE_ARRAYS = 7  # [B, V] at once in a step: logits, log-softmax (and its temporary), the chain's output and
+                      # the array it works on, the chooser's probabilities and their running sum
+BEAM_ARRAYS = 9  # [B*K, V] at once in a step: logits, log-probs, processed, beam scores added, their top-2K
+                 # selection's int64 indices (two arrays' worth) and the warpers' working copies (beam-sample)
+BEAM_DRAW_ARRAYS = 6  # beam-sample, one prompt at a time: float64 probabilities, their support and cumulative sum
+CONTRASTIVE_ARRAYS = 3  # [B*k, V] at once: the look-ahead's logits and the forward pass's; the [B, V] arrays of
+                        # the chain (log-softmax, processed, probabilities) counted as a third
+SPECULATIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays; plus the logits of the num_assistant_tokens checked
+
+
+def tokenwise(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+              trace_top: int) -> Footprint:
+    """Greedy and sample: one row per returned sequence (twice that under guidance: its unconditional rows);
+    DoLa keeps every layer of the prompt's pass, the others run it in pieces (model.prefill)."""
+    copies = options.num_return_sequences
+    rows = prompts * copies * (2 if options.guidance_scale != 1 else 1)
+    return generation(config, rows, prompt_length, options.max_new_tokens, TOKENWISE_ARRAYS, trace_top,
+                      every_layer=options.dola_layers is not None,
+                      lower_rows="num_return_sequences" if copies > 1 else "")
+
+
+def beam(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+         trace_top: int) -> Footprint:
+    """One row per beam; the prompt's cache (one row each) is copied for the beams after the prefill."""
+    rows = prompts * options.num_beams
+    return generation(config, rows, prompt_length, options.max_new_tokens, BEAM_ARRAYS, trace_top,
+                      cache_rows=rows + prompts, prefill_rows=prompts, lower_rows="num_beams")
+
+
+def beam_sample(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """Beam search's, and the draws from every beam's candidates, one prompt at a time."""
+    draws = vocabulary_arrays(config, options.num_beams, BEAM_DRAW_ARRAYS)
+    return beam(options, config, prompts, prompt_length, trace_top) + Footprint((
+        Part("the draws of one prompt's candidates", draws, "num_beams"),))
+
+
+def contrastive(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """The top_k candidates each look ahead in a copy of their row's cache (the copy and the original live
+    together); the prompt's pass keeps the hidden state and logits of every position."""
+    k = min(options.top_k or DEFAULT_TOP_K, config.vocab_size)
+    return generation(config, prompts * k, prompt_length, options.max_new_tokens, CONTRASTIVE_ARRAYS, trace_top,
+                      cache_rows=prompts * (k + 1), prefill_rows=prompts, prefill_logits=prompt_length,
+                      lower_rows="top_k")
+
+
+def speculative(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                trace_top: int) -> Footprint:
+    """One row, and the draft model's own KV cache (options.draft_model is the loaded draft by then)."""
+    footprint = generation(config, prompts, prompt_length, options.max_new_tokens,
+                           SPECULATIVE_ARRAYS + options.num_assistant_tokens, trace_top)
+    draft = options.draft_model.config
+    cache = kv_cache(draft, prompts, prompt_length + options.max_new_tokens)
+    return footprint + Footprint((Part("the draft model's KV cache", cache, "max_new_tokens"),))
+
+
+# ----------------------------------------------------------------------------- looking inside
+
+
+def prompt_pass(config: GPTConfig, length: int, vocab_rows: int, lower: str = "the length of the prompt",
+                logits_positions=1, every_layer=False) -> Footprint:
+    """One pass over a prompt of `length` tokens that keeps the logits of logits_positions positions (every
+    layer's stream and attention with every_layer), then vocab_rows float32 rows [V]: an inspection's peak."""
+    return Footprint((
+        Part(f"the forward pass over {length} tokens", forward_pass(config, 1, length, length, logits_positions,
+                                                                    every_layer), "the length of the prompt"),
+        Part(f"{vocab_rows:,} rows of {config.vocab_size} probabilities", vocabulary_arrays(config, vocab_rows, 1),
+             lower)))
+
+
+def windows(config: GPTConfig, batch_bytes: int, at_once: int, max_length: int) -> Footprint:
+    """The perplexity of a text: a batch of `at_once` windows of max_length tokens (planned to stay under
+    batch_bytes), then the log-probabilities of one window."""
+    return Footprint((Part(f"a batch of {at_once} windows of {max_length} tokens", batch_bytes, "max_length"),
+                      Part("the log-probabilities of one window", vocabulary_arrays(config, max_length, 3),
+                           "max_length or stride")))
 
 
 def _meminfo_available() -> int | None:

@@ -9,9 +9,12 @@ numbers each row's positions from its first real token (model.position_ids), as 
 What this module is not: the tokenizer (text -> ids, tokenizer.py) or the forward pass (model.py).
 """
 
+from pathlib import Path
+
 import numpy as np
 
-from ..core.checks import check_vocabulary, is_integer, is_token_list
+from ..core.checks import check_vocabulary, is_integer
+from ..links.values import is_token_list
 
 
 def as_prompt_batch(prompt_ids, eos_token_id: int) -> list[list[int]]:
@@ -44,29 +47,6 @@ def as_prompt(prompt, eos_token_id: int) -> list[int]:
     return [int(t) for t in prompt] or [eos_token_id]
 
 
-def unpad(ids, attention_mask) -> list[list[int]]:
-    """An already padded batch ids [B, T] with its attention_mask [B, T] (1 real, 0 padding) -> its prompts."""
-    ids, mask = np.asarray(ids), np.asarray(attention_mask)
-    if ids.ndim != 2 or mask.shape != ids.shape:
-        raise ValueError(f"attention_mask must have the shape of the batch prompt_ids [B, T]; got {mask.shape} for "
-                         f"{ids.shape}.")
-    if not np.isin(mask, (0, 1)).all():
-        raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding).")
-    return [row[m == 1].tolist() for row, m in zip(ids, mask)]
-
-
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Prompts of different lengths -> ids [B, T] and attention_mask [B, T], padding on the left so
-    that every row's last token sits in the last column, where the next token is read off."""
-    T = max(len(p) for p in prompts)
-    ids = np.full((len(prompts), T), pad_id, dtype=np.int64)
-    mask = np.zeros((len(prompts), T), dtype=np.int64)
-    for row, prompt in enumerate(prompts):
-        ids[row, T - len(prompt) :] = prompt
-        mask[row, T - len(prompt) :] = 1
-    return ids, mask
-
-
 def fit_context(prompts: list[list[int]], n_positions: int, vocab_size: int, max_new_tokens: int,
                 truncate: bool) -> list[list[int]]:
     """Prompts checked against the vocabulary and the context of n_positions tokens, with room for
@@ -88,3 +68,12 @@ def fit_context(prompts: list[list[int]], n_positions: int, vocab_size: int, max
                          f"pass truncate_prompt=True (--truncate-prompt) to keep only the prompt's last "
                          f"{max(keep, 0)} tokens.")
     return prompts
+
+
+def read_text(path, shown: str, fix: str) -> str:
+    """A UTF-8 text file's contents, or ValueError: "cannot read <shown>: <why>; <fix>"."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+        raise ValueError(f"cannot read {shown}: {reason}; {fix}") from None

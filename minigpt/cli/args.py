@@ -1,7 +1,7 @@
 """The command line's text as values: argparse types that refuse in one line, and text from the OS; and what
 it says on stderr while it works (a download's announcement, a progress bar).
 
-What this module is not: the commands (cli.py, cli_plot.py) or the options' declarations (sampling/link.py,
+What this module is not: the commands (main.py, plot.py, ...) or the options' declarations (core/link.py,
 whose `Option.from_text` reads an option's flag; `argument_type` turns that into an argparse type).
 """
 
@@ -10,7 +10,7 @@ import sys
 
 from huggingface_hub.utils import tqdm
 
-from ..core.link import parse_int, parse_real
+from ..core.link import read_number
 
 
 def command_line_text(text: str) -> str:
@@ -32,8 +32,8 @@ def argument_type(parse, name: str):
     return convert
 
 
-integer = argument_type(parse_int, "integer")
-real = argument_type(parse_real, "real")
+integer = argument_type(lambda text: read_number(text, int), "integer")
+real = argument_type(read_number, "real")
 
 
 def announce(line: str):

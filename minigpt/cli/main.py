@@ -30,10 +30,12 @@ from .batch import cmd_generate_file
 from .score import add_score_command
 from .web import add_web_commands
 from ..inspection.compare import CLASSIC, compare, parse_run
-from ..call.generate import STRATEGIES, generate
+from ..call.generate import generate
+from ..call.strategies import STRATEGIES
 from ..core.link import GROUPS, Option
 from ..strategies.options import REGISTRY
-from ..core.tokenizer import Tokenizer, visible
+from ..core.tokenizer import Tokenizer
+from ..views.labels import visible
 from ..version import VERSION
 from ..views.text import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
 

@@ -10,14 +10,14 @@ Like cli.py, it parses, calls the library and prints the file it wrote; nothing 
 
 from pathlib import Path
 
-from ..inspection import inspection
+from .. import inspection
 from ..views import plots
 from ..views.plots.canvas import check_out
 from ..weights.checkpoint import load
 from .args import announce, argument_type, command_line_text, integer, real
 from ..strategies.options import parse_early_stopping
 from ..core.tokenizer import Tokenizer
-from ..views.text import shown_token
+from ..views.labels import token_label
 
 early_stopping = argument_type(parse_early_stopping, "early_stopping")
 
@@ -72,9 +72,9 @@ def cmd_plot_attention(args):
     check_out(args.out)  # before the model is even loaded
     tok, model = Tokenizer(), load(args.model, report=announce)
     ids = plot_prompt(args, tok)
-    maps = inspection.attention_maps(model, ids)
+    maps = inspection.attention_patterns(model, ids).weights
     where = f"layer {args.layer}" + (f", head {args.head}" if args.head is not None else ", every head")
-    plots.plot_attention(maps, args.layer, args.head, [shown_token(tok, i) for i in ids],
+    plots.plot_attention(maps, args.layer, args.head, [token_label(tok, i) for i in ids],
                          plot_title(args, "attention", where), args.out)
     print(args.out)
 

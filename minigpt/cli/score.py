@@ -4,18 +4,19 @@
     minigpt score --file book.txt --stride 512          a text of any length, with a sliding window
     minigpt score --file docs.jsonl --json              one {"text": ...} per line: each document, and all
 
-Like cli.py, it parses, calls the library (inspection.token_logprobs, perplexity.perplexity) and prints.
+Like main.py, it parses, calls the library (inspection/scoring.py) and prints.
 """
 
 import json
 from pathlib import Path
 
-from ..inspection import inspection
+from .. import inspection
 from ..weights.checkpoint import load
-from ..core.checks import read_text
+from ..call.prompts import read_text
 from .args import announce, command_line_text, integer, progress_bar
-from ..inspection.perplexity import Perplexity, check_window, perplexity, windows
-from ..core.tokenizer import Tokenizer, visible
+from ..inspection.scoring import TextScore, check_window, score_text, windows
+from ..core.tokenizer import Tokenizer
+from ..views.labels import visible
 
 PROGRESS_AFTER = 4  # windows: a shorter text needs no progress bar
 
@@ -26,7 +27,7 @@ def cmd_score_text(args, tok: Tokenizer):
     if not ids:
         raise ValueError("the text to score is empty; give at least one token of text.")
     logprobs = inspection.token_logprobs(model, ids)
-    value = inspection.perplexity(logprobs)
+    value = inspection.perplexity_of(logprobs)
     if args.json:
         texts = [tok.token_bytes(t).decode("utf-8", "replace") for t in ids]  # each token's own text
         print(json.dumps({"tokens": ids, "texts": texts, "logprobs": [None, *logprobs], "perplexity": value}))
@@ -59,7 +60,7 @@ def documents(path: Path) -> list[tuple[str, str]]:
     return docs
 
 
-def figures(result: Perplexity) -> dict:
+def figures(result: TextScore) -> dict:
     return {"tokens": result.tokens, "nll": result.nll, "perplexity": result.perplexity,
             "bits_per_byte": result.bits_per_byte, "windows": len(result.windows)}
 
@@ -73,9 +74,9 @@ def cmd_score_file(args, tok: Tokenizer):
     stride = args.stride or max(length // 2, 1)
     total = sum(len(windows(len(ids), length, stride)) for _, ids in docs)
     bar = progress_bar("window", "scoring", total, quiet=args.quiet or total < PROGRESS_AFTER)
-    results = [(name, perplexity(model, ids, stride, length, tok, progress=bar.update)) for name, ids in docs]
+    results = [(name, score_text(model, ids, stride, length, tok, progress=bar.update)) for name, ids in docs]
     bar.close()
-    whole = Perplexity(tokens=sum(r.tokens for _, r in results), nll=sum(r.nll for _, r in results),
+    whole = TextScore(tokens=sum(r.tokens for _, r in results), nll=sum(r.nll for _, r in results),
                        bytes=sum(r.bytes for _, r in results), windows=[w for _, r in results for w in r.windows])
     if args.json:
         report = {"file": args.file, "max_length": length, "stride": stride, **figures(whole)}

@@ -18,9 +18,10 @@ from ..weights.checkpoint import load
 from .args import announce, command_line_text, integer
 from ..web.explore import Explorer
 from ..call.generate import generate
-from ..inspection.inspection import beam_tree
+from ..inspection import beam_tree
 from ..web.render import generation_data, report_html
-from ..core.link import BEAMS
+from ..call.strategies import doing
+from ..core.link import Trait
 from ..web.server import ExploreServer, serve
 from ..core.tokenizer import Tokenizer
 
@@ -66,7 +67,7 @@ def cmd_report(args, generation_options):
     options = generation_options(args, tok)
     prompt_ids = tok.encode(command_line_text(args.prompt))
     out = generate(model, prompt_ids, args.strategy, trace_top=args.top, tokenizer=tok, **options)
-    tree = beam_tree(model, out.prompt_tokens[0], strategy=args.strategy, **options) if args.strategy in BEAMS \
+    tree = beam_tree(model, out.prompt_tokens[0], strategy=args.strategy, **options) if args.strategy in doing(Trait.KEEPS_BEAMS) \
         else None
     data = generation_data(tok, out, out.prompt_tokens[0], args.strategy, options, args.model, tree)
     path.write_text(report_html(data, f"minigpt report: {args.strategy} on {args.model}"), encoding="utf-8")

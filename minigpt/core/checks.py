@@ -5,13 +5,12 @@ ids or an id outside the vocabulary is refused in the same words wherever it is 
 ValueError; nothing here prints or exits. number() and plural() write a count or a bound the way every
 message and view of the package writes it.
 
-What this module is not: the declarations of the generation options (sampling/link.py holds `Option`,
-which uses these checks) or the checks of a checkpoint's file (checkpoint.py, config.py).
+What this module is not: the declarations of the generation options (link.py holds `Option`, which uses these
+checks), the checks of lists of token ids given as options (links/values.py) or of a checkpoint (weights/).
 """
 
 import math
 from numbers import Integral, Real
-from pathlib import Path
 
 import numpy as np
 
@@ -45,35 +44,6 @@ def check_int(parameter, value, minimum):
     return int(value)
 
 
-def as_token_ids(parameter, token_ids) -> list[int]:
-    """One list of token ids (a list, tuple, range or 1-D array of integers >= 0) as Python ints; otherwise
-    ValueError naming `parameter`. The one test of "is this a list of token ids" that every caller uses."""
-    if isinstance(token_ids, np.ndarray):
-        if token_ids.ndim != 1:
-            raise ValueError(f"{parameter} must be a list of integer token ids, got an array of shape "
-                             f"{token_ids.shape}.")
-        token_ids = token_ids.tolist()
-    if isinstance(token_ids, (str, bytes, dict)) or not hasattr(token_ids, "__iter__"):
-        raise ValueError(f"{parameter} must be a list of integer token ids, got {token_ids!r:.80}.")
-    token_ids = list(token_ids)
-    if not all(is_integer(i) and i >= 0 for i in token_ids):
-        raise ValueError(f"{parameter} must hold integer token ids >= 0, got {token_ids!r:.80}.")
-    return [int(i) for i in token_ids]
-
-
-def is_token_list(value) -> bool:
-    """Whether a value is shaped like one list of token ids (as opposed to a list of such lists)."""
-    return isinstance(value, (list, tuple, range, np.ndarray)) and not any(
-        isinstance(v, (list, tuple, range, np.ndarray)) for v in value)
-
-
-def check_token_ids(parameter, token_ids, vocab_size):
-    """Raise ValueError naming the ids outside [0, vocab_size)."""
-    outside = sorted({int(i) for i in token_ids if not 0 <= i < vocab_size})
-    if outside:
-        raise ValueError(f"{parameter} has token ids outside [0, {vocab_size}): {outside}.")
-
-
 def check_vocabulary(ids, vocab_size: int):
     """Every token id must index the embedding matrix: 0 <= id < vocab_size."""
     ids = np.asarray(ids)
@@ -82,12 +52,3 @@ def check_vocabulary(ids, vocab_size: int):
         raise ValueError(f"token id {bad} is outside the model's vocabulary of vocab_size={vocab_size} (ids 0 to "
                          f"{vocab_size - 1}); give ids below {vocab_size}, or text to a model with GPT-2's full "
                          f"vocabulary of 50257 tokens.")
-
-
-def read_text(path, shown: str, fix: str) -> str:
-    """A UTF-8 text file's contents, or ValueError: "cannot read <shown>: <why>; <fix>"."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
-        raise ValueError(f"cannot read {shown}: {reason}; {fix}") from None

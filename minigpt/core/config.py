@@ -1,13 +1,12 @@
 """GPT-2's hyper-parameters: the numbers that fix every tensor's shape.
 
-Read from a Hugging Face `config.json`, or inferred from the tensors of a bare `.safetensors` file.
-Only what the forward pass uses is kept; options that would change GPT-2's math are refused rather
+Read from a Hugging Face `config.json` (weights/layout.py infers it from the tensors of a bare `.safetensors`
+file). Only what the forward pass uses is kept; options that would change GPT-2's math are refused rather
 than silently ignored.
 """
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,18 +15,6 @@ import numpy as np
 
 class ConfigError(ValueError):
     """A config.json, or a checkpoint's shapes, that do not describe a GPT-2 model minigpt can run."""
-
-
-# n_embd -> n_head of the released checkpoints (Radford et al. 2019; distilgpt2 shares gpt2's width).
-KNOWN_HEADS = {768: 12, 1024: 16, 1280: 20, 1600: 25}
-
-# A transformer block's tensors are named h.<i>.<...>, i a plain decimal number ("h.07." is not one).
-BLOCK_NAME = re.compile(r"h\.(0|[1-9][0-9]*)\.", re.ASCII)
-
-
-def block_indices(names) -> set[int]:
-    """The block numbers i of the tensors named h.<i>.<...>: {0, 1} for a two-block checkpoint."""
-    return {int(match[1]) for name in names if (match := BLOCK_NAME.match(name))}
 
 
 def is_count(value) -> bool:
@@ -115,41 +102,6 @@ class GPTConfig:
             return cls(**fields, eos_token_id=eos if isinstance(eos, int) and not isinstance(eos, bool) else 50256)
         except ConfigError as e:
             raise ConfigError(f"{path}: {str(e).rstrip('.')}; correct that value in config.json.") from None
-
-    @classmethod
-    def from_shapes(cls, shapes: dict[str, tuple], source="the checkpoint", n_head=None) -> "GPTConfig":
-        """Infer the config of a bare .safetensors file from its tensor shapes (canonical key names).
-
-        Every number is visible in some shape except n_head, which is taken from the released sizes.
-        """
-        for key, what in (("wte.weight", "[vocab_size, n_embd]"), ("wpe.weight", "[n_positions, n_embd]"),
-                          ("h.0.mlp.c_fc.weight", "[n_embd, n_inner]")):
-            if key not in shapes:
-                raise ConfigError(f"{source} has no tensor {key!r}, so its GPT-2 config cannot be inferred; "
-                                  "put a config.json beside it.")
-            if len(shapes[key]) != 2:
-                raise ConfigError(f"{source}: tensor {key!r} has shape {list(shapes[key])}, but GPT-2's is 2-D "
-                                  f"{what}, so it is not a GPT-2 checkpoint; download it again.")
-        vocab_size, n_embd = shapes["wte.weight"]
-        n_layer = 1 + max(block_indices(shapes))  # a block missing below the highest is named by the loader
-        if n_head is None:
-            if n_embd not in KNOWN_HEADS:
-                raise ConfigError(f"{source} has n_embd={n_embd}, which is not a released GPT-2 size, "
-                                  "so n_head is unknown; put a config.json with n_head beside it.")
-            n_head = KNOWN_HEADS[n_embd]
-        d_mlp = shapes["h.0.mlp.c_fc.weight"][1]
-        try:
-            return cls(
-                vocab_size=vocab_size,
-                n_positions=shapes["wpe.weight"][0],
-                n_embd=n_embd,
-                n_layer=n_layer,
-                n_head=n_head,
-                n_inner=None if d_mlp == 4 * n_embd else d_mlp,
-            )
-        except ConfigError as e:
-            raise ConfigError(f"{source}: the config inferred from its tensor shapes is invalid "
-                              f"({str(e).rstrip('.')}); put a config.json beside it.") from None
 
 
 def json_type(value) -> str:

@@ -1,31 +1,30 @@
-"""The warpers: processors that reshape the distribution a token is drawn from, only when sampling.
+"""The classic links: the repetition penalty, then temperature and the three cut-offs everyone samples with.
 
-    temperature   x / T
-    top_k         keep the k largest logits
-    top_p         keep the smallest most probable set holding mass p (nucleus)
-    min_p         keep p_i >= min_p * max p
-    typical_p     keep tokens whose surprise is close to the entropy
-    epsilon       keep p_i >= epsilon
-    eta           keep p_i >= min(eta, sqrt(eta) exp(-H))
+    repetition_penalty   x_j / p (x_j * p if negative) for every token already seen   every strategy
+    temperature          x / T                                                         sampling only
+    top_k                keep the k largest logits
+    top_p                keep the smallest most probable set holding mass p (nucleus)
+    min_p                keep p_i >= min_p * max p
 
 Each keeps the contract of link.py and reproduces the transformers class it names (ties,
-`min_tokens_to_keep`, which token is kept at a cut-off); tests/test_processors.py checks that they agree.
-transformers' order, which chain.py follows: temperature first, then the cut-offs as listed.
-
-What this module is not: the penalties and bans every strategy applies (penalties.py), llama.cpp's
-samplers (llama_samplers.py), or the choice of the token (chain.py).
+`min_tokens_to_keep`, which token is kept at a cut-off); tests/links/test_processors.py checks that they
+agree. The rest of transformers' and llama.cpp's links are in the links/ ring; links/chain.py orders them.
 
 Differences from transformers:
 - at a cut-off, tied tokens go by id (top_p drops the lower first, min_p keeps it); torch may order them otherwise.
+- repetition_penalty skips each row's left padding, as 5.x does; 4.46 penalised the pad id too.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
-from .numerics import cumulative_sum, entropy, kth_largest, log_softmax, softmax
-from .link import NEG_INF, SAMPLING, LogitsProcessor, Option
+from .link import NEG_INF, Link, Option, Trait
+from .numerics import cumulative_sum, kth_largest, softmax
 
-# Model logits are at most about 1e4 in size: within this range x / T stays finite in float32.
+# Model logits are at most about 1e4 in size: within these ranges x / T and x * penalty stay finite in float32.
 TEMPERATURE_RANGE = (1e-20, 1e20)
+PENALTY_RANGE = (1e-3, 1e3)
 
 
 def scatter_back(values_sorted, order):
@@ -35,71 +34,81 @@ def scatter_back(values_sorted, order):
     return out
 
 
+def seen_columns(ids, vocab_size):
+    """[B, t] token ids -> [B, V] bool, True where a token occurs in its row; ids >= V are ignored."""
+    mask = np.zeros((ids.shape[0], vocab_size + 1), dtype=bool)  # column V soaks up out-of-vocabulary ids
+    np.put_along_axis(mask, np.minimum(ids, vocab_size), True, axis=-1)
+    return mask[:, :vocab_size]
+
+
+SAMPLES = Trait.SAMPLES
+REPETITION_PENALTY = Option("repetition_penalty", 1.0, "divide the logit of every token already in the text by X "
+                            "(multiply, if negative): above 1 discourages repeats", "penalties", low=PENALTY_RANGE[0],
+                            high=PENALTY_RANGE[1], note="(1 is no penalty)", metavar="X")
 TEMPERATURE = Option("temperature", 1.0, "divide the logits by T: below 1 sharpens the distribution, above 1 "
-                     "flattens it", "warpers", SAMPLING, low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1],
+                     "flattens it", "warpers", SAMPLES, low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1],
                      note="(for T = 0, use the greedy strategy)", metavar="T")
 TOP_K = Option("top_k", None, "keep the K most probable tokens (sample: 0 = off, the default; contrastive: the "
-               "candidates compared, default 4)", "warpers", (*SAMPLING, "contrastive"), kind=int, low=0, metavar="K")
+               "candidates compared, default 4)", "warpers", SAMPLES, kind=int, low=0, metavar="K")
 TOP_P = Option("top_p", 1.0, "nucleus: keep the fewest most probable tokens whose probability adds up to P",
-               "warpers", SAMPLING, low=0, high=1, ends="(]", metavar="P")
+               "warpers", SAMPLES, low=0, high=1, ends="(]", metavar="P")
 MIN_P = Option("min_p", 0.0, "keep tokens at least P times as probable as the most probable one", "warpers",
-               SAMPLING, low=0, high=1, metavar="P")
-TYPICAL_P = Option("typical_p", 1.0, "keep the tokens whose surprise is closest to the entropy, mass P", "warpers",
-                   SAMPLING, low=0, high=1, ends="()", note="(1 disables it)", metavar="P")
-EPSILON_CUTOFF = Option("epsilon_cutoff", 0.0, "drop tokens of probability below E", "warpers", SAMPLING, low=0,
-                        high=1, ends="()", note="(0 disables it)", metavar="E")
-ETA_CUTOFF = Option("eta_cutoff", 0.0, "drop tokens below min(E, sqrt(E) exp(-entropy)): a floor that falls as "
-                    "the distribution flattens", "warpers", SAMPLING, low=0, high=1, ends="()",
-                    note="(0 disables it)", metavar="E")
-MIN_TOKENS_TO_KEEP = Option("min_tokens_to_keep", 1, "the fewest tokens any cut-off may leave", "warpers", SAMPLING,
+               SAMPLES, low=0, high=1, metavar="P")
+MIN_TOKENS_TO_KEEP = Option("min_tokens_to_keep", 1, "the fewest tokens any cut-off may leave", "warpers", SAMPLES,
                             kind=int, low=1, metavar="N")
 
 
-class Temperature(LogitsProcessor):
-    """x_i / T: T < 1 sharpens the distribution, T > 1 flattens it (Ackley, Hinton & Sejnowski 1985).
+@dataclass(repr=False)
+class RepetitionPenalty(Link):
+    """For every token already in ids (once, however often it occurs): x_i * penalty if x_i < 0, else
+    x_i / penalty; above 1 discourages repeats. The "penalized sampling" of Keskar et al. 2019, "CTRL: A
+    Conditional Transformer Language Model"; transformers.RepetitionPenaltyLogitsProcessor, prompt included.
+    prompt_ignore_length (an int, or one per row) skips that many leading ids: each row's left padding."""
+    name = "repetition_penalty"
+    options = (REPETITION_PENALTY,)
+    penalty: float
+    prompt_ignore_length: object = None
 
-    Matches transformers.TemperatureLogitsWarper. T must be > 0 (greedy decoding is T -> 0); it is held
-    within TEMPERATURE_RANGE, where 1e-20 already is greedy and 1e20 uniform, so x / T stays finite.
-    """
+    def __post_init__(self):
+        super().__post_init__()
+        skip = np.asarray(0 if self.prompt_ignore_length is None else self.prompt_ignore_length)
+        if skip.ndim > 1 or not np.issubdtype(skip.dtype, np.integer) or (skip < 0).any():
+            raise ValueError(f"prompt_ignore_length must be integers >= 0, got {self.prompt_ignore_length!r}.")
 
+    def __call__(self, logits, ids):
+        vocab = logits.shape[-1]
+        if self.prompt_ignore_length is not None:
+            skip = np.asarray(self.prompt_ignore_length).reshape(-1, 1)  # [B or 1, 1]
+            ids = np.where(np.arange(ids.shape[1]) < skip, vocab, ids)  # skipped ids fall outside the vocabulary
+        penalised = np.where(logits < 0, logits * np.float32(self.penalty), logits / np.float32(self.penalty))
+        return np.where(seen_columns(ids, vocab), penalised, logits)
+
+
+@dataclass(repr=False)
+class Temperature(Link):
+    """x_i / T: T < 1 sharpens the distribution, T > 1 flattens it (Ackley, Hinton & Sejnowski 1985);
+    transformers.TemperatureLogitsWarper. T -> 0 is greedy decoding, so T is held in TEMPERATURE_RANGE."""
     name = "temperature"
     options = (TEMPERATURE,)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["temperature"]) if o["temperature"] != 1.0 else None
-
-    def __init__(self, t):
-        self.t = TEMPERATURE.check(t, default_ok=False)
-
-    def params(self):
-        return {"t": self.t}
+    t: float
 
     def __call__(self, logits, ids):
         return logits / np.float32(self.t)  # [B, V]
 
 
-class TopK(LogitsProcessor):
+@dataclass(repr=False)
+class TopK(Link):
     """Keep x_i iff x_i >= the k-th largest logit (Fan, Lewis & Dauphin 2018, "Hierarchical Neural Story
-    Generation"). Tokens tied with the k-th largest all survive, so ties can keep more than k.
-
-    Matches transformers.TopKLogitsWarper: k is raised to min_tokens_to_keep and capped at V.
-    k = 0 disables the filter (as `top_k=0` does in transformers' generate).
-    """
-
+    Generation"); tokens tied with it all stay. transformers.TopKLogitsWarper: k is raised to
+    min_tokens_to_keep and capped at V; k = 0 keeps everything."""
     name = "top_k"
     options = (TOP_K, MIN_TOKENS_TO_KEEP)
+    k: int
+    min_tokens_to_keep: int = 1
 
     @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["top_k"], o["min_tokens_to_keep"]) if o["top_k"] else None
-
-    def __init__(self, k, min_tokens_to_keep=1):
-        self.k = TOP_K.check(k, default_ok=False)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-
-    def params(self):
-        return {"k": self.k, "min_tokens_to_keep": self.min_tokens_to_keep}
+    def acts(cls, values, setting):
+        return bool(values[TOP_K.name])  # None and 0 are both off
 
     def __call__(self, logits, ids):
         if self.k == 0:
@@ -108,29 +117,17 @@ class TopK(LogitsProcessor):
         return np.where(logits < kth_largest(logits, k), NEG_INF, logits)  # [B, V]
 
 
-class TopP(LogitsProcessor):
+@dataclass(repr=False)
+class TopP(Link):
     """Nucleus sampling (Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration"): keep the
-    smallest set of most probable tokens whose probability mass reaches p.
-
-    Matches transformers.TopPLogitsWarper, which works from the least probable end: sort ascending,
-    c_j = p_(1) + ... + p_(j), drop token j iff c_j <= 1 - p, then keep the min_tokens_to_keep most
-    probable whatever their mass. Equal logits are ordered by index (a stable sort), so at the cut the
-    lower-indexed of two tied tokens is dropped first (torch's sort does so only up to V = 16).
-    """
-
+    smallest set of most probable tokens whose probability mass reaches p. As transformers.TopPLogitsWarper,
+    from the least probable end: sort ascending, c_j = p_(1) + ... + p_(j), drop token j iff c_j <= 1 - p,
+    then keep the min_tokens_to_keep most probable whatever their mass (a stable sort: of two tied tokens at
+    the cut, the lower id is dropped first)."""
     name = "top_p"
     options = (TOP_P, MIN_TOKENS_TO_KEEP)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["top_p"], o["min_tokens_to_keep"]) if o["top_p"] != 1.0 else None
-
-    def __init__(self, p, min_tokens_to_keep=1):
-        self.p = TOP_P.check(p, default_ok=False)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-
-    def params(self):
-        return {"p": self.p, "min_tokens_to_keep": self.min_tokens_to_keep}
+    p: float
+    min_tokens_to_keep: int = 1
 
     def __call__(self, logits, ids):
         order = np.argsort(logits, axis=-1, kind="stable")  # [B, V] least probable first
@@ -140,27 +137,15 @@ class TopP(LogitsProcessor):
         return np.where(scatter_back(drop, order), NEG_INF, logits)
 
 
-class MinP(LogitsProcessor):
-    """Keep p_i >= min_p * max_j p_j (Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling for
-    Creative and Coherent LLM Outputs"): the bar rises with the model's confidence.
-
-    Matches transformers.MinPLogitsWarper: the min_tokens_to_keep most probable tokens are kept too.
-    If that count splits tied tokens, the lower indices are kept.
-    """
-
+@dataclass(repr=False)
+class MinP(Link):
+    """Keep p_i >= min_p * max_j p_j (Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling for Creative
+    and Coherent LLM Outputs"): the bar rises with the model's confidence. transformers.MinPLogitsWarper: the
+    min_tokens_to_keep most probable stay too (the lower ids, if that count splits tied tokens)."""
     name = "min_p"
     options = (MIN_P, MIN_TOKENS_TO_KEEP)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["min_p"], o["min_tokens_to_keep"]) if o["min_p"] != 0.0 else None
-
-    def __init__(self, p, min_tokens_to_keep=1):
-        self.p = MIN_P.check(p, default_ok=False)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-
-    def params(self):
-        return {"p": self.p, "min_tokens_to_keep": self.min_tokens_to_keep}
+    p: float
+    min_tokens_to_keep: int = 1
 
     def __call__(self, logits, ids):
         probs = softmax(logits)  # [B, V]
@@ -168,99 +153,3 @@ class MinP(LogitsProcessor):
         most_probable = np.argsort(-probs, axis=-1, kind="stable")[:, : self.min_tokens_to_keep]
         np.put_along_axis(drop, most_probable, False, axis=-1)
         return np.where(drop, NEG_INF, logits)
-
-
-class TypicalP(LogitsProcessor):
-    """Locally typical sampling (Meister et al. 2023, "Locally Typical Sampling", TACL): prefer tokens
-    whose surprise -log p_i is close to the entropy H = -sum_j p_j log p_j.
-
-    Matches transformers.TypicalLogitsWarper: sort by |-log p_i - H| ascending, find the first position
-    at which the running mass reaches p, and keep every token whose distance does not exceed that one's
-    (the cut-off token is kept, and so are ties with it), plus the first min_tokens_to_keep in that order.
-    """
-
-    name = "typical_p"
-    options = (TYPICAL_P, MIN_TOKENS_TO_KEEP)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["typical_p"], o["min_tokens_to_keep"]) if o["typical_p"] != 1.0 else None
-
-    def __init__(self, p, min_tokens_to_keep=1):
-        self.p = TYPICAL_P.check(p, default_ok=False)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-
-    def params(self):
-        return {"p": self.p, "min_tokens_to_keep": self.min_tokens_to_keep}
-
-    def __call__(self, logits, ids):
-        logp = log_softmax(logits)  # [B, V]
-        distance = np.abs(-logp - entropy(logp))  # [B, V], inf for -inf logits
-        order = np.argsort(distance, axis=-1, kind="stable")  # most typical first
-        distance_sorted = np.take_along_axis(distance, order, axis=-1)
-        cum = cumulative_sum(softmax(np.take_along_axis(logits, order, axis=-1)))  # [B, V]
-        cut = np.minimum((cum < np.float32(self.p)).sum(axis=-1, keepdims=True), logits.shape[-1] - 1)  # [B, 1]
-        drop = distance_sorted > np.take_along_axis(distance_sorted, cut, axis=-1)
-        drop[:, : self.min_tokens_to_keep] = False
-        return np.where(scatter_back(drop, order), NEG_INF, logits)
-
-
-class EpsilonCutoff(LogitsProcessor):
-    """Keep p_i >= epsilon (Hewitt, Manning & Liang 2022, "Truncation Sampling as Language Model
-    Desmoothing").
-
-    Matches transformers.EpsilonLogitsWarper: a token is dropped only if it is below epsilon AND below
-    the min_tokens_to_keep-th largest logit, so the top ones (and ties with them) always stay.
-    """
-
-    name = "epsilon_cutoff"
-    options = (EPSILON_CUTOFF, MIN_TOKENS_TO_KEEP)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["epsilon_cutoff"], o["min_tokens_to_keep"]) if o["epsilon_cutoff"] != 0.0 else None
-
-    def __init__(self, epsilon, min_tokens_to_keep=1):
-        self.epsilon = EPSILON_CUTOFF.check(epsilon, default_ok=False)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-
-    def params(self):
-        return {"epsilon": self.epsilon, "min_tokens_to_keep": self.min_tokens_to_keep}
-
-    def __call__(self, logits, ids):
-        k = min(self.min_tokens_to_keep, logits.shape[-1])
-        drop = (softmax(logits) < np.float32(self.epsilon)) & (logits < kth_largest(logits, k))
-        return np.where(drop, NEG_INF, logits)
-
-
-class EtaCutoff(LogitsProcessor):
-    """Keep p_i >= eta = min(epsilon, sqrt(epsilon) * exp(-H)), H the entropy of p (Hewitt, Manning &
-    Liang 2022, "Truncation Sampling as Language Model Desmoothing"): flat distributions cut less.
-
-    Matches transformers.EtaLogitsWarper (epsilon is its `eta_cutoff`), with the same
-    min_tokens_to_keep rule as EpsilonCutoff; the threshold is computed in float32.
-    """
-
-    name = "eta_cutoff"
-    options = (ETA_CUTOFF, MIN_TOKENS_TO_KEEP)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["eta_cutoff"], o["min_tokens_to_keep"]) if o["eta_cutoff"] != 0.0 else None
-
-    def __init__(self, epsilon, min_tokens_to_keep=1):
-        self.epsilon = ETA_CUTOFF.check(epsilon, default_ok=False)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-
-    def params(self):
-        return {"epsilon": self.epsilon, "min_tokens_to_keep": self.min_tokens_to_keep}
-
-    def __call__(self, logits, ids):
-        eps = np.float32(self.epsilon)
-        eta = np.minimum(eps, np.sqrt(eps) * np.exp(-entropy(log_softmax(logits))))  # [B, 1]
-        k = min(self.min_tokens_to_keep, logits.shape[-1])
-        drop = (softmax(logits) < eta) & (logits < kth_largest(logits, k))
-        return np.where(drop, NEG_INF, logits)
-
-
-WARPERS = (Temperature, TopK, TopP, MinP, TypicalP, EpsilonCutoff, EtaCutoff)  # transformers' order

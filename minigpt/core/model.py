@@ -117,12 +117,49 @@ def unembed(x, w_out):
     return (x.reshape(-1, x.shape[-1]) @ w_out).reshape(*x.shape[:-1], -1)  # [B*T, C] @ [C, V] -> [B, T, V]
 
 
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts of different lengths -> ids [B, T] and attention_mask [B, T], padding on the left so
+    that every row's last token sits in the last column, where the next token is read off."""
+    T = max(len(p) for p in prompts)
+    ids = np.full((len(prompts), T), pad_id, dtype=np.int64)
+    mask = np.zeros((len(prompts), T), dtype=np.int64)
+    for row, prompt in enumerate(prompts):
+        ids[row, T - len(prompt) :] = prompt
+        mask[row, T - len(prompt) :] = 1
+    return ids, mask
+
+
+def unpad(ids, attention_mask) -> list[list[int]]:
+    """An already padded batch ids [B, T] with its attention_mask [B, T] (1 real, 0 padding) -> its prompts."""
+    ids, mask = np.asarray(ids), np.asarray(attention_mask)
+    if ids.ndim != 2 or mask.shape != ids.shape:
+        raise ValueError(f"attention_mask must have the shape of the batch prompt_ids [B, T]; got {mask.shape} for "
+                         f"{ids.shape}.")
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding).")
+    return [row[m == 1].tolist() for row, m in zip(ids, mask)]
+
+
 def position_ids(attention_mask):
     """Positions count only real tokens, as transformers' generate() does for left padding: a row's first
     real token is at position 0, whatever padding comes before it (cumsum(mask) - 1). A padding slot gets
     position 1, the value transformers fills in; it never matters, since no real token attends to padding."""
     positions = np.cumsum(attention_mask, axis=-1) - 1  # [B, S]
     return np.where(attention_mask == 1, positions, 1)
+
+
+def nest(flat: dict) -> dict:
+    """{"h.0.attn.c_attn.weight": w} -> {"h": [{"attn": {"c_attn": {"weight": w}}}]}: parameters that
+    mirror the checkpoint, so that `block(x, **h[0])` reads like the model."""
+    tree = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    tree["h"] = [tree["h"][str(i)] for i in range(len(tree["h"]))]
+    return tree
 
 
 PREFILL_SCORES_BYTES = 2**28  # one piece of a prompt's forward pass keeps its attention scores under 256 MiB
@@ -179,7 +216,7 @@ class ForwardResult:
     hidden: np.ndarray  # [B, T, C] float32: the final hidden state, after ln_f
     # With inspect=True (None otherwise), every stage the logit lens and the attention plots look at:
     residuals: list | None = None  # n_layer + 1 arrays [B, T, C]: the embeddings, then the stream after each block
-    attention: list | None = None  # n_layer arrays [B, H, T, S]: each block's attention weights over S positions
+    patterns: list | None = None  # n_layer arrays [B, H, T, S]: each block's attention weights over S positions
 
 
 class GPT2:
@@ -230,7 +267,7 @@ class GPT2:
         logits = self.unembed(hidden)  # [B, T, V]
         if not inspect:
             return ForwardResult(logits=logits, hidden=hidden)
-        return ForwardResult(logits=logits, hidden=hidden, residuals=residuals, attention=attention_weights)
+        return ForwardResult(logits=logits, hidden=hidden, residuals=residuals, patterns=attention_weights)
 
     def residual_stream(self, ids, cache: KVCache, attention_mask=None, inspect=False) -> tuple:
         """The blocks of forward(): the residual stream [B, T, C] after the last block (before ln_f), and with

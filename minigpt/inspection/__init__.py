@@ -1,4 +1,19 @@
-"""inspection (a ring of minigpt): what the model computes on the way to a token, as arrays."""
+"""inspection: what the model computes on the way to a token, as arrays and small result objects.
 
-from .inspection import (Attention, BeamNode, BeamTree, LogitLens, NextTokenDistribution, attention, attention_maps,
-                         beam_tree, logit_lens, next_token_distribution, perplexity, token_logprobs)
+    passes.py        one prompt checked, one forward pass that keeps every stage
+    scoring.py       log p of each token of a text; the perplexity of a text of any length (sliding window)
+    distribution.py  p(next token) at several temperatures, and what each cut-off keeps of it
+    lens.py          the logit lens: what each layer would predict if it were the last
+    patterns.py      every head's attention pattern
+    beam_tree.py     every candidate a beam search weighed, as a tree
+    compare.py       strategies side by side on one prompt
+
+Each result has a short repr; views/ draws them (text, JSON, HTML, pictures), and in a notebook they show
+themselves (views/notebook.py). What this ring is not: a view, or the forward pass (core/model.py).
+"""
+
+from .beam_tree import BeamNode, BeamTree, beam_tree
+from .distribution import NextTokenDistribution, next_token_distribution
+from .lens import LogitLens, logit_lens
+from .patterns import AttentionPatterns, attention_patterns
+from .scoring import TextScore, perplexity_of, score_text, token_logprobs

@@ -26,8 +26,7 @@ import numpy as np
 from ..call.generate import generate, peak_memory
 from ..call.memory import check_fits
 from ..core.model import GPT2
-from ..core.link import STRATEGIES
-from ..strategies.options import ACCEPTS, GenerationOptions
+from ..call.strategies import ACCEPTS, STRATEGIES, build_options
 from ..core.tokenizer import Tokenizer
 
 
@@ -161,7 +160,7 @@ def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, see
     options, checked = [run_options(r, max_new_tokens, seed) for r in runs], []
     for spec, opts in zip(runs, options):
         try:
-            checked.append(GenerationOptions.build(spec.strategy, **opts))
+            checked.append(build_options(spec.strategy, **opts))
             # one run at a time: the peak is the largest run's, refused here before the first run starts
             check_fits(peak_memory(model, [list(prompt_ids) or [0]], checked[-1], 0), f"the {spec.strategy} run")
         except ValueError as e:

@@ -20,9 +20,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..core.numerics import largest, softmax
-from ..core.link import EVERY_STRATEGY, LLAMA_SAMPLERS, NEG_INF, SAMPLING, LogitsProcessor, Option, as_texts
+from dataclasses import dataclass, field
+
+from ..core.link import NEG_INF, Link, Option, Trait
 from ..core.links import MIN_TOKENS_TO_KEEP, TEMPERATURE, TEMPERATURE_RANGE
+from ..core.numerics import largest, softmax
+from .values import as_texts
 
 # llama.cpp's limits on a sequence breaker: its first 40 bytes count, and a breaker's continuation
 # after its first token is at most 20 tokens long.
@@ -31,6 +34,7 @@ MAX_BREAKER_TAIL = 20
 # ln of float32's largest value: DRY caps base ** exponent below it (llama.cpp's FLOAT_MAX_LOG).
 FLOAT32_MAX_LOG = 88.7228391
 MAX_DRY_PENALTY = 1e9  # penalties.MAX_BIAS: a larger penalty is a ban already, and would overflow
+LLAMA_SAMPLERS, SAMPLES = "llama.cpp samplers", Trait.SAMPLES
 
 
 def as_breakers(option: Option, value) -> tuple:
@@ -39,30 +43,30 @@ def as_breakers(option: Option, value) -> tuple:
 
 
 TOP_N_SIGMA = Option("top_n_sigma", 0.0, "keep tokens whose logit is within N standard deviations of the largest "
-                     "(0 = off)", LLAMA_SAMPLERS, SAMPLING, low=0, note="(0 turns it off)", metavar="N")
+                     "(0 = off)", LLAMA_SAMPLERS, SAMPLES, low=0, note="(0 turns it off)", metavar="N")
 XTC_PROBABILITY = Option("xtc_probability", 0.0, "XTC: with this probability, drop every token above the threshold "
-                         "but the least likely", LLAMA_SAMPLERS, SAMPLING, low=0, high=1, note="(0 turns it off)",
+                         "but the least likely", LLAMA_SAMPLERS, SAMPLES, low=0, high=1, note="(0 turns it off)",
                          metavar="P")
 XTC_THRESHOLD = Option("xtc_threshold", 0.1, "XTC: the probability at which a token counts as a top choice",
-                       LLAMA_SAMPLERS, SAMPLING, low=0, high=0.5, ends="(]",
+                       LLAMA_SAMPLERS, SAMPLES, low=0, high=0.5, ends="(]",
                        note="(above 0.5 no two tokens can reach it)", metavar="P")
 DYNATEMP_RANGE = Option("dynatemp_range", 0.0, "dynamic temperature: move T within [T - R, T + R] with the entropy "
-                        "(0 = off)", LLAMA_SAMPLERS, SAMPLING, low=0, high=TEMPERATURE_RANGE[1],
+                        "(0 = off)", LLAMA_SAMPLERS, SAMPLES, low=0, high=TEMPERATURE_RANGE[1],
                         note="(0 turns dynamic temperature off)", metavar="R")
 DYNATEMP_EXPONENT = Option("dynatemp_exponent", 1.0, "dynamic temperature: the exponent of the entropy ratio",
-                           LLAMA_SAMPLERS, SAMPLING, low=0, high=100, metavar="E")
+                           LLAMA_SAMPLERS, SAMPLES, low=0, high=100, metavar="E")
 DRY_MULTIPLIER = Option("dry_multiplier", 0.0, "DRY: penalise a token that extends a repeat by M * base^(length - "
-                        "allowed) (0 = off)", LLAMA_SAMPLERS, EVERY_STRATEGY, low=0, high=1e3, note="(0 turns DRY off)",
+                        "allowed) (0 = off)", LLAMA_SAMPLERS, low=0, high=1e3, note="(0 turns DRY off)",
                         metavar="M")
-DRY_BASE = Option("dry_base", 1.75, "DRY: the base of the penalty's growth", LLAMA_SAMPLERS, EVERY_STRATEGY, low=1,
+DRY_BASE = Option("dry_base", 1.75, "DRY: the base of the penalty's growth", LLAMA_SAMPLERS, low=1,
                   high=1e3, metavar="X")
 DRY_ALLOWED_LENGTH = Option("dry_allowed_length", 2, "DRY: the longest repeat that goes unpenalised", LLAMA_SAMPLERS,
-                            EVERY_STRATEGY, kind=int, low=1, metavar="N")
+                            kind=int, low=1, metavar="N")
 DRY_PENALTY_LAST_N = Option("dry_penalty_last_n", -1, "DRY: how many recent tokens to search for repeats (-1: all)",
-                            LLAMA_SAMPLERS, EVERY_STRATEGY, kind=int, low=-1, metavar="N")
+                            LLAMA_SAMPLERS, kind=int, low=-1, metavar="N")
 DRY_SEQUENCE_BREAKERS = Option("dry_sequence_breakers", ("\n", ":", "\"", "*"), "DRY: a text that repeats do not "
                                "cross (repeatable; default \\n : \" *; 'none' for none)", LLAMA_SAMPLERS,
-                               EVERY_STRATEGY, kind=object,
+                               kind=object,
                                valid=f"a list of non-empty texts of at most {MAX_BREAKER_BYTES} bytes "
                                "each, such as ['\\n', ':'] (an empty list for none)", normalise=as_breakers,
                                parse=str, metavar="TEXT", repeat=True, flag_name="--dry-sequence-breaker")
@@ -73,7 +77,8 @@ def finite_counts(logits):
     return np.isfinite(logits).sum(axis=-1, keepdims=True)
 
 
-class TopNSigma(LogitsProcessor):
+@dataclass(repr=False)
+class TopNSigma(Link):
     """Keep x_i >= max_j x_j - n * sigma, sigma the standard deviation of the finite logits of the row
     (Tang et al. 2024, "Top-nσ: Not All Logits Are You Need"). It works on logits, not probabilities,
     so the set it keeps does not change with the temperature.
@@ -81,19 +86,9 @@ class TopNSigma(LogitsProcessor):
     Matches llama.cpp's "top-n-sigma": mean and sigma (population, 1/N) over the finite logits only;
     n = 0 turns it off, and a row with one candidate is left alone.
     """
-
     name = "top_n_sigma"
     options = (TOP_N_SIGMA,)
-
-    @classmethod
-    def from_options(cls, o, setting):
-        return cls(o["top_n_sigma"]) if o["top_n_sigma"] != 0.0 else None
-
-    def __init__(self, n):
-        self.n = TOP_N_SIGMA.check(n)
-
-    def params(self):
-        return {"n": self.n}
+    n: float
 
     def __call__(self, logits, ids):
         finite = np.isfinite(logits)  # [B, V]
@@ -106,7 +101,8 @@ class TopNSigma(LogitsProcessor):
         return np.where(drop, NEG_INF, logits)
 
 
-class XTC(LogitsProcessor):
+@dataclass(repr=False)
+class XTC(Link):
     """Exclude Top Choices (XTC; p-e-w, text-generation-webui #6335, 2024): with probability
     `probability`, drop every token whose p_i >= threshold except the least probable of them, so that
     the most obvious continuations give way to a still plausible one. Useful for creative writing;
@@ -121,23 +117,15 @@ class XTC(LogitsProcessor):
 
     name = "xtc"
     options = (XTC_PROBABILITY, XTC_THRESHOLD, MIN_TOKENS_TO_KEEP)
+    probability: float
+    threshold: float = 0.1
+    min_tokens_to_keep: int = 1
+    rng: np.random.Generator | None = None
+    state: dict = field(default_factory=dict, init=False)
 
-    @classmethod
-    def from_options(cls, o, setting):
-        if o["xtc_probability"] == 0.0:
-            return None
-        return cls(o["xtc_probability"], o["xtc_threshold"], o["min_tokens_to_keep"], setting.rng)
-
-    def __init__(self, probability, threshold, min_tokens_to_keep=1, rng=None):
-        self.probability = XTC_PROBABILITY.check(probability)
-        self.threshold = XTC_THRESHOLD.check(threshold)
-        self.min_tokens_to_keep = MIN_TOKENS_TO_KEEP.check(min_tokens_to_keep)
-        self.rng = rng if rng is not None else np.random.default_rng()
-        self.state = {}
-
-    def params(self):
-        return {"probability": self.probability, "threshold": self.threshold,
-                "min_tokens_to_keep": self.min_tokens_to_keep}
+    def __post_init__(self):
+        super().__post_init__()
+        self.rng = self.rng if self.rng is not None else np.random.default_rng()
 
     def __call__(self, logits, ids):
         out = logits.copy()
@@ -157,7 +145,8 @@ class XTC(LogitsProcessor):
         return out
 
 
-class DynamicTemperature(LogitsProcessor):
+@dataclass(repr=False)
+class DynamicTemperature(Link):
     """Entropy-based temperature (llama.cpp's "temp-ext", from kalomaze's DynaTemp, 2023):
     x_i / T_dyn with T_dyn = T_min + (T_max - T_min) * (H / H_max) ** exponent,
     T_min = max(0, T - range), T_max = T + range, H the entropy of the candidates' distribution and
@@ -172,21 +161,14 @@ class DynamicTemperature(LogitsProcessor):
 
     name = "dynamic_temperature"
     options = (TEMPERATURE, DYNATEMP_RANGE, DYNATEMP_EXPONENT)
+    t: float
+    range: float
+    exponent: float = 1.0
+    state: dict = field(default_factory=dict, init=False)
 
     @classmethod
-    def from_options(cls, o, setting):
-        if o["dynatemp_range"] == 0.0:
-            return None
-        return cls(o["temperature"], o["dynatemp_range"], o["dynatemp_exponent"])
-
-    def __init__(self, t, temperature_range, exponent=1.0):
-        self.t = TEMPERATURE.check(t)
-        self.range = DYNATEMP_RANGE.check(temperature_range, default_ok=False)
-        self.exponent = DYNATEMP_EXPONENT.check(exponent)
-        self.state = {}
-
-    def params(self):
-        return {"t": self.t, "range": self.range, "exponent": self.exponent}
+    def acts(cls, values, setting):
+        return values[DYNATEMP_RANGE.name] != 0.0  # in temperature's place, when it has a range
 
     def temperatures(self, logits):
         """T_dyn of each row. [B, V] -> [B, 1] float32"""
@@ -212,7 +194,8 @@ class DynamicTemperature(LogitsProcessor):
         return np.where(alone, logits, scaled).astype(np.float32)
 
 
-class DRY(LogitsProcessor):
+@dataclass(repr=False)
+class DRY(Link):
     """Don't Repeat Yourself (p-e-w, text-generation-webui #5677, 2024): a token that would extend a
     sequence already present in the context gets x_i - multiplier * base ** (L - allowed_length), L the
     length of the longest such repeat, for L >= allowed_length. Repeats of any length are caught, not only
@@ -231,34 +214,28 @@ class DRY(LogitsProcessor):
 
     name = "dry"
     options = (DRY_MULTIPLIER, DRY_BASE, DRY_ALLOWED_LENGTH, DRY_PENALTY_LAST_N, DRY_SEQUENCE_BREAKERS)
+    multiplier: float
+    base: float = 1.75
+    allowed_length: int = 2
+    penalty_last_n: int = -1
+    sequence_breakers: tuple = ()  # the breakers as texts, which `tokenizer` turns into token sequences
+    breakers: list = field(default_factory=list)  # the breakers as token sequences, head first
+    prompt_ignore_length: object = None
+    tokenizer: object = None
+    vocab_size: int | None = None
 
-    @classmethod
-    def from_options(cls, o, setting):
-        breakers = check_breakers(o["dry_sequence_breakers"])
-        if o["dry_multiplier"] == 0.0:
-            return None
-        tok = setting.tokenizer
-        return cls(o["dry_multiplier"], o["dry_base"], o["dry_allowed_length"], o["dry_penalty_last_n"],
-                   sequence_breaker_tokens(tok, breakers, setting.vocab_size) if tok else (),
-                   prompt_ignore_length=setting.pad_lengths, breaker_texts=breakers if tok else ())
-
-    def __init__(self, multiplier, base=1.75, allowed_length=2, penalty_last_n=-1, breakers=(),
-                 prompt_ignore_length=None, breaker_texts=()):
-        self.multiplier = DRY_MULTIPLIER.check(multiplier)
-        self.base = DRY_BASE.check(base)
-        self.allowed_length = DRY_ALLOWED_LENGTH.check(allowed_length)
-        self.penalty_last_n = DRY_PENALTY_LAST_N.check(penalty_last_n)
-        self.breakers = {}  # head token -> the tails (token tuples) that complete a breaker after it
-        for seq in breakers:
-            head, *tail = [int(i) for i in seq]
-            self.breakers.setdefault(head, set()).add(tuple(tail))
-        self.prompt_ignore_length = prompt_ignore_length
-        self.breaker_texts = list(breaker_texts)  # what `breakers` were made from, for the description
+    def __post_init__(self):
+        super().__post_init__()
+        if self.tokenizer is None:
+            self.sequence_breakers = ()  # no tokenizer to find their tokens: DRY runs without them
+        sequences = [*self.breakers, *sequence_breaker_tokens(self.tokenizer, self.sequence_breakers, self.vocab_size)]
+        self.heads = {}  # head token -> the tails (token tuples) that complete a breaker after it
+        for head, *tail in sequences:
+            self.heads.setdefault(int(head), set()).add(tuple(int(i) for i in tail))
         self.max_exponent = int(FLOAT32_MAX_LOG / math.log(self.base)) if self.base > 1.000001 else None
 
     def params(self):
-        return {"multiplier": self.multiplier, "base": self.base, "allowed_length": self.allowed_length,
-                "penalty_last_n": self.penalty_last_n, "sequence_breakers": self.breaker_texts}
+        return super().params() | {"sequence_breakers": list(self.sequence_breakers)}
 
     def context(self, row):
         """The last penalty_last_n tokens of a row [t] (-1: all of them)."""
@@ -267,10 +244,10 @@ class DRY(LogitsProcessor):
     def repeat_limit(self, c):
         """How far back from the end a repeat may reach: up to the nearest complete breaker, else len(c)."""
         n = len(c)
-        heads = np.flatnonzero(np.isin(c, list(self.breakers)))[::-1]  # breaker heads, nearest the end first
+        heads = np.flatnonzero(np.isin(c, list(self.heads)))[::-1]  # breaker heads, nearest the end first
         for start in heads:
             i = n - 1 - start  # tokens after the head
-            matched = [len(tail) for tail in self.breakers[int(c[start])] if len(tail) <= i
+            matched = [len(tail) for tail in self.heads[int(c[start])] if len(tail) <= i
                        and tuple(c[start + 1 : start + 1 + len(tail)]) == tail]
             if matched:
                 return i - max(matched)
@@ -304,7 +281,7 @@ class DRY(LogitsProcessor):
             token = int(c[j + 1])
             longest[token] = max(longest.get(token, 0), int(length[j]))
         for token, repeat in longest.items():
-            if token >= vocab_size or () in self.breakers.get(token, ()):
+            if token >= vocab_size or () in self.heads.get(token, ()):
                 continue
             exponent = repeat - self.allowed_length
             if self.max_exponent is not None:
@@ -335,7 +312,7 @@ def sequence_breaker_tokens(tokenizer, texts, vocab_size=None) -> tuple[tuple[in
     token whose bytes contain a breaker is a breaker on its own; a token whose bytes END with the start of
     a breaker is a head, followed by the tokens of the breaker's rest (at most 20 of them). Works on bytes
     (check_breakers refuses breakers longer than llama.cpp's 40 bytes)."""
-    return breaker_tokens_cached(tokenizer, tuple(texts), vocab_size)
+    return breaker_tokens_cached(tokenizer, tuple(texts), vocab_size) if texts else ()
 
 
 @lru_cache(maxsize=8)

@@ -18,48 +18,49 @@ the logit difference x_i - x_{i+1}, equal to ln(p_i / p_{i+1}) but without under
 or undefined (ties, one candidate), k is taken as every candidate.
 
 What this module is not: a logit processor. Mirostat chooses the token and learns from it, so it is a
-chooser (chain.py), the last link of the chain in place of the plain draw, as in llama.cpp's chain.
+chooser (core/chain.py), the last link of the chain in place of the plain draw, as in llama.cpp's chain.
 """
 
 import numpy as np
 
+from dataclasses import dataclass
+
+from ..core.chain import Chooser
 from ..core.checks import check_int
+from ..core.link import NEG_INF, Link, Option, Trait
 from ..core.numerics import draw, largest, softmax
-from ..core.link import LLAMA_SAMPLERS, NEG_INF, Option
 
 ZIPF_FIT_TOKENS = 100  # the most probable tokens the Zipf exponent is fitted on (llama.cpp's m)
 
+LLAMA_SAMPLERS, SAMPLE = "llama.cpp samplers", Trait.SAMPLES | Trait.CHOOSES  # sample: it replaces the draw
 MIROSTAT = Option("mirostat", 0, "mirostat: 1 or 2, the version; it steers each token's surprise towards tau and "
-                  "replaces the draw (0 = off)", LLAMA_SAMPLERS, ("sample",), kind=int, low=0, high=2,
+                  "replaces the draw (0 = off)", LLAMA_SAMPLERS, SAMPLE, kind=int, low=0, high=2,
                   valid="0 (off), 1 or 2", metavar="V")
-MIROSTAT_TAU = Option("mirostat_tau", 5.0, "mirostat: the target surprise, in bits", LLAMA_SAMPLERS, ("sample",),
+MIROSTAT_TAU = Option("mirostat_tau", 5.0, "mirostat: the target surprise, in bits", LLAMA_SAMPLERS, SAMPLE,
                       low=0, high=100, ends="(]", metavar="BITS")
-MIROSTAT_ETA = Option("mirostat_eta", 0.1, "mirostat: how fast mu follows the error", LLAMA_SAMPLERS, ("sample",),
+MIROSTAT_ETA = Option("mirostat_eta", 0.1, "mirostat: how fast mu follows the error", LLAMA_SAMPLERS, SAMPLE,
                       low=0, high=1, metavar="X")
 
 
-class Mirostat:
-    """The mirostat state of B rows, `mu` [B] float32, and the truncation and update rules above; a chooser
-    (see chain.py): narrow truncates by mu, choose draws from what is left, accept moves mu."""
-
+@dataclass(repr=False)
+class Mirostat(Link, Chooser):
+    """The mirostat state of B rows, `mu` [B] float32, and the truncation and update rules above; the chain's
+    last link in place of the draw (core/chain.py): narrow truncates by mu, choose draws from what is left,
+    accept moves mu."""
     options = (MIROSTAT, MIROSTAT_TAU, MIROSTAT_ETA)
+    version: int
+    tau: float = 5.0
+    eta: float = 0.1
+    vocab_size: int | None = 50257
+    rows: int = 1
+    rng: object = None
 
-    @classmethod
-    def from_options(cls, o, setting):
-        if o["mirostat"] == 0:
-            return None
-        return cls(o["mirostat"], o["mirostat_tau"], o["mirostat_eta"], setting.vocab_size or 50257, setting.rows,
-                   setting.rng)
-
-    def __init__(self, version, tau=5.0, eta=0.1, vocab_size=50257, rows=1, rng=None):
-        self.version = MIROSTAT.check(version, default_ok=False)
+    def __post_init__(self):
+        super().__post_init__()
         if self.version == 0:
-            raise ValueError(f"mirostat must be {MIROSTAT.valid} to build a mirostat chooser, got {version!r}.")
-        self.tau = MIROSTAT_TAU.check(tau)
-        self.eta = MIROSTAT_ETA.check(eta)
-        self.vocab_size = check_int("vocab_size", vocab_size, 1)
-        self.mu = np.full(rows, np.float32(2 * self.tau), dtype=np.float32)  # [B]
-        self.rng = rng
+            raise ValueError(f"mirostat must be {MIROSTAT.valid} to build a mirostat chooser, got {self.version!r}.")
+        self.vocab_size = check_int("vocab_size", self.vocab_size or 50257, 1)
+        self.mu = np.full(self.rows, np.float32(2 * self.tau), dtype=np.float32)  # [B]
 
     @property
     def name(self):

@@ -14,7 +14,7 @@ The processor chain (the paper pairs DoLa with repetition_penalty=1.2) and greed
 then work on these scores; the trace records M as Step.state["dola_layer"]. Matches transformers'
 `GenerationMixin._dola_decoding` (generate(dola_layers=...)) token for token, but for the differences below.
 
-What this module is not: a strategy (tokenwise.py uses it), the processor chain, or its options (options.py).
+What this module is not: a strategy (strategies/tokenwise.py uses it) or the processor chain.
 
 Differences from transformers:
 - the reference is 4.46's `_dola_decoding`; 5.x moved it to a hub "custom_generate" repository.
@@ -25,11 +25,44 @@ Differences from transformers:
 
 import numpy as np
 
+from ..core.checks import is_integer
+from ..core.link import NEG_INF, Option, Trait
 from ..core.numerics import log_softmax
-from ..core.link import NEG_INF
-from ..strategies.run import Run
-from .model_scores import ScoreSource
+from ..links.values import refuse
+from .model_scores import Batch, ScoreSource
 
+def as_dola_layers(option: Option, value):
+    """dola_layers as given -> "low", "high" or a tuple of layer indices; ValueError for anything else."""
+    if isinstance(value, str) and value in ("low", "high"):
+        return value
+    if isinstance(value, (list, tuple, range)) and value and all(is_integer(j) and j >= 0 for j in value):
+        return tuple(int(j) for j in value)
+    raise refuse(option, value)
+
+
+def parse_dola_layers(text: str):
+    """ "low", "high" or "2,4,6" -> "low", "high" or [2, 4, 6]."""
+    if text in ("low", "high"):
+        return text
+    try:
+        return [int(j) for j in text.split(",") if j.strip()]
+    except ValueError:
+        raise ValueError(f"expected low, high or comma-separated layer indices such as 2,4,6, got {text!r}") from None
+
+
+def as_read_out(option: Option, value):
+    if value not in ("raw", "lens"):
+        raise refuse(option, value)
+    return value
+
+
+DOLA_LAYERS = Option("dola_layers", None, "DoLa: contrast the final layer with these premature layers",
+                     "guidance and DoLa", Trait.CHOOSES, kind=object, valid="'low', 'high' or a non-empty list of "
+                     "layer indices >= 0 (0 is the embeddings), such as [2, 4]", normalise=as_dola_layers,
+                     parse=parse_dola_layers, metavar="low|high|2,4,6")
+DOLA_READ_OUT = Option("dola_read_out", None, "DoLa: read premature layers through ln_f (lens, the default) or "
+                       "without it (raw, as transformers 4.46)", "guidance and DoLa", Trait.CHOOSES, kind=object,
+                       valid="one of raw, lens", normalise=as_read_out, parse=str, metavar="lens|raw")
 # alpha of the plausibility constraint: the paper's and transformers' value (not an option there either)
 RELATIVE_TOP = 0.1
 
@@ -101,12 +134,12 @@ class ContrastingLayers(ScoreSource):
     checked token for token against transformers' own _dola_decoding, "lens" with ln_f inserted before its
     lm_head (scripts/make_dola_reference.py)."""
 
-    def __init__(self, run: Run):
-        self.run = run
-        self.layers = premature_layers(run.model.config.n_layer, run.options.dola_layers)
-        self.read_out_name = run.options.dola_read_out or "lens"
-        self.read_out = run.model.unembed if self.read_out_name == "raw" else run.model.read_out
-        self.cache = run.new_cache(run.ids.shape[0])
+    def __init__(self, batch: Batch, layers, read_out: str | None = None):
+        self.batch = batch
+        self.layers = premature_layers(batch.model.config.n_layer, layers)
+        self.read_out_name = read_out or "lens"
+        self.read_out = batch.model.unembed if self.read_out_name == "raw" else batch.model.read_out
+        self.cache = batch.new_cache(batch.ids.shape[0])
 
     def describe(self) -> str:
         return f"dola(layers={self.layers}, read_out={self.read_out_name!r}, relative_top={RELATIVE_TOP})"
@@ -120,8 +153,8 @@ class ContrastingLayers(ScoreSource):
         return final, contrast(final, premature[chosen, rows]), [{"dola_layer": self.layers[c]} for c in chosen]
 
     def start(self):
-        return self.scores(self.run.model.forward(self.run.ids, self.cache, self.run.mask, last_only=True,
+        return self.scores(self.batch.model.forward(self.batch.ids, self.cache, self.batch.mask, last_only=True,
                                                   inspect=True))
 
     def advance(self, tokens):
-        return self.scores(self.run.model.forward(tokens[:, None], self.cache, last_only=True, inspect=True))
+        return self.scores(self.batch.model.forward(tokens[:, None], self.cache, last_only=True, inspect=True))

@@ -15,8 +15,8 @@ Matches transformers' UnbatchedClassifierFreeGuidanceLogitsProcessor (generate(g
 negative_prompt_ids=...)): first in the chain, on the raw logits; generated tokens are appended to the
 unconditional context too (see Guided).
 
-What this module is not: the strategies (tokenwise.py; greedy and sampling accept guidance) or the
-processors (processors.py). Its options are declared in options.py.
+What this module is not: the strategies (strategies/tokenwise.py: greedy and sampling accept guidance) or
+the links (core/links.py, links/).
 
 Differences from transformers:
 - the unconditional rows share the prompts' forward pass; transformers runs them apart, with their own cache.
@@ -25,11 +25,35 @@ Differences from transformers:
 
 import numpy as np
 
-from ..core.checks import check_vocabulary
+from ..core.checks import check_vocabulary, is_integer
+from ..core.link import Option, Trait
+from ..core.model import left_pad, unpad
 from ..core.numerics import log_softmax
-from ..call.prompts import left_pad, unpad
-from ..strategies.run import Run
-from .model_scores import ScoreSource
+from ..links.values import is_token_list, refuse
+from .model_scores import Batch, ScoreSource
+
+
+def as_negative_prompts(option: Option, value) -> tuple[tuple[int, ...], ...]:
+    """negative_prompt_ids as given (one prompt, a list of ids, for every prompt; or one list of ids per
+    prompt) -> a tuple of prompts. ValueError, in one sentence, for anything else."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise refuse(option, value)
+    prompts = [value] if is_token_list(value) else list(value)
+    if not all(is_token_list(p) and all(is_integer(t) and t >= 0 for t in p) for p in prompts):
+        raise refuse(option, value)
+    return tuple(tuple(int(t) for t in p) for p in prompts)
+
+
+GUIDANCE_SCALE = Option("guidance_scale", 1.0, "classifier-free guidance: above 1 follows the prompt (and avoids the "
+                        "negative prompt) more closely", "guidance and DoLa", Trait.CHOOSES, low=0, high=1e3,
+                        note="(1 is no guidance; the paper uses 1.25 to 3)", metavar="X")
+NEGATIVE_PROMPT_IDS = Option("negative_prompt_ids", None, "classifier-free guidance: the text to steer away from "
+                             "(default: the prompt's last token)", "guidance and DoLa", Trait.CHOOSES, kind=object,
+                             valid="a list of token ids (one negative prompt for every prompt) or a list of such "
+                             "lists (one per prompt)", normalise=as_negative_prompts, parse=str, metavar="TEXT",
+                             flag_name="--negative-prompt", encode=True)
 
 
 def guided_log_probs(conditional_logits, unconditional_logits, scale: float):
@@ -38,25 +62,24 @@ def guided_log_probs(conditional_logits, unconditional_logits, scale: float):
     return np.float32(scale) * (cond - uncond) + uncond
 
 
-def unconditional_contexts(run: Run) -> list[list[int]]:
-    """The unconditional context of each row of run.ids: the negative prompt of its prompt (an empty one
-    becomes [<|endoftext|>]), or, without negative_prompt_ids, the row's last prompt token."""
-    B = run.ids.shape[0]
-    negatives = run.options.negative_prompt_ids
+def unconditional_contexts(batch: Batch, negatives, copies: int) -> list[list[int]]:
+    """The unconditional context of each row of batch.ids, which holds `copies` rows per prompt: the negative
+    prompt of its prompt (an empty one becomes [pad]), or, with negatives None, the row's last prompt token."""
+    B = batch.ids.shape[0]
     if negatives is None:
-        return [[int(t)] for t in run.ids[:, -1]]  # left padding: the last column is always a real token
-    prompts = B // (run.options.num_return_sequences if run.options.strategy == "sample" else 1)
+        return [[int(t)] for t in batch.ids[:, -1]]  # left padding: the last column is always a real token
+    prompts = B // copies
     if len(negatives) not in (1, prompts):
         raise ValueError(f"negative_prompt_ids holds {len(negatives)} negative prompts for {prompts} prompts; "
                          f"give one negative prompt (a list of ids) for all of them, or one per prompt.")
     per_prompt = list(negatives) * prompts if len(negatives) == 1 else list(negatives)
-    contexts = [list(per_prompt[row * prompts // B]) or [run.pad_token_id] for row in range(B)]
+    contexts = [list(per_prompt[row * prompts // B]) or [batch.pad_token_id] for row in range(B)]
     for context in contexts:
-        check_vocabulary(context, run.model.config.vocab_size)
-    longest = max(len(c) for c in contexts)
-    if longest + run.max_new_tokens > run.model.config.n_positions:
-        raise ValueError(f"the negative prompt ({longest} tokens) plus max_new_tokens ({run.max_new_tokens}) "
-                         f"exceed the model's context of n_positions={run.model.config.n_positions} tokens; "
+        check_vocabulary(context, batch.model.config.vocab_size)
+    longest, n_positions = max(len(c) for c in contexts), batch.model.config.n_positions
+    if longest + batch.max_new_tokens > n_positions:
+        raise ValueError(f"the negative prompt ({longest} tokens) plus max_new_tokens ({batch.max_new_tokens}) "
+                         f"exceed the model's context of n_positions={n_positions} tokens; "
                          f"shorten the negative prompt.")
     return contexts
 
@@ -75,17 +98,16 @@ class Guided(ScoreSource):
     negative prompt's positions from the padding on, so per-prompt negative prompts of different lengths
     can continue differently there."""
 
-    def __init__(self, run: Run):
-        self.run, self.scale = run, run.options.guidance_scale
-        self.B = run.ids.shape[0]
-        # rows [0, B) the prompts, rows [B, 2B) their unconditional contexts, all left-padded to one width
-        self.ids, self.mask = left_pad(unpad(run.ids, run.mask) + unconditional_contexts(run), run.pad_token_id)
-        self.cache = run.model.new_cache(2 * self.B, self.ids.shape[1] + run.max_new_tokens)
+    def __init__(self, batch: Batch, scale: float, negatives=None, copies: int = 1):
+        self.batch, self.scale, self.negative = batch, scale, negatives is not None
+        self.B = batch.ids.shape[0]
+        contexts = unpad(batch.ids, batch.mask) + unconditional_contexts(batch, negatives, copies)
+        self.ids, self.mask = left_pad(contexts, batch.pad_token_id)  # rows [0, B) the prompts, [B, 2B) the rest
+        self.cache = batch.model.new_cache(2 * self.B, self.ids.shape[1] + batch.max_new_tokens)
 
     def describe(self) -> str:
-        negative = self.run.options.negative_prompt_ids is not None
         return (f"classifier_free_guidance(scale={self.scale!r}, "
-                f"unconditional={'negative prompt' if negative else 'last prompt token'!r})")
+                f"unconditional={'negative prompt' if self.negative else 'last prompt token'!r})")
 
     def combine(self, logits):
         """logits [2B, V] of both halves -> (conditional logits [B, V], guided scores [B, V], None)."""
@@ -93,8 +115,8 @@ class Guided(ScoreSource):
         return cond, guided_log_probs(cond, uncond, self.scale), None
 
     def start(self):
-        return self.combine(self.run.model.prefill(self.ids, self.cache, self.mask))
+        return self.combine(self.batch.model.prefill(self.ids, self.cache, self.mask))
 
     def advance(self, tokens):
         both = np.concatenate([tokens, tokens])[:, None]  # [2B, 1] row b's token goes to rows b and B + b
-        return self.combine(self.run.model.forward(both, self.cache, last_only=True).logits[:, -1])
+        return self.combine(self.batch.model.forward(both, self.cache, last_only=True).logits[:, -1])

@@ -26,12 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..call import memory
-from ..core.config import GPTConfig
-from ..call.memory import Footprint, Part
 from ..core.numerics import draw, largest, log_softmax, softmax
-from ..links.chain import LogitsChain, check_choosable
-from .options import GenerationOptions
+from ..core.chain import Chain
+from ..links.chain import check_choosable
 from .run import Hypothesis, Outcome, Run, Step, trace_step
 
 # Shapes: B prompts, K num_beams, G num_beam_groups, S = K / G beams per group, V vocabulary, t tokens so far.
@@ -45,9 +42,9 @@ NOT_STARTED = np.float32(-1e9)
 class BeamEvent:
     """One candidate the search weighed: beam `parent` (its new tokens) extended by `token`.
 
-    When run.record is a list (generate(..., record=[])), one is appended for every one of a step's 2S
-    best candidates, saying whether it runs on, finishes or is pruned; inspection.beam_tree builds the
-    search tree from them. With run.record None nothing is kept."""
+    One is kept for every one of a step's 2S best candidates, saying whether it runs on, finishes or is
+    pruned; the outcome returns them (Outcome.beam_events), from which inspection/beam_tree.py builds the
+    search tree."""
     step: int  # 0 = the first new token
     prompt: int
     group: int
@@ -167,28 +164,28 @@ def hamming_diversity(scores, earlier_tokens, penalty: float, group_size: int):
     return scores - np.float32(penalty) * np.repeat(counts, group_size, axis=0)  # [B*S, V]
 
 
-def processed_scores(run: Run, chain: LogitsChain, logprobs, history, earlier_tokens, group_size: int):
+def processed_scores(run: Run, chain: Chain, logprobs, history, earlier_tokens, group_size: int):
     """The chain on log-probs [B*S, V]. With a diversity penalty it goes where transformers puts its
     HammingDiversityLogitsProcessor: after the sequence bias (our logit_bias), before the others."""
     if run.options.strategy != "diverse-beam" or run.options.diversity_penalty == 0 or earlier_tokens.shape[1] == 0:
         return chain(logprobs, history)
-    first = LogitsChain(p for p in chain.processors if p.name == "logit_bias")
-    rest = LogitsChain(p for p in chain.processors if p.name != "logit_bias")
+    first = Chain(p for p in chain.processors if p.name == "logit_bias")
+    rest = Chain(p for p in chain.processors if p.name != "logit_bias")
     scores = hamming_diversity(first(logprobs, history), earlier_tokens, run.options.diversity_penalty, group_size)
     return rest(scores, history)
 
 
 def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_logprobs, processed, step: int,
-                  where=(0, 0)):
+                  events: list, where=(0, 0)):
     """One prompt's group: candidates from total [S, V] (running score + processed log-probs of each beam),
     the finished ones handed to `finished`, the next beams returned as (beam in group, token, score).
-    where = (prompt, group) labels the BeamEvents recorded when run.record is a list.
+    where = (prompt, group) labels the BeamEvents it appends to `events`.
 
     A candidate ending in end-of-text is finished only if it ranks within the first S; the next beams
     are the S best that do not end (there are at least S among 2S: each beam gives one end-of-text).
     """
     S, V = total.shape
-    choose = sampled_candidates if run.options.sampling else best_candidates
+    choose = sampled_candidates if run.sampling else best_candidates
     flat = total.reshape(-1)  # [S*V]
     picks = choose(flat, min(2 * S, flat.size), run.rng)  # [2S] best first
     chosen, outcomes = [], []  # outcomes: (outcome, score) of each pick looked at
@@ -205,12 +202,11 @@ def advance_group(run: Run, finished: FinishedHypotheses, total, beams, model_lo
             outcomes.append(("running", float(flat[pick])))
         if len(chosen) == S:
             break
-    if run.record is not None:
-        outcomes += [("pruned", float(flat[pick])) for pick in picks[len(outcomes):]]
-        for pick, (outcome, score) in zip(picks, outcomes):
-            k, token = divmod(int(pick), V)
-            run.record.append(BeamEvent(step, where[0], where[1], tuple(beams[k].tokens), token,
-                                        float(model_logprobs[k, token]), score, outcome))
+    outcomes += [("pruned", float(flat[pick])) for pick in picks[len(outcomes):]]
+    for pick, (outcome, score) in zip(picks, outcomes):
+        k, token = divmod(int(pick), V)
+        events.append(BeamEvent(step, where[0], where[1], tuple(beams[k].tokens), token,
+                                float(model_logprobs[k, token]), score, outcome))
     # the step's best candidate (transformers 4.46) or the best running beam (5.x): see uses_446_beam_scorer
     best = flat[picks[0]] if uses_446_beam_scorer(run) else chosen[0][2]
     finished.done = cannot_improve(finished, float(best), step + 1, run)
@@ -247,6 +243,7 @@ class BeamSearch:
         self.scores = np.tile(np.where(first_of_group, np.float32(0), NOT_STARTED), self.B)  # [B*K]
         self.beams = [Beam() for _ in range(self.B * self.K)]
         self.finished = [[FinishedHypotheses(self.S, o.length_penalty) for _ in range(self.G)] for _ in range(self.B)]
+        self.events: list[BeamEvent] = []  # every candidate weighed, in order
 
     @property
     def done(self) -> bool:
@@ -291,7 +288,7 @@ class BeamSearch:
         total = processed[rows] + self.scores[rows, None]  # [S, V]
         group_beams = [self.beams[i] for i in rows]
         chosen = advance_group(self.run, finished, total, group_beams, model_logprobs[rows], processed[rows], step,
-                               where)
+                               self.events, where)
         for slot, (k, token, score) in zip(rows, chosen):
             source = rows[k]
             sources[slot], tokens[slot], scores[slot] = source, token, score
@@ -299,9 +296,9 @@ class BeamSearch:
         if step == self.run.max_new_tokens - 1 and not (finished.done and uses_446_beam_scorer(self.run)):
             for slot in rows:
                 entered = finished.add(float(scores[slot]), beams[slot], "length")
-                if self.run.record is not None and entered is not None:
+                if entered is not None:
                     tokens_so_far = beams[slot].tokens
-                    self.run.record.append(BeamEvent(step, *where, tuple(tokens_so_far[:-1]), tokens_so_far[-1],
+                    self.events.append(BeamEvent(step, *where, tuple(tokens_so_far[:-1]), tokens_so_far[-1],
                                                      float(model_logprobs[sources[slot], tokens_so_far[-1]]),
                                                      entered, "finished"))
 
@@ -311,27 +308,11 @@ class BeamSearch:
         return [best_first([h for f in groups for h in f.hyps], n) for groups in self.finished]
 
 
-LIVE_ARRAYS = 9  # [B*K, V] at once in a step: logits, log-probs, processed, beam scores added, their top-2K
-                 # selection's int64 indices (two arrays' worth) and the warpers' working copies (beam-sample)
-DRAW_ARRAYS = 6  # beam-sample, one prompt at a time: float64 probabilities, their support and cumulative sum [K*V]
-
-
-def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
-                trace_top: int) -> Footprint:
-    """One row per beam; the prompt's cache (one row each) is copied for the beams after the prefill."""
-    rows = prompts * options.num_beams
-    footprint = memory.generation(config, rows, prompt_length, options.max_new_tokens, LIVE_ARRAYS, trace_top,
-                                  cache_rows=rows + prompts, prefill_rows=prompts, lower_rows="num_beams")
-    if not options.sampling:
-        return footprint
-    draws = memory.vocabulary_arrays(config, options.num_beams, DRAW_ARRAYS)
-    return footprint + Footprint((Part("the draws of one prompt's candidates", draws, "num_beams"),))
-
-
-def beam_search(run: Run) -> Outcome:
+def beam_search(run: Run):
     """Beam search ("beam", "beam-sample", "diverse-beam"): for each prompt, num_return_sequences
     hypotheses, best first. All beams of all prompts run as one batch [B * num_beams] through the KV
-    cache, which is reordered after each step so that each row follows the beam it now holds."""
+    cache, which is reordered after each step so that each row follows the beam it now holds. A generator:
+    each step yields [] (no sequence is settled until the search ends), then it returns the outcome."""
     search, model, B = BeamSearch(run), run.model, run.ids.shape[0]
     cache = run.new_cache(B)
     logits = model.prefill(run.ids, cache, run.mask)  # once per prompt: [B, V]
@@ -339,11 +320,12 @@ def beam_search(run: Run) -> Outcome:
     logits = np.repeat(logits, search.K, axis=0)  # [B*K, V]
     for step in range(run.max_new_tokens):
         sources, tokens = search.step(logits, step)
+        yield []
         if step == run.max_new_tokens - 1 or search.done:
             break
         cache.reorder(sources)  # each row's keys and values now belong to the beam it holds
         logits = model.forward(tokens[:, None], cache, last_only=True).logits[:, -1]  # [B*K, V]
-    return Outcome(search.results())
+    return Outcome(search.results(), beam_events=search.events)
 
 
 def best_first(hyps: list[Hypothesis], n: int) -> list[Hypothesis]:

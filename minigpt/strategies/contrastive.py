@@ -25,12 +25,8 @@ Differences from transformers:
 
 import numpy as np
 
-from ..call import memory
-from ..core.config import GPTConfig
-from ..call.memory import Footprint
 from ..core.numerics import largest, log_softmax, softmax
 from ..links.chain import check_choosable
-from .options import GenerationOptions
 from .run import Hypothesis, Outcome, Run, append_token
 
 DEFAULT_TOP_K = 4  # the paper's and transformers' examples use 4 (transformers' generate() would default to 50)
@@ -52,26 +48,13 @@ def degeneration_penalty(context, context_mask, candidates):
     return cosine.max(axis=1)  # [B, k]
 
 
-LIVE_ARRAYS = 3  # [B*k, V] at once in a step: the look-ahead's logits and the forward pass's; the [B, V] arrays
-                 # of the chain (log-softmax, processed, probabilities) are counted as a third
-
-
-def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
-                trace_top: int) -> Footprint:
-    """The top_k candidates each look ahead in a copy of their row's cache (the copy and the original live
-    together); the prompt's pass keeps the hidden state and logits of every position."""
-    k = min(options.top_k or DEFAULT_TOP_K, config.vocab_size)
-    return memory.generation(config, prompts * k, prompt_length, options.max_new_tokens, LIVE_ARRAYS, trace_top,
-                             cache_rows=prompts * (k + 1), prefill_rows=prompts, prefill_logits=prompt_length,
-                             lower_rows="top_k")
-
-
-def contrastive_search(run: Run) -> Outcome:
+def contrastive_search(run: Run):
     """Contrastive search for every prompt row; each row gives one sequence.
 
     Each step costs one forward pass of B * k one-token rows: the cache's rows are repeated k times, each
     copy is fed one candidate, and only the chosen copy is kept. Its logits are the next step's logits, so
-    no second pass is needed. A candidate the processors banned (logit -inf) is never chosen."""
+    no second pass is needed. A candidate the processors banned (logit -inf) is never chosen. A generator: each
+    step yields [(row, Step)] for the rows that chose a token."""
     model, options = run.model, run.options
     k = options.top_k or DEFAULT_TOP_K
     alpha = np.float32(options.penalty_alpha)
@@ -81,7 +64,7 @@ def contrastive_search(run: Run) -> Outcome:
     B, T = run.ids.shape
     rows = np.arange(B)
     cache = run.new_cache(B)
-    hyps = [Hypothesis(tokens=[], score=0.0) for _ in range(B)]
+    hyps = [Hypothesis(tokens=[], score=0.0, row=row) for row in range(B)]
     done = np.zeros(B, dtype=bool)
     history = run.ids  # [B, t] every token so far, what the processors look at
     prefill = model.forward(run.ids, cache, run.mask)
@@ -114,8 +97,10 @@ def contrastive_search(run: Run) -> Outcome:
         context = np.concatenate([context, candidate_hidden[rows, choice][:, None]], axis=1)  # [B, t+1, C]
         context_mask = np.concatenate([context_mask, np.ones((B, 1), dtype=context_mask.dtype)], axis=1)
 
-        for row in np.flatnonzero(~done):
-            done[row] = append_token(run, hyps[row], int(row), int(tokens[row]), model_logprobs[row], processed[row])
+        live = np.flatnonzero(~done)
+        for row in live:
+            done[row] = append_token(run, hyps[row], int(tokens[row]), model_logprobs[row], processed[row])
+        yield [(int(row), hyps[row].steps[-1]) for row in live]
         if done.all():
             break
         tokens[done] = run.pad_token_id  # finished rows see padding in their history, as in transformers

@@ -1,32 +1,35 @@
-"""The registry of generation options, and the options of one call checked against it.
+"""The options of a generate() call: every declaration gathered in one registry, and one field for each.
 
-Every option is declared once as a link.Option: the chain's beside the processor that reads it
-(chain.OPTIONS gathers them), the others below: the output's length and stop strings, each strategy's
-own, and what guidance and DoLa read. REGISTRY holds them all, in the order --help groups them;
-GenerationOptions is a frozen dataclass with one field per option, derived from it.
+Every option is declared once as a core/link.Option: the chain's beside the link that reads it (links/chain.py
+gathers them), guidance's and DoLa's beside their sources, and below the output's (length, end-of-text, stop
+strings) and the strategies' own. REGISTRY holds them all, in the order --help groups them.
 
-GenerationOptions.build refuses, in one sentence naming the option and what it takes and before any token
-is generated: an unknown name, an option the chosen strategy does not use, a value of the wrong type or
-out of range, and options that contradict each other.
+GenerationOptions has one field per option, written out so that a reader finds each one, its type and its
+default (taken from the declaration); tests/strategies/test_options.py checks the fields against REGISTRY.
+`validate` refuses what no single option can say (min_new_tokens above max_new_tokens, guidance with DoLa).
+Which strategy accepts which option, and each strategy's own rules, are in its record (call/strategies.py).
 
-What this module is not: the code that reads the options (the processors, the chain, the strategies).
+What this module is not: the code that reads the options (the links, the sources, the strategies).
 
 Differences from transformers: min_new_tokens > max_new_tokens is refused (transformers never lets
 end-of-text come); sample draws from the full distribution unless given top_k (transformers: top_k 50).
 """
 
 import os
-from dataclasses import field, make_dataclass
+from dataclasses import dataclass
 
-import numpy as np
-
-from ..core.checks import is_integer, is_token_list
+from ..core.link import GROUPS, Option, Trait
+from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 from ..core.model import GPT2
-from ..links.chain import OPTIONS as CHAIN_OPTIONS
-from ..links.chain import build_chain
-from ..core.link import BEAMS, EVERY_STRATEGY, GROUPS, SAMPLING, STRATEGIES, Option, as_text_or_texts, refuse
+from ..links import chain, llama, penalties, warpers
+from ..links.mirostat import MIROSTAT, MIROSTAT_ETA, MIROSTAT_TAU
+from ..links.values import as_text_or_texts
+from ..sources.dola import DOLA_LAYERS, DOLA_READ_OUT
+from ..sources.guidance import GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS
 
-STEP_BY_STEP = ("greedy", "sample", "contrastive", "speculative")  # one token per row per step: stop strings apply
+
+class OptionError(ValueError):
+    """A generation option with a bad value, or one the chosen strategy does not use."""
 
 
 def as_stop_strings(option: Option, value) -> tuple:
@@ -55,168 +58,119 @@ def as_draft_model(option: Option, value):
     return value
 
 
-def as_negative_prompts(option: Option, value) -> tuple[tuple[int, ...], ...]:
-    """negative_prompt_ids as given (one prompt, a list of ids, for every prompt; or one list of ids per
-    prompt) -> a tuple of prompts. ValueError, in one sentence, for anything else."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise refuse(option, value)
-    prompts = [value] if is_token_list(value) else list(value)
-    if not all(is_token_list(p) and all(is_integer(t) and t >= 0 for t in p) for p in prompts):
-        raise refuse(option, value)
-    return tuple(tuple(int(t) for t in p) for p in prompts)
+BEAMS, OWN = Trait.KEEPS_BEAMS, None  # OWN: used by the strategies whose record lists it
+MAX_NEW_TOKENS = Option("max_new_tokens", 20, "how many tokens to generate at most", "output", kind=int, low=0,
+                        metavar="N")
+EOS_TOKEN_ID = Option("eos_token_id", None, "the end-of-text token id (default: the model's, 50256)", "output",
+                      kind=int, low=0, metavar="ID")
+STOP = Option("stop", (), "stop once the text contains TEXT (repeatable)", "output", Trait.STREAMS, kind=object,
+              valid="a string or a list of strings, such as ['.', '\\n']", normalise=as_stop_strings, parse=str,
+              metavar="TEXT", repeat=True)
+SEED = Option("seed", None, "the seed of every random draw: the same seed gives the same text", "strategy",
+              Trait.SAMPLES, kind=int, low=0, metavar="N")
+NUM_RETURN_SEQUENCES = Option("num_return_sequences", 1, "how many sequences to return per prompt", "strategy", OWN,
+                              kind=int, low=1, metavar="N")
+NUM_BEAMS = Option("num_beams", 1, "beam search: how many partial sequences to keep", "strategy", BEAMS, kind=int,
+                   low=1, metavar="N")
+LENGTH_PENALTY = Option("length_penalty", 1.0, "beam search: divide a finished sequence's score by length^X",
+                        "strategy", BEAMS, low=-10, high=10, note="(1 divides the score by the length)", metavar="X")
+EARLY_STOPPING = Option("early_stopping", False, "beam search: stop when num_beams are finished (true), when none "
+                        "can improve (false), or 'never'", "strategy", BEAMS, kind=object, valid="true, false or "
+                        "'never'", normalise=as_early_stopping, parse=parse_early_stopping,
+                        metavar="true|false|never")
+NUM_BEAM_GROUPS = Option("num_beam_groups", 1, "diverse beam search: the groups the beams are split into",
+                         "strategy", OWN, kind=int, low=1, metavar="N")
+DIVERSITY_PENALTY = Option("diversity_penalty", 0.0, "diverse beam search: subtract X for a token an earlier group "
+                           "chose at this step", "strategy", OWN, low=0, high=1e9, metavar="X")
+PENALTY_ALPHA = Option("penalty_alpha", 0.6, "contrastive search: the weight of the degeneration penalty (0 = "
+                       "greedy)", "strategy", OWN, low=0, high=1, metavar="X")
+DRAFT_MODEL = Option("draft_model", None, "speculative decoding: the small model that drafts tokens", "strategy",
+                     OWN, kind=object, normalise=as_draft_model, parse=str, metavar="NAME_OR_PATH")
+NUM_ASSISTANT_TOKENS = Option("num_assistant_tokens", 5, "speculative decoding: tokens drafted per round",
+                              "strategy", OWN, kind=int, low=1, metavar="N")
+DO_SAMPLE = Option("do_sample", False, "speculative decoding: sample (with the warpers) instead of greedy",
+                   "strategy", OWN, kind=bool)
 
-
-def as_dola_layers(option: Option, value):
-    """dola_layers as given -> "low", "high" or a tuple of layer indices; ValueError for anything else."""
-    if isinstance(value, str) and value in ("low", "high"):
-        return value
-    if isinstance(value, (list, tuple, range)) and value and all(is_integer(j) and j >= 0 for j in value):
-        return tuple(int(j) for j in value)
-    raise refuse(option, value)
-
-
-def parse_dola_layers(text: str):
-    """ "low", "high" or "2,4,6" -> "low", "high" or [2, 4, 6]."""
-    if text in ("low", "high"):
-        return text
-    try:
-        return [int(j) for j in text.split(",") if j.strip()]
-    except ValueError:
-        raise ValueError(f"expected low, high or comma-separated layer indices such as 2,4,6, got {text!r}") from None
-
-
-def as_read_out(option: Option, value):
-    if value not in ("raw", "lens"):
-        raise refuse(option, value)
-    return value
-
-
-OUTPUT = (
-    Option("max_new_tokens", 20, "how many tokens to generate at most", "output", EVERY_STRATEGY, kind=int, low=0,
-           metavar="N"),
-    Option("eos_token_id", None, "the end-of-text token id (default: the model's, 50256)", "output", EVERY_STRATEGY,
-           kind=int, low=0, metavar="ID"),
-    Option("stop", (), "stop once the text contains TEXT (repeatable)", "output", STEP_BY_STEP, kind=object,
-           valid="a string or a list of strings, such as ['.', "
-                 "'\\n']", normalise=as_stop_strings, parse=str, metavar="TEXT",
-           repeat=True),
-)
-STRATEGY = (
-    Option("seed", None, "the seed of every random draw: the same seed gives the same text", "strategy", SAMPLING,
-           kind=int, low=0, metavar="N"),
-    Option("num_return_sequences", 1, "how many sequences to return per prompt", "strategy", ("sample", *BEAMS),
-           kind=int, low=1, metavar="N"),
-    Option("num_beams", 1, "beam search: how many partial sequences to keep", "strategy", BEAMS, kind=int, low=1,
-           metavar="N"),
-    Option("length_penalty", 1.0, "beam search: divide a finished sequence's score by length^X", "strategy", BEAMS,
-           low=-10, high=10, note="(1 divides the score by the length)", metavar="X"),
-    Option("early_stopping", False, "beam search: stop when num_beams are finished (true), when none can improve "
-           "(false), or 'never'", "strategy", BEAMS, kind=object, valid="true, false or 'never'",
-           normalise=as_early_stopping, parse=parse_early_stopping, metavar="true|false|never"),
-    Option("num_beam_groups", 1, "diverse beam search: the groups the beams are split into", "strategy",
-           ("diverse-beam",), kind=int, low=1, metavar="N"),
-    Option("diversity_penalty", 0.0, "diverse beam search: subtract X for a token an earlier group chose at this "
-           "step", "strategy", ("diverse-beam",), low=0, high=1e9, metavar="X"),
-    Option("penalty_alpha", 0.6, "contrastive search: the weight of the degeneration penalty (0 = greedy)",
-           "strategy", ("contrastive",), low=0, high=1, metavar="X"),
-    Option("draft_model", None, "speculative decoding: the small model that drafts tokens", "strategy",
-           ("speculative",), kind=object, normalise=as_draft_model, parse=str, metavar="NAME_OR_PATH"),
-    Option("num_assistant_tokens", 5, "speculative decoding: tokens drafted per round", "strategy",
-           ("speculative",), kind=int, low=1, metavar="N"),
-    Option("do_sample", False, "speculative decoding: sample (with the warpers) instead of greedy", "strategy",
-           ("speculative",), kind=bool),
-)
-SCORES_FROM = (
-    Option("guidance_scale", 1.0, "classifier-free guidance: above 1 follows the prompt (and avoids the negative "
-           "prompt) more closely", "guidance and DoLa", ("greedy", "sample"), low=0, high=1e3,
-           note="(1 is no guidance; the paper uses 1.25 to 3)", metavar="X"),
-    Option("negative_prompt_ids", None, "classifier-free guidance: the text to steer away from (default: the "
-           "prompt's last token)", "guidance and DoLa", ("greedy", "sample"), kind=object,
-           valid="a list of token ids (one negative prompt for every prompt) or a list of such lists (one per "
-           "prompt)", normalise=as_negative_prompts, parse=str, metavar="TEXT", flag_name="--negative-prompt",
-           encode=True),
-    Option("dola_layers", None, "DoLa: contrast the final layer with these premature layers", "guidance and DoLa",
-           ("greedy", "sample"), kind=object, valid="'low', 'high' or a non-empty list of layer indices >= 0 (0 is "
-           "the embeddings), such as [2, 4]", normalise=as_dola_layers, parse=parse_dola_layers,
-           metavar="low|high|2,4,6"),
-    Option("dola_read_out", None, "DoLa: read premature layers through ln_f (lens, the default) or without it "
-           "(raw, as transformers 4.46)", "guidance and DoLa", ("greedy", "sample"), kind=object,
-           valid="one of raw, lens", normalise=as_read_out, parse=str, metavar="lens|raw"),
-)
-REGISTRY = tuple(sorted((*OUTPUT, *STRATEGY, *CHAIN_OPTIONS, *SCORES_FROM), key=lambda o: list(GROUPS).index(o.group)))
+OWN_OPTIONS = (SEED, NUM_RETURN_SEQUENCES, NUM_BEAMS, LENGTH_PENALTY, EARLY_STOPPING, NUM_BEAM_GROUPS,
+               DIVERSITY_PENALTY, PENALTY_ALPHA, DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE, MAX_NEW_TOKENS,
+               EOS_TOKEN_ID, STOP)
+SOURCE_OPTIONS = (GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS, DOLA_LAYERS, DOLA_READ_OUT)
+REGISTRY = tuple(sorted((*OWN_OPTIONS, *chain.OPTIONS, *SOURCE_OPTIONS), key=lambda o: list(GROUPS).index(o.group)))
 BY_NAME = {option.name: option for option in REGISTRY}
-ACCEPTS = {strategy: {o.name for o in REGISTRY if strategy in o.strategies} for strategy in STRATEGIES}
-# What speculative decoding uses only with do_sample: what every sampling strategy uses, but not every strategy.
-SAMPLING_ONLY = {o.name for o in REGISTRY if set(SAMPLING) <= set(o.strategies) < set(EVERY_STRATEGY)}
 
 
-class OptionError(ValueError):
-    """A generation option with a bad value, or one the chosen strategy does not use."""
-
-
-class CheckedOptions:
-    """The methods of GenerationOptions, whose fields come from REGISTRY."""
-
-    @classmethod
-    def build(cls, strategy: str = "greedy", **given):
-        """Options from keyword arguments, each checked; see the module docstring for what is refused."""
-        if not isinstance(strategy, str) or strategy not in STRATEGIES:
-            raise OptionError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
-        for name in given:
-            if name not in BY_NAME:
-                raise OptionError(f"unknown generation option {name!r}; known options: {', '.join(sorted(BY_NAME))}.")
-            if name not in ACCEPTS[strategy]:
-                users = [s for s in STRATEGIES if name in ACCEPTS[s]]
-                pick = "sample" if "sample" in users else users[0]  # transformers' greedy would ignore it silently
-                raise OptionError(f"strategy {strategy!r} does not use {name}; it is an option of: {', '.join(users)}; "
-                                  f"to use it, add strategy={pick!r} (--strategy {pick}).")
-        given = {k: v for k, v in given.items() if v is not None}
-        if strategy == "speculative" and not given.get("do_sample", False):
-            for name in sorted(SAMPLING_ONLY & given.keys()):
-                raise OptionError(f"speculative decoding uses {name} only when it samples; add do_sample=True "
-                                  f"(--do-sample), or drop {name} for greedy speculative decoding.")
-        try:
-            options = cls(strategy=strategy, **{name: BY_NAME[name].check(value) for name, value in given.items()})
-            options.validate()
-        except OptionError:
-            raise
-        except ValueError as e:  # the declarations' and the processors' own refusals
-            raise OptionError(str(e)) from None
-        return options
-
-    @property
-    def sampling(self) -> bool:
-        return self.strategy in ("sample", "beam-sample") or (self.strategy == "speculative" and self.do_sample)
+@dataclass(frozen=True)
+class GenerationOptions:
+    """The options of one generate() call, by transformers' GenerationConfig names where they have one: one field
+    per declaration in REGISTRY, its default the declaration's. Built and checked by call/strategies.py."""
+    strategy: str = "greedy"
+    # strategy: how the next token is chosen, and each strategy's own settings
+    seed: int | None = SEED.default
+    num_return_sequences: int = NUM_RETURN_SEQUENCES.default
+    num_beams: int = NUM_BEAMS.default
+    length_penalty: float = LENGTH_PENALTY.default
+    early_stopping: bool | str = EARLY_STOPPING.default
+    num_beam_groups: int = NUM_BEAM_GROUPS.default
+    diversity_penalty: float = DIVERSITY_PENALTY.default
+    penalty_alpha: float = PENALTY_ALPHA.default
+    draft_model: object = DRAFT_MODEL.default
+    num_assistant_tokens: int = NUM_ASSISTANT_TOKENS.default
+    do_sample: bool = DO_SAMPLE.default
+    # output: how much to generate, when to stop
+    max_new_tokens: int = MAX_NEW_TOKENS.default
+    eos_token_id: int | None = EOS_TOKEN_ID.default
+    stop: tuple = STOP.default
+    # penalties: every strategy
+    logit_bias: tuple = penalties.LOGIT_BIAS.default
+    repetition_penalty: float = REPETITION_PENALTY.default
+    frequency_penalty: float = penalties.FREQUENCY_PENALTY.default
+    presence_penalty: float = penalties.PRESENCE_PENALTY.default
+    no_repeat_ngram_size: int = penalties.NO_REPEAT_NGRAM_SIZE.default
+    bad_words_ids: tuple = penalties.BAD_WORDS_IDS.default
+    min_new_tokens: int = penalties.MIN_NEW_TOKENS.default
+    suppress_tokens: tuple = penalties.SUPPRESS_TOKENS.default
+    # warpers: sampling only
+    temperature: float = TEMPERATURE.default
+    top_k: int | None = TOP_K.default
+    min_tokens_to_keep: int = MIN_TOKENS_TO_KEEP.default
+    top_p: float = TOP_P.default
+    min_p: float = MIN_P.default
+    typical_p: float = warpers.TYPICAL_P.default
+    epsilon_cutoff: float = warpers.EPSILON_CUTOFF.default
+    eta_cutoff: float = warpers.ETA_CUTOFF.default
+    # llama.cpp's samplers
+    dry_multiplier: float = llama.DRY_MULTIPLIER.default
+    dry_base: float = llama.DRY_BASE.default
+    dry_allowed_length: int = llama.DRY_ALLOWED_LENGTH.default
+    dry_penalty_last_n: int = llama.DRY_PENALTY_LAST_N.default
+    dry_sequence_breakers: tuple = llama.DRY_SEQUENCE_BREAKERS.default
+    dynatemp_range: float = llama.DYNATEMP_RANGE.default
+    dynatemp_exponent: float = llama.DYNATEMP_EXPONENT.default
+    top_n_sigma: float = llama.TOP_N_SIGMA.default
+    xtc_probability: float = llama.XTC_PROBABILITY.default
+    xtc_threshold: float = llama.XTC_THRESHOLD.default
+    mirostat: int = MIROSTAT.default
+    mirostat_tau: float = MIROSTAT_TAU.default
+    mirostat_eta: float = MIROSTAT_ETA.default
+    sampler_order: tuple = chain.SAMPLER_ORDER.default
+    # guidance and DoLa: greedy and sample
+    guidance_scale: float = GUIDANCE_SCALE.default
+    negative_prompt_ids: tuple | None = NEGATIVE_PROMPT_IDS.default
+    dola_layers: str | tuple | None = DOLA_LAYERS.default
+    dola_read_out: str | None = DOLA_READ_OUT.default
 
     def chain_options(self) -> dict:
-        """The values of the options the chain's links read (chain.build_chain's keyword arguments)."""
-        return {option.name: getattr(self, option.name) for option in CHAIN_OPTIONS}
+        """The values of the options the chain's links read (links/chain.build_chain's keyword arguments)."""
+        return {option.name: getattr(self, option.name) for option in chain.OPTIONS}
 
     def validate(self):
-        """What no single option can say: the processors' contents (every link built once, ids unchecked
-        against a vocabulary), and the rules between options."""
-        build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, **self.chain_options())
+        """What no single option can say: the links' contents (every link built once, ids unchecked against a
+        vocabulary), and the rules between options that every strategy shares."""
+        chain.build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, **self.chain_options())
         if self.min_new_tokens > self.max_new_tokens:
-            raise OptionError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens "
-                              f"({self.max_new_tokens}), so "
-                              "the call could not generate that many tokens; raise max_new_tokens or lower "
+            raise OptionError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens ({self.max_new_tokens}), "
+                              "so the call could not generate that many tokens; raise max_new_tokens or lower "
                               "min_new_tokens.")
-        if self.strategy in BEAMS and self.num_return_sequences > self.num_beams:
-            raise OptionError(f"num_return_sequences ({self.num_return_sequences}) must be at most num_beams "
-                              f"({self.num_beams}).")
-        if self.strategy == "diverse-beam" and (self.num_beam_groups < 2 or self.num_beams % self.num_beam_groups):
-            raise OptionError(f"num_beam_groups must be at least 2 and divide num_beams ({self.num_beams}), "
-                              f"got {self.num_beam_groups}.")
-        if self.strategy == "contrastive" and self.top_k is not None and self.top_k < 2:
-            raise OptionError(f"top_k for contrastive search must be at least 2 (the candidates compared), "
-                              f"got {self.top_k}.")
-        if self.strategy == "speculative" and self.draft_model is None:
-            raise OptionError("speculative decoding needs draft_model: a smaller GPT-2 (a model, a name or a path).")
-        self.validate_scores_from()
-
-    def validate_scores_from(self):
         if self.negative_prompt_ids is not None and self.guidance_scale == 1:
             raise OptionError("negative_prompt_ids is used only with guidance_scale other than 1 (1 is no guidance); "
                               "set guidance_scale, such as 1.5, or drop the negative prompt.")
@@ -226,11 +180,3 @@ class CheckedOptions:
         if self.dola_layers is not None and self.guidance_scale != 1:
             raise OptionError("guidance_scale and dola_layers cannot be combined, since each replaces the model's "
                               "next-token scores; choose one.")
-
-
-GenerationOptions = make_dataclass(
-    "GenerationOptions", [("strategy", str, field(default="greedy"))]
-    + [(o.name, o.kind, field(default=o.default)) for o in REGISTRY], bases=(CheckedOptions,), frozen=True,
-    namespace={"__doc__": "The options of one generate() call, by transformers' GenerationConfig names where "
-                          "they have one; one field per declaration in options.REGISTRY.",
-               "__module__": __name__})

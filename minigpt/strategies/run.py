@@ -1,24 +1,27 @@
 """One generate() call as the strategies see it: its context (`Run`), what it returns (`Hypothesis`,
 `Outcome`), the per-step trace (`Step`) and the stop strings.
 
-A strategy is a function `strategy(run: Run) -> Outcome`: for each prompt row, its returned sequences,
-best first. Each chosen token goes through `append_token`, which scores it, traces it, streams it to
-`run.on_token` and says whether the sequence has ended (end-of-text, or a stop string in the text).
+A strategy is a generator `strategy(run: Run)`: each time it is resumed it takes one decoding step (one pass
+of the model), yields the tokens that step chose as (row, Step) pairs, and pauses, holding its KV cache, its
+chain and its seeded generator; it returns an Outcome, each prompt row's sequences, best first. Each chosen
+token goes through `append_token`, which scores it, traces it and says whether its sequence has ended
+(end-of-text, or a stop string in the text).
 
 What this module is not: the strategies themselves (tokenwise.py, beam.py, contrastive.py, speculative.py)
-or where their next-token scores come from (scores.py).
+or where their next-token scores come from (sources/).
 """
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from ..views.html import number, state_text, step_html, token_span
+from ..core.chain import Chain
 from ..core.model import GPT2
 from ..core.numerics import largest, log_normalizer
 from ..core.tokenizer import Tokenizer
-from ..links.chain import LogitsChain
+from ..sources.model_scores import Batch
 from .options import GenerationOptions
 
 
@@ -33,8 +36,10 @@ class Candidate:
     def __repr__(self) -> str:
         return f"Candidate({self.id} {self.text!r} p={self.p:.4f})"
 
-    def _repr_html_(self) -> str:
-        return token_span(self.text, self.p, f"id {self.id}, p {self.p:.4f}", {"id": self.id, "p": number(self.p)})
+
+def state_text(state: dict) -> str:
+    """What the links decided at a step, as a line says it: "mirostat_mu=3.125, xtc_excluded=2"."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in state.items())
 
 
 @dataclass(repr=False)
@@ -56,9 +61,6 @@ class Step:
         return (f"Step({self.token} {self.text!r} logprob={self.logprob:.4f}, {self.survivors:,} survivors, "
                 f"{len(self.raw_candidates)}/{len(self.candidates)} candidates before/after the chain{top}{state})")
 
-    def _repr_html_(self) -> str:
-        return step_html(self)
-
 
 @dataclass
 class Hypothesis:
@@ -68,6 +70,7 @@ class Hypothesis:
     score: float
     finish_reason: str = "length"  # "eos", "stop" (a stop string) or "length"
     steps: list[Step] = field(default_factory=list)
+    row: int = 0  # the batch row it continues
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Outcome:
     hypotheses: list[list[Hypothesis]]  # for each prompt row, its returned sequences, best first
     scores_from: str = ""  # what the chain started from when not the model's logits (guidance, DoLa)
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    beam_events: list = field(default_factory=list)  # beam search: every candidate it weighed (beam.BeamEvent)
 
 
 class StopStrings:
@@ -101,29 +105,19 @@ class StopStrings:
 
 
 @dataclass
-class Run:
-    """Everything a strategy needs for one generate() call."""
-    model: GPT2
-    ids: np.ndarray  # [B, T] the prompts, padded on the left with the pad id
-    mask: np.ndarray  # [B, T] 1 for a real token, 0 for padding
+class Run(Batch):
+    """Everything a strategy needs for one generate() call: the batch (the model, the left-padded prompts, how
+    many tokens may follow), the options, the chain built for the batch's rows, and the run's seeded generator."""
     options: GenerationOptions
-    chain: LogitsChain  # the chain for the rows of `ids`, its chooser last
+    chain: Chain  # the chain for the rows of `ids`, its chooser last
     eos_token_id: int
-    pad_token_id: int
-    rng: np.random.Generator
+    rng: np.random.Generator  # every random draw of the run (tokens, XTC): a seed reproduces the text
+    sampling: bool = False  # whether the strategy draws its tokens (the warpers are then in the chain)
     trace_top: int = 10
-    chain_for_copies: Callable[[int], LogitsChain] | None = None  # the chain for rows holding n copies of each prompt
-    on_token: Callable[[int, int], None] | None = None  # (row, token) as soon as a token is chosen
+    chain_for_copies: Callable[[int], Chain] | None = None  # the chain for rows holding n copies of each prompt
     stop: StopStrings | None = None
-    record: list | None = None  # beam search appends a BeamEvent for every candidate it weighs (inspection.beam_tree)
     tokenizer: Tokenizer | None = None  # gives the trace's tokens their text
-
-    @property
-    def max_new_tokens(self) -> int:
-        return self.options.max_new_tokens
-
-    def new_cache(self, batch_size: int):
-        return self.model.new_cache(batch_size, self.ids.shape[1] + self.max_new_tokens)
+    draft: GPT2 | None = None  # speculative decoding's draft model, loaded before the run
 
 
 def token_text(tokenizer: Tokenizer | None, token: int) -> str:
@@ -162,19 +156,28 @@ def trace_step(token: int, model_logprobs, processed, top: int, tokenizer: Token
     return step
 
 
-def append_token(run: Run, hyp: Hypothesis, row: int, token: int, model_logprobs, processed, state=None) -> bool:
+def append_token(run: Run, hyp: Hypothesis, token: int, model_logprobs, processed, state=None) -> bool:
     """Append a chosen token to a row's hypothesis: add its log-probability to the score, trace it (with
-    `state`, if given, in Step.state), stream it to run.on_token. True when the token ends the sequence:
-    end-of-text, or a stop string now in the text."""
+    `state`, if given, in Step.state). True when the token ends the sequence: end-of-text, or a stop string
+    now in the text (of the row that hyp.row names)."""
     hyp.tokens.append(token)
     hyp.score += float(model_logprobs[token])
     hyp.steps.append(trace_step(token, model_logprobs, processed, run.trace_top, run.tokenizer))
     if state:
         hyp.steps[-1].state.update(state)
-    if run.on_token:
-        run.on_token(row, token)
     if token == run.eos_token_id:
         hyp.finish_reason = "eos"
-    elif run.stop and run.stop.add(row, token):
+    elif run.stop and run.stop.add(hyp.row, token):
         hyp.finish_reason = "stop"
     return hyp.finish_reason != "length"
+
+
+def finish(loop: Generator, on_step: Callable[[int, Step], None] | None = None) -> "Outcome":
+    """Run a strategy's loop to its end, handing each chosen token's (row, Step) to on_step; its Outcome."""
+    while True:
+        try:
+            emitted = next(loop)
+        except StopIteration as end:
+            return end.value
+        for row, step in emitted if on_step is not None else ():
+            on_step(row, step)

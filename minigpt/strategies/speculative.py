@@ -19,32 +19,24 @@ the drafts before it), so p and q are the distributions a plain sampler would us
 time: with several, each row would accept a different number of tokens per round. transformers calls it
 assisted generation (generate(assistant_model=...)).
 
-What this module is not: loading models (checkpoint.py) or the processors (processors.py, penalties.py).
+What this module is not: loading the draft model (generate() does, before the run: call/generate.py) or the
+links of the chain (core/, links/).
 """
 
 import numpy as np
 
-from ..call import memory
-from ..weights.checkpoint import load
-from ..core.config import GPTConfig
-from ..call.memory import Footprint
 from ..core.model import GPT2
 from ..core.numerics import draw, log_softmax, softmax
 from ..links.chain import check_choosable
-from .options import GenerationOptions
 from .run import Hypothesis, Outcome, Run, append_token
 
 
-def draft_model(run: Run) -> GPT2:
-    """options.draft_model as a GPT2 (loaded if it is a name or a path), checked against the target."""
-    draft = run.options.draft_model
-    if not isinstance(draft, GPT2):
-        draft = load(draft)
-    if draft.config.vocab_size != run.model.config.vocab_size:
+def check_draft(draft: GPT2, target: GPT2):
+    """The draft model must share the target's tokenizer: the same vocabulary."""
+    if draft.config.vocab_size != target.config.vocab_size:
         raise ValueError(f"the draft model's vocabulary ({draft.config.vocab_size} tokens) differs from the "
-                         f"target's ({run.model.config.vocab_size}); speculative decoding needs a draft with the "
+                         f"target's ({target.config.vocab_size}); speculative decoding needs a draft with the "
                          f"same tokenizer.")
-    return draft
 
 
 class Distributions:
@@ -119,23 +111,14 @@ def verify(run: Run, drafts: list[int], q, target: Distributions) -> list[int]:
     return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
 
 
-LIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays, and the logits of the num_assistant_tokens + 1 checked
-
-
-def peak_memory(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
-                trace_top: int) -> Footprint:
-    """One row (and the draft model's own cache, not counted: the draft is loaded inside the run)."""
-    return memory.generation(config, prompts, prompt_length, options.max_new_tokens,
-                             LIVE_ARRAYS + options.num_assistant_tokens, trace_top)
-
-
-def speculative_decoding(run: Run) -> Outcome:
-    """Speculative decoding of one prompt; its stats are drafted, accepted and acceptance_rate."""
+def speculative_decoding(run: Run):
+    """Speculative decoding of one prompt; its stats are drafted, accepted and acceptance_rate. A generator:
+    each round (one pass of the target) yields [(0, Step)] for every token it emitted."""
     if run.ids.shape[0] != 1:
         raise ValueError(f"speculative decoding takes one prompt at a time (got {run.ids.shape[0]}): each prompt "
                          f"accepts a different number of drafted tokens per round; call generate once per prompt.")
-    model = run.model
-    draft = draft_model(run)
+    model, draft = run.model, run.draft
+    check_draft(draft, model)
     K = run.options.num_assistant_tokens
     prompt = [int(t) for t in run.ids[0]]
     target_cache = run.new_cache(1)
@@ -159,14 +142,20 @@ def speculative_decoding(run: Run) -> Outcome:
         emitted = verify(run, drafts, q, target)
         if not emitted:  # no drafts and no token allowed at the target's only position
             target.check(0)
-        ended = emitted == drafts  # all accepted, and no bonus token (after end-of-text, or nothing allowed)
-        drafted, accepted = drafted + len(drafts), accepted + len(emitted) - (0 if ended else 1)
+        no_bonus = emitted == drafts  # all accepted, and no bonus token (after end-of-text, or nothing allowed)
+        drafted, accepted = drafted + len(drafts), accepted + len(emitted) - (0 if no_bonus else 1)
         stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
 
+        ended = False
         for i, token in enumerate(emitted):
-            if (append_token(run, hyp, 0, token, target.model_logprobs[i], target.processed[i])
-                    or len(hyp.tokens) == run.max_new_tokens):
-                return Outcome([[hyp]], stats=stats)
+            ended = (append_token(run, hyp, token, target.model_logprobs[i], target.processed[i])
+                     or len(hyp.tokens) == run.max_new_tokens)
+            if ended:
+                emitted = emitted[: i + 1]
+                break
+        yield [(0, step) for step in hyp.steps[len(hyp.steps) - len(emitted) :]]
+        if ended:
+            return Outcome([[hyp]], stats=stats)
 
         # Forget the rejected drafts: each cache keeps only what is now part of the text.
         target_cache.crop(len(sequence) + len(emitted) - 1)  # all but the last emitted token

@@ -1,7 +1,7 @@
 """The HTML that minigpt's results show in a notebook (`_repr_html_`): static pieces, no script, no request.
 
-Jupyter, GitHub and nbviewer show a result's `_repr_html_`; GitHub and nbviewer strip scripts, so every
-piece here is plain HTML that reads without JavaScript, and the hover is the browser's own `title`:
+Jupyter, GitHub and nbviewer show a result's HTML; GitHub and nbviewer strip scripts, so every piece here is
+plain HTML that reads without JavaScript, and the hover is the browser's own `title`:
 
     token_span     a token on a background coloured by its probability (colour: the scale of
                    minigpt/web/render.js, so a notebook, the explorer and the report read alike)
@@ -16,15 +16,16 @@ Every number a piece shows is also in a data-* attribute at full precision, for 
 The output is well-formed XML (every tag closed, every text escaped), and bounded: the callers cut what
 they pass (MAX_TOKENS, MAX_CELLS).
 
-What this module is not: it imports no result class (it reads their fields; each class's _repr_html_ calls
-it) and computes nothing. The interactive views are minigpt/web/render.js (explore, report).
+What this module is not: it imports no result class (it reads their fields; notebook.py tells IPython which
+function shows which class) and computes nothing. The interactive views are minigpt/web/render.js.
 """
 
 import math
 from html import escape
 
 from ..core.checks import plural
-from ..core.tokenizer import visible
+from ..strategies.run import state_text
+from .labels import visible
 
 MAX_TOKENS = 400  # the most tokens a coloured text shows; the rest is summarised
 MAX_CELLS = 1600  # the most cells a heat map shows
@@ -47,11 +48,6 @@ def attr(value) -> str:
 def number(x: float) -> str:
     """A number as data-* holds it: repr, so that float(attribute) gives the same float back."""
     return repr(float(x))
-
-
-def state_text(state: dict) -> str:
-    """A stateful processor's state after a step: "mu=3.125"."""
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in state.items())
 
 
 def token_span(text: str, p: float | None, title: str = "", data: dict | None = None) -> str:
@@ -156,10 +152,10 @@ def step_html(step) -> str:
                                                                     else ""))
 
 
-def generation_html(out, prompt_text, limit: int) -> str:
-    """A GenerationOutput: each of its first `limit` sequences after its prompt (prompt_text(ids) -> str), every
-    token coloured by its probability under the model, its hover the candidates before and after the chain
-    and the sampler's state at that step."""
+def generation_html(out, limit: int = 16) -> str:
+    """A GenerationOutput: each of its first `limit` sequences after its prompt, every token coloured by its
+    probability under the model, its hover the candidates before and after the chain and the sampler's state
+    at that step."""
     rows = []
     for j, steps in list(enumerate(out.steps))[:limit]:
         spans = "".join(token_span(s.text, math.exp(s.logprob), step_title(s),
@@ -167,7 +163,7 @@ def generation_html(out, prompt_text, limit: int) -> str:
                         for i, s in enumerate(steps[:MAX_TOKENS]))
         more = f" … {len(steps) - MAX_TOKENS} more tokens" if len(steps) > MAX_TOKENS else ""
         rows.append(f'<div data-sequence="{j}" style="margin:4px 0"><b style="white-space:pre-wrap">'
-                    f"{escape(prompt_text(out.prompt_tokens[out.prompt_index[j]]))}</b>{spans}{more} <small>"
+                    f"{escape(out.prompt_texts[out.prompt_index[j]])}</b>{spans}{more} <small>"
                     f"({len(steps)} tokens, {out.finish_reasons[j]}, score {out.scores[j]:.3f})</small></div>")
     if len(out.steps) > limit:
         rows.append(f"<div>… {len(out.steps) - limit} more sequences</div>")
@@ -176,15 +172,15 @@ def generation_html(out, prompt_text, limit: int) -> str:
                  "".join(rows), "background: each token's probability under the model, red 0 to green 1; "
                  "hover a token for the candidates before and after the chain")
 
-# ----------------------------------------------------------------------------- inspection.py's results
+# ----------------------------------------------------------------------------- inspection/'s results
 
 
-def distribution_html(distribution, text_of) -> str:
+def distribution_html(distribution) -> str:
     """At each temperature, the shown tokens as bars: faded where the cut-offs remove them, the chosen bold."""
     columns = []
     for m, t in enumerate(distribution.temperatures):
-        rows = [(text_of(tok), float(p), bool(distribution.final[m, n] > 0), int(tok) == int(distribution.drawn[m]))
-                for n, (tok, p) in enumerate(zip(distribution.tokens, distribution.probs[m]))]
+        rows = [(text, float(p), bool(distribution.final[m, n] > 0), int(tok) == int(distribution.drawn[m]))
+                for n, (tok, text, p) in enumerate(zip(distribution.tokens, distribution.texts, distribution.probs[m]))]
         columns.append(f'<div style="margin-right:24px" data-temperature="{number(t)}"><div>T = {t}: '
                        f"{distribution.final_count[m]:,} tokens kept</div>{bars(rows)}</div>")
     cuts = ", ".join(f"{k}={v}" for k, v in distribution.cutoffs.items()) or "no cut-off"
@@ -194,13 +190,13 @@ def distribution_html(distribution, text_of) -> str:
                  + (" (the most probable)" if distribution.seed is None else f" (seed {distribution.seed})"))
 
 
-def lens_html(lens, text_of) -> str:
+def lens_html(lens) -> str:
     """A row per layer (the model's prediction on top), a column per position: each layer's top token."""
     rows, T = lens.top_tokens.shape
     first = max(0, T - MAX_CELLS // rows)  # the last positions, if the grid would be too big
-    labels = [text_of(t) for t in lens.tokens]
-    grid = [(lens.row_labels[r], [(text_of(lens.top_tokens[r, t]), float(lens.top_probs[r, t]),
-                                   f"{lens.row_labels[r]}, after {labels[t]!r}: {text_of(lens.top_tokens[r, t])!r} "
+    labels = lens.texts
+    grid = [(lens.row_labels[r], [(lens.top_texts[r][t], float(lens.top_probs[r, t]),
+                                   f"{lens.row_labels[r]}, after {labels[t]!r}: {lens.top_texts[r][t]!r} "
                                    f"p {lens.top_probs[r, t]:.4f}") for t in range(first, T)])
             for r in reversed(range(rows))]
     return block("logit lens: the token each layer would predict after each position",
@@ -208,11 +204,11 @@ def lens_html(lens, text_of) -> str:
                  + (f"; the first {first} positions left out" if first else ""))
 
 
-def attention_html(maps, text_of) -> str:
+def attention_html(maps) -> str:
     """The first and the last layer, each averaged over its heads: row t the query, column s the key."""
     L, H, T, _ = maps.weights.shape
     first = max(0, T - int(math.sqrt(MAX_CELLS / 2)))  # the last positions, if the grids would be too big
-    labels = [text_of(t) for t in maps.tokens]
+    labels = maps.texts
     tables = []
     for layer in sorted({0, L - 1}):
         mean = maps.weights[layer].mean(axis=0)  # [T, T]
@@ -236,14 +232,23 @@ def node_colour(node) -> str:
     return {"finished": "#1b7f3b", "running": "#333"}.get(node.status, "#aab")
 
 
-def beam_tree_html(tree, text_of) -> str:
+def beam_node_html(node) -> str:
+    """One candidate of a beam tree: its token coloured by p, its repr on hover."""
+    return token_span(node.text, node.prob, repr(node), {"p": number(node.prob)})
+
+
+def candidate_html(candidate) -> str:
+    return token_span(candidate.text, candidate.p, f"id {candidate.id}, p {candidate.p:.4f}",
+                      {"id": candidate.id, "p": number(candidate.p)})
+
+
+def beam_tree_html(tree) -> str:
     """The tree as inline SVG, a column per step (blue: the returned, bold the best; green: finished; grey:
     pruned), its hover each candidate's p and score; then the hypotheses, best first."""
-    nodes = [(n.id, n.parent, n.step, text_of(n.token) if n.tokens else "", repr(n), node_colour(n), n.result == 0)
-             for n in tree.nodes]
+    nodes = [(n.id, n.parent, n.step, n.text, repr(n), node_colour(n), n.result == 0) for n in tree.nodes]
     hyps = "".join(f'<div data-score="{number(score)}">#{r + 1} score {score:.3f}: '
-                   f'<span style="white-space:pre-wrap">{escape("".join(map(text_of, seq)))}</span></div>'
-                   for r, (seq, score) in enumerate(zip(tree.sequences, tree.scores)))
+                   f'<span style="white-space:pre-wrap">{escape(text)}</span></div>'
+                   for r, (text, score) in enumerate(zip(tree.sequence_texts, tree.scores)))
     return block(repr(tree), f'<div style="overflow-x:auto">{tree_svg(nodes)}</div>{hyps}',
                  "blue: the returned sequences (bold: the best); green: finished; black: kept; grey: pruned; "
                  "hover a token for its p and score")

@@ -11,33 +11,31 @@ generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
 
 from ..core.checks import plural
 from .html import state_text
-from ..core.tokenizer import Merge, Tokenizer, replay_merges, visible
-
-WIDTH = 16  # the widest a token is shown in a table; longer ones end in …
-
-
-def shown_bytes(data: bytes) -> str:
-    """Bytes as visible text when they are whole UTF-8 characters, else as hex in angle brackets."""
-    try:
-        return visible(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return "<" + data.hex(" ") + ">"
-
-
-def shown_token(tok: Tokenizer, token_id: int, width: int | None = None) -> str:
-    """A token id as its visible text (an id beyond the tokenizer's vocabulary as #id), cut to width."""
-    text = shown_bytes(tok.token_bytes(token_id)) if token_id < tok.n_vocab else f"#{token_id}"
-    return text if width is None or len(text) <= width else text[: width - 1] + "…"
-
+from ..core.bpe import Merge
+from ..core.tokenizer import Tokenizer
+from .labels import WIDTH, shown_bytes, token_label
 
 # ----------------------------------------------------------------------------- tokenize --merges
+
+
+def replay_merges(data: bytes, merges: list[Merge]) -> list[list[bytes]]:
+    """The pieces of `data` before any merge and after each one: the states BPE passes through."""
+    pieces = [bytes([b]) for b in data]
+    states = [list(pieces)]
+    for m in merges:
+        if pieces[m.at : m.at + 2] != [m.left, m.right]:
+            raise ValueError(f"merge {m.left!r} + {m.right!r} does not apply at piece {m.at} of {pieces!r}; "
+                             f"replay merges on the bytes they were made from, in their order.")
+        pieces[m.at : m.at + 2] = [m.merged]
+        states.append(list(pieces))
+    return states
 
 
 def merge_lines(tok: Tokenizer, position: int, token_id: int, merges: list[Merge]) -> list[str]:
     """How BPE built one token: its bytes, then each merge with the pieces it leaves."""
     data = tok.token_bytes(token_id)
     states = replay_merges(data, merges)
-    head = f"token {position} is {token_id} {shown_token(tok, token_id)}"
+    head = f"token {position} is {token_id} {token_label(tok, token_id)}"
     if not merges:
         return [f"{head}: a single byte, which no merge builds"]
     lines = [f"{head}: {len(data)} bytes, {plural(len(merges), 'merge')} in the order BPE makes them "
@@ -69,7 +67,7 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
     """One traced step as a table: rank, then the `top` candidates before the chain (the model's softmax)
     and after it (the distribution the token was chosen from), each with its probability; * marks the
     chosen token."""
-    chosen = f"{step.token} {shown_token(tok, step.token)}"
+    chosen = f"{step.token} {token_label(tok, step.token)}"
     header = (f"step {number}: chose {chosen} (log p {step.logprob:.4f} before the chain); "
               f"{survivors_text(step.survivors)} the chain")
     if step.state:
@@ -82,7 +80,7 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
         if rank >= len(candidates):
             return " " * (WIDTH + 11)
         c = candidates[rank]
-        return f"{shown_token(tok, c.id, WIDTH):<{WIDTH}} {c.p:8.4f} {'*' if c.id == step.token else ' '}"
+        return f"{token_label(tok, c.id, WIDTH):<{WIDTH}} {c.p:8.4f} {'*' if c.id == step.token else ' '}"
 
     def held(candidates):  # the probability the rows above hold together
         return f"{'':<{WIDTH}} {sum(c.p for c in candidates):8.4f}  " if candidates else " " * (WIDTH + 11)
@@ -155,10 +153,10 @@ def comparison_table(results) -> list[str]:
 def step_line(tok: Tokenizer, step) -> str:
     """One traced step on one line: id, token, log p, the links' state, how many tokens survive the chain,
     then the candidates after the chain and the probability they hold together."""
-    candidates = "  ".join(f"{shown_token(tok, c.id)} {c.p:.3f}" for c in step.candidates)
+    candidates = "  ".join(f"{token_label(tok, c.id)} {c.p:.3f}" for c in step.candidates)
     state = f" [{state_text(step.state)}]" if step.state else ""  # e.g. DoLa's premature layer, mirostat's mu
     shown = f", shown p {step.shown_mass:.3f} | {candidates}" if step.candidates else ""
-    return (f"  {step.token:>6} {shown_token(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | "
+    return (f"  {step.token:>6} {token_label(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | "
             f"survivors {step.survivors}{shown}")
 
 

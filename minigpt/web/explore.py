@@ -20,15 +20,17 @@ model) is chosen at launch. What this module is not: the HTTP service (server.py
 import numpy as np
 
 from ..core.checks import is_integer
-from ..call.generate import STRATEGIES, generate
-from ..inspection.inspection import attention_maps, beam_tree, check_prompt_pass, logit_lens, token_logprobs
+from ..call import memory
+from ..call.generate import generate
+from ..call.strategies import STRATEGIES, build_options, doing, users
+from ..inspection import attention_patterns, beam_tree, logit_lens, token_logprobs
 from ..core.model import GPT2
 from .render import beam_tree_json, generation_data, lens_json, measures, tokens_table
 from ..links.chain import build_chain
-from ..core.link import BEAMS, GROUPS
-from ..strategies.options import BY_NAME, REGISTRY, GenerationOptions
+from ..core.link import GROUPS, Trait
+from ..strategies.options import BY_NAME, REGISTRY
 from ..core.tokenizer import Tokenizer
-from ..views.text import shown_bytes
+from ..views.labels import shown_bytes
 
 LIMITS = {"accepted": 256, "max_new_tokens": 256, "top": 50, "num_beams": 16, "num_return_sequences": 16,
           "num_assistant_tokens": 64, "inspect_tokens": 256}  # the page's work per request, at most
@@ -62,11 +64,11 @@ def registry_json(draft: str = "") -> dict:
     """The options as the page builds its controls: every declaration, the strategies and the groups."""
     options = [{"name": o.name, "default": o.default if not isinstance(o.default, tuple) else list(o.default),
                 "kind": o.kind.__name__, "low": o.low, "high": o.high, "ends": o.ends, "accepts": accepts(o),
-                "strategies": list(o.strategies), "group": o.group, "help": o.help, "metavar": o.metavar,
+                "strategies": users(o), "group": o.group, "help": o.help, "metavar": o.metavar,
                 "repeat": o.repeat, "limit": LIMITS.get(o.name)} for o in REGISTRY]
     strategies = [{"name": n, "help": s.help} for n, s in STRATEGIES.items() if n != "speculative" or draft]
     return {"options": options, "strategies": strategies, "groups": [{"name": n, "help": h} for n, h in GROUPS.items()],
-            "beams": list(BEAMS), "draft_model": draft, "limits": LIMITS, "set_by_the_page": list(SET_BY_THE_PAGE)}
+            "beams": list(doing(Trait.KEEPS_BEAMS)), "draft_model": draft, "limits": LIMITS, "set_by_the_page": list(SET_BY_THE_PAGE)}
 
 
 class Explorer:
@@ -126,7 +128,7 @@ class Explorer:
                 raise RequestError("speculative decoding needs a draft model; start minigpt explore with "
                                    "--draft-model NAME.")
             options["draft_model"] = self.draft
-        GenerationOptions.build(strategy, **options)  # every refusal before any token is generated
+        build_options(strategy, **options)  # every refusal before any token is generated
         return strategy, options
 
     def from_text(self, option, value):
@@ -151,7 +153,7 @@ class Explorer:
         prompt, prefix = self.prompt(payload), self.token_ids(payload, "prefix", [])
         n = field(payload, "accepted", whole(0, LIMITS["accepted"]), 0, f"an integer in [0, {LIMITS['accepted']}]")
         top = field(payload, "top", whole(1, LIMITS["top"]), 10, f"an integer in [1, {LIMITS['top']}]")
-        beams = strategy in BEAMS
+        beams = strategy in doing(Trait.KEEPS_BEAMS)
         out = generate(self.model, prompt + prefix, strategy, max_new_tokens=n if beams else n + 1, trace_top=top,
                        tokenizer=self.tok, **options)
         data = generation_data(self.tok, out, prompt, strategy, options, self.name)
@@ -169,14 +171,14 @@ class Explorer:
         """At the pending step, what each link of the chain leaves: how many tokens of the vocabulary, and which
         of the shown candidates (before the chain) it is the first to remove. The chain is built again, with a
         generator seeded as the run's (XTC's draw may differ from the run's: its state says what it removed)."""
-        opts = GenerationOptions.build(strategy, **options)
+        opts = build_options(strategy, **options)
         if pending is None or strategy not in ("greedy", "sample") or opts.guidance_scale != 1 or opts.dola_layers:
             return []  # the other strategies (and guidance, DoLa) start from scores of their own
         ids = np.array([prompt + generated], dtype=np.int64)  # [1, T]
-        check_prompt_pass(self.model, ids.shape[1], "the chain's cut-offs", 4)
+        memory.check_fits(memory.prompt_pass(self.model.config, ids.shape[1], 4), "the chain's cut-offs")
         logits = self.model.forward(ids, self.model.new_cache(1, ids.shape[1]), last_only=True).logits[:, -1]
         eos = self.model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
-        chain = build_chain(sampling=opts.sampling, prompt_length=len(prompt), eos_token_id=eos,
+        chain = build_chain(sampling=STRATEGIES[strategy].samples(opts), prompt_length=len(prompt), eos_token_id=eos,
                             vocab_size=self.model.config.vocab_size, tokenizer=self.tok,
                             rng=np.random.default_rng(opts.seed), pad_token_id=eos, **opts.chain_options())
         shown_ids, result, scores = [c["id"] for c in pending["raw_candidates"]], [], logits
@@ -198,14 +200,14 @@ class Explorer:
         layer = field(payload, "layer", whole(0, self.model.config.n_layer - 1), 0,
                       f"a layer in [0, {self.model.config.n_layer - 1}]")
         lens = lens_json(logit_lens(self.model, ids))
-        attention = attention_maps(self.model, ids)[layer]  # [H, T, T]
+        attention = attention_patterns(self.model, ids).weights[layer]  # [H, T, T]
         return {"ids": ids, "lens": lens, "layer": layer, "attention": attention.tolist(),
                 "tokens": tokens_table(self.tok, ids + [i for row in lens["top_tokens"] for i in row])}
 
     def beam_tree(self, payload: dict) -> dict:
         strategy, options = self.generation_options(payload)
-        if strategy not in BEAMS:
-            raise RequestError(f"the beam tree is drawn for the beam strategies ({', '.join(BEAMS)}), not {strategy}.")
+        if strategy not in doing(Trait.KEEPS_BEAMS):
+            raise RequestError(f"the beam tree is drawn for the beam strategies ({', '.join(doing(Trait.KEEPS_BEAMS))}), not {strategy}.")
         n = field(payload, "max_new_tokens", whole(1, 32), 5, "an integer in [1, 32]")
         prompt, prefix = self.prompt(payload), self.token_ids(payload, "prefix", [])
         tree = beam_tree_json(beam_tree(self.model, prompt + prefix, max_new_tokens=n, strategy=strategy, **options))

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from ..inspection.compare import measure
 from ..core.tokenizer import Tokenizer
-from ..views.text import generation_json, shown_token
+from ..views.labels import token_label
+from ..views.text import generation_json
 
 WEB = Path(__file__).parent  # the renderer: package data, read at run time, no build step
 
@@ -34,7 +35,7 @@ def tokens_table(tok: Tokenizer, ids) -> dict[str, dict]:
     table = {}
     for i in dict.fromkeys(int(i) for i in ids):
         known = 0 <= i < tok.n_vocab
-        table[str(i)] = {"text": tok.token_texts[i] if known else f"#{i}", "shown": shown_token(tok, i),
+        table[str(i)] = {"text": tok.token_texts[i] if known else f"#{i}", "shown": token_label(tok, i),
                          "bytes": tok.token_bytes(i).hex(" ") if known else ""}
     return table
 

@@ -10,7 +10,8 @@ What this module is not: the search (sampling/beam.py) or its record (inspection
 """
 
 from .canvas import figure, legend_outside, note, require_matplotlib, save, text_colour, token_text
-from ...core.tokenizer import Tokenizer, visible
+from ...core.tokenizer import Tokenizer
+from ..labels import visible
 
 
 def tree_layout(tree) -> dict[int, float]:

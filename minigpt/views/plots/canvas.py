@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.tokenizer import Tokenizer
-from ..text import shown_token
+from ..labels import token_label
 
 
 class PlotsUnavailable(ImportError, ValueError):
@@ -71,9 +71,9 @@ def save(fig, out, dpi=100):
 
 
 def token_text(tokenizer: Tokenizer, token: int, width: int = 12) -> str:
-    """A token as a label, as the command line shows it (views.shown_token): its text made visible, bytes
+    """A token as a label, as the command line shows it (views.token_label): its text made visible, bytes
     that are not whole UTF-8 as <hex>, an id outside GPT-2's vocabulary as #id, cut to `width` characters."""
-    return shown_token(tokenizer, token, width)
+    return token_label(tokenizer, token, width)
 
 
 def text_colour(rgba) -> str:

@@ -2,7 +2,7 @@
 
     plot_lens        inspection.LogitLens: a row per residual stream (the embeddings, then after each block),
                      a column per position; each cell names the top token read out there, shaded by its p
-    plot_attention   inspection.attention_maps: row t the query at position t, column s the key it looks at;
+    plot_attention   inspection.attention_patterns: row t the query at position t, column s the key it looks at;
                      one head, or every head of a layer in a grid
 
 Every axis is labelled (query and key in the grid too) and the legend below names every mark: the red
@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from .canvas import annotate_cells, figure, legend_outside, note, require_matplotlib, save, token_text
-from ...core.tokenizer import Tokenizer, visible
+from ...core.tokenizer import Tokenizer
+from ..labels import visible
 
 
 def plot_lens(lens, tokenizer: Tokenizer, title: str, out):
@@ -94,7 +95,7 @@ def attention_legend(annotated: bool) -> list:
 
 
 def plot_attention(maps, layer: int, head, tokens, title: str, out):
-    """Attention weights maps [L, H, T, T] (inspection.attention_maps) of one layer as heat maps: row t
+    """Attention weights maps [L, H, T, T] (inspection.attention_patterns) of one layer as heat maps: row t
     is the query at position t, column s the key it looks at, each row summing to 1. One head, or with
     head None every head of the layer in a grid. tokens: the text of each prompt token."""
     require_matplotlib()

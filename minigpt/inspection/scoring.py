@@ -1,4 +1,5 @@
-"""The perplexity of a text of any length, with a sliding window: exp(total NLL / tokens scored).
+"""How probable a text is: the log-probability of each token of a short text, and the perplexity of a text of any
+length, exp(total NLL / tokens scored), with a sliding window.
 
 A text longer than the context is read in windows of at most max_length tokens whose starts advance by
 `stride`, as in transformers' guide "Perplexity of fixed-length models":
@@ -9,14 +10,11 @@ A text longer than the context is read in windows of at most max_length tokens w
 so every token but the first is scored once, with between max_length - stride and max_length - 1 tokens
 of context. A smaller stride gives each token more context (a lower, truer perplexity) at the cost of more
 windows. stride = max_length means no overlap: each window starts from nothing, and its first token, which
-has no context, is not scored at all. The count of tokens is exact: the NLL is summed token by token, never
-a window's mean times its length.
+has no context, is not scored at all. The NLL is summed token by token, never a window's mean times its length.
 
 Windows of equal length go through the model together, as many at a time as keep one forward pass under
 BATCH_BYTES: memory is bounded by the batch, not by the text. Bits per byte, NLL / ln 2 / the UTF-8 bytes of
 the scored tokens, compares models with different tokenizers.
-
-What this module is not: the log-probability of each token of a short text (inspection.token_logprobs).
 """
 
 import math
@@ -27,10 +25,26 @@ import numpy as np
 
 from ..call import memory
 from ..core.checks import check_int, plural
-from ..call.memory import Footprint, Part, check_fits
 from ..core.model import GPT2
-from ..core.numerics import cross_entropy
+from ..core.numerics import cross_entropy, log_softmax
 from ..core.tokenizer import Tokenizer
+from .passes import prompt_ids
+
+
+def token_logprobs(model: GPT2, ids) -> list[float]:
+    """log p(token_i | tokens before it) for i >= 1, read off one forward pass over ids [T]."""
+    ids = prompt_ids(model, ids)  # [1, T]
+    memory.check_fits(memory.prompt_pass(model.config, ids.shape[1], 3 * ids.shape[1], logits_positions=ids.shape[1]),
+                      "scoring this text")
+    logits = model.forward(ids, model.new_cache(1, ids.shape[1])).logits[0]  # [T, V]
+    logp = log_softmax(logits[:-1])  # [T-1, V]: the distribution over the token after each position
+    return [float(logp[t, ids[0, t + 1]]) for t in range(ids.shape[1] - 1)]
+
+
+def perplexity_of(logprobs: list[float]) -> float | None:
+    """exp(-mean log p) over the scored tokens; None when there is none (a text of one token)."""
+    return math.exp(-sum(logprobs) / len(logprobs)) if logprobs else None
+
 
 BATCH_BYTES = 2**29  # one forward pass over a batch of windows stays under 512 MiB
 
@@ -48,7 +62,7 @@ class Window:
 
 
 @dataclass
-class Perplexity:
+class TextScore:
     tokens: int  # how many tokens were scored (all but the first, and with stride = max_length, each window's first)
     nll: float  # their total negative log-likelihood, in nats
     bytes: int  # the UTF-8 bytes of the scored tokens
@@ -112,8 +126,8 @@ def window_nlls(model: GPT2, ids: np.ndarray, batch: list[Window]) -> list[float
     return nlls
 
 
-def perplexity(model: GPT2, ids, stride: int | None = None, max_length: int | None = None,
-               tokenizer: Tokenizer | None = None, progress: Callable[[int], None] | None = None) -> Perplexity:
+def score_text(model: GPT2, ids, stride: int | None = None, max_length: int | None = None,
+               tokenizer: Tokenizer | None = None, progress: Callable[[int], None] | None = None) -> TextScore:
     """The perplexity of the text ids [N] of any length, with a sliding window (see the module's docstring).
 
     max_length: the window, at most and by default the model's context. stride: how far each window's start
@@ -123,10 +137,8 @@ def perplexity(model: GPT2, ids, stride: int | None = None, max_length: int | No
     max_length, stride = check_window(model, ids.size, max_length, stride)
     plan = windows(ids.size, max_length, stride)
     at_once = windows_at_once(model, max_length)
-    check_fits(Footprint((Part(f"a batch of {min(at_once, len(plan))} windows of {max_length} tokens", BATCH_BYTES,
-                               "max_length"),
-                          Part("the log-probabilities of one window", memory.vocabulary_arrays(
-                              model.config, max_length, 3), "max_length or stride"))), "scoring this text")
+    memory.check_fits(memory.windows(model.config, BATCH_BYTES, min(at_once, len(plan)), max_length),
+                      "scoring this text")
     done = []
     for length in sorted({w.end - w.begin for w in plan}, reverse=True):  # the full windows, then the last
         same = [w for w in plan if w.end - w.begin == length]
@@ -139,5 +151,5 @@ def perplexity(model: GPT2, ids, stride: int | None = None, max_length: int | No
     done.sort(key=lambda w: w.begin)
     tokenizer = tokenizer or Tokenizer()
     scored = [int(t) for w in done for t in ids[w.first_scored : w.end]]
-    return Perplexity(tokens=len(scored), nll=sum(w.nll for w in done), windows=done,
+    return TextScore(tokens=len(scored), nll=sum(w.nll for w in done), windows=done,
                       bytes=sum(len(tokenizer.token_bytes(t)) for t in scored if t < tokenizer.n_vocab))

@@ -1,0 +1,136 @@
+"""The strategies by name: one record each, from which every list of strategies, and every refusal of an option
+a strategy does not use, derives.
+
+A record says what a strategy does (core/link.Trait: it samples, streams one token per row per step, keeps
+beams, lets the chain choose), which loop runs it (strategies/), what it holds at its peak (memory.py), the
+options that are its own, and the rules between them. An option is accepted by a strategy when the strategy
+does what the option's declaration says it is used by, or lists it among its own.
+
+`build_options` makes a call's GenerationOptions, refusing in one sentence naming the option, before any token
+is generated: an unknown name, an option the strategy does not use, a value of the wrong type or out of range,
+and options that contradict each other.
+
+What this module is not: the options' declarations (beside the code that reads them; strategies/options.py
+gathers them) or the loops (strategies/).
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core.link import Option, Trait
+from ..core.links import TOP_K
+from ..strategies import beam, contrastive, speculative, tokenwise
+from ..strategies.options import (BY_NAME, DIVERSITY_PENALTY, DO_SAMPLE, DRAFT_MODEL, NUM_ASSISTANT_TOKENS,
+                                  NUM_BEAM_GROUPS, NUM_RETURN_SEQUENCES, PENALTY_ALPHA, REGISTRY, GenerationOptions,
+                                  OptionError)
+from . import memory
+
+
+def no_rules(options: GenerationOptions):
+    """A strategy whose options need nothing of each other."""
+
+
+def beam_rules(options: GenerationOptions):
+    if options.num_return_sequences > options.num_beams:
+        raise OptionError(f"num_return_sequences ({options.num_return_sequences}) must be at most num_beams "
+                          f"({options.num_beams}).")
+
+
+def diverse_beam_rules(options: GenerationOptions):
+    beam_rules(options)
+    if options.num_beam_groups < 2 or options.num_beams % options.num_beam_groups:
+        raise OptionError(f"num_beam_groups must be at least 2 and divide num_beams ({options.num_beams}), "
+                          f"got {options.num_beam_groups}.")
+
+
+def contrastive_rules(options: GenerationOptions):
+    if options.top_k is not None and options.top_k < 2:
+        raise OptionError(f"top_k for contrastive search must be at least 2 (the candidates compared), "
+                          f"got {options.top_k}.")
+
+
+def speculative_rules(options: GenerationOptions):
+    if options.draft_model is None:
+        raise OptionError("speculative decoding needs draft_model: a smaller GPT-2 (a model, a name or a path).")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    loop: Callable  # strategies/: a generator over decoding steps, returning the Outcome
+    footprint: Callable  # memory.py: (options, config, prompts, prompt length, trace_top) -> its peak
+    does: Trait
+    help: str  # one line, for --help
+    own: tuple[Option, ...] = ()  # the options only this strategy (and those that list them too) uses
+    rules: Callable[[GenerationOptions], None] = no_rules
+    samples_on_request: bool = False  # it samples only with do_sample (speculative decoding)
+
+    def accepts(self, option: Option) -> bool:
+        return option in self.own or (option.used_by is not None and option.used_by in self.does)
+
+    def samples(self, options: GenerationOptions) -> bool:
+        """Whether this call draws its tokens: the warpers then join the chain, and the draw ends it."""
+        return Trait.SAMPLES in self.does and (options.do_sample or not self.samples_on_request)
+
+
+S, ST, B, C = Trait.SAMPLES, Trait.STREAMS, Trait.KEEPS_BEAMS, Trait.CHOOSES
+BEAM_OWN = (NUM_RETURN_SEQUENCES,)
+STRATEGIES = {s.name: s for s in (
+    Strategy("greedy", tokenwise.token_by_token, memory.tokenwise, ST | C, "the most probable token at every step"),
+    Strategy("sample", tokenwise.token_by_token, memory.tokenwise, S | ST | C, "draw each token from the distribution",
+             own=(NUM_RETURN_SEQUENCES,)),
+    Strategy("beam", beam.beam_search, memory.beam, B, "keep the num_beams most probable sequences", own=BEAM_OWN,
+             rules=beam_rules),
+    Strategy("beam-sample", beam.beam_search, memory.beam_sample, S | B, "beam search that draws its candidates",
+             own=BEAM_OWN, rules=beam_rules),
+    Strategy("diverse-beam", beam.beam_search, memory.beam, B, "beam groups kept from choosing the same tokens",
+             own=(*BEAM_OWN, NUM_BEAM_GROUPS, DIVERSITY_PENALTY), rules=diverse_beam_rules),
+    Strategy("contrastive", contrastive.contrastive_search, memory.contrastive, ST,
+             "probable tokens unlike what was already said", own=(PENALTY_ALPHA, TOP_K), rules=contrastive_rules),
+    Strategy("speculative", speculative.speculative_decoding, memory.speculative, S | ST,
+             "a small draft model guesses, the model checks: the model's own text, faster",
+             own=(DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE), rules=speculative_rules, samples_on_request=True),
+)}
+ACCEPTS = {name: {o.name for o in REGISTRY if s.accepts(o)} for name, s in STRATEGIES.items()}
+# What a strategy that samples only on request (speculative) uses only then: what every sampling strategy uses.
+SAMPLING_ONLY = {o.name for o in REGISTRY if o.used_by is not None and Trait.SAMPLES in o.used_by}
+
+
+def doing(trait: Trait) -> list[str]:
+    """The strategies that do something, by name: doing(Trait.KEEPS_BEAMS) is beam, beam-sample, diverse-beam."""
+    return [name for name, s in STRATEGIES.items() if trait in s.does]
+
+
+def users(option: Option) -> list[str]:
+    """The strategies that use an option, by name."""
+    return [name for name, s in STRATEGIES.items() if s.accepts(option)]
+
+
+def build_options(strategy: str = "greedy", **given) -> GenerationOptions:
+    """The options of a call from keyword arguments, each checked; see the module docstring for what is refused."""
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise OptionError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
+    record = STRATEGIES[strategy]
+    for name in given:
+        if name not in BY_NAME:
+            raise OptionError(f"unknown generation option {name!r}; known options: {', '.join(sorted(BY_NAME))}.")
+        if not record.accepts(BY_NAME[name]):
+            using = users(BY_NAME[name])
+            pick = "sample" if "sample" in using else using[0]  # transformers' greedy would ignore it silently
+            raise OptionError(f"strategy {strategy!r} does not use {name}; it is an option of: {', '.join(using)}; "
+                              f"to use it, add strategy={pick!r} (--strategy {pick}).")
+    given = {k: v for k, v in given.items() if v is not None}
+    if record.samples_on_request and not given.get("do_sample", False):
+        for name in sorted(SAMPLING_ONLY & given.keys()):
+            raise OptionError(f"speculative decoding uses {name} only when it samples; add do_sample=True "
+                              f"(--do-sample), or drop {name} for greedy speculative decoding.")
+    try:
+        options = GenerationOptions(strategy=strategy, **{name: BY_NAME[name].check(value)
+                                                          for name, value in given.items()})
+        options.validate()
+        record.rules(options)
+    except OptionError:
+        raise
+    except ValueError as e:  # the declarations' and the links' own refusals
+        raise OptionError(str(e)) from None
+    return options
