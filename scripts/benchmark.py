@@ -115,8 +115,8 @@ def use_threads(threads: int):
     sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
     import minigpt
     import minigpt.call.batch
-    import minigpt.weights.places
     import minigpt.inspection.perplexity
+    import minigpt.weights.places
 
 
 def rerun_with_native_blas(script: str, argv: list[str]) -> int:

@@ -26,10 +26,9 @@ sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed 
 
 import minigpt  # noqa: E402
 from minigpt import inspection
-from minigpt.views import plots
 from minigpt.inspection.compare import CLASSIC, RunSpec, compare
-from minigpt.views.labels import visible
-from minigpt.views.labels import token_label
+from minigpt.views import plots
+from minigpt.views.labels import token_label, visible
 from minigpt.views.text import comparison_block, comparison_table
 
 # The sections, in the study's order: (heading, what to notice, the run).

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from transformers import GPT2LMHeadModel
-
 from reference_model import left_pad
+from transformers import GPT2LMHeadModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

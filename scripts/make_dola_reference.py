@@ -29,10 +29,9 @@ import numpy as np
 import torch
 import transformers
 import transformers.generation.utils as generation_utils
+from reference_model import reference_model
 from safetensors.numpy import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
-
-from reference_model import reference_model
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from safetensors.numpy import save_file
-
 from make_reference import gpt2_encoding
 from reference_model import left_pad, reference_model
+from safetensors.numpy import save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

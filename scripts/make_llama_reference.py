@@ -23,8 +23,8 @@ import ctypes
 import json
 from pathlib import Path
 
-import numpy as np
 import llama_cpp as L
+import numpy as np
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "llama" / "cases.json"
 rng = np.random.default_rng(20240613)

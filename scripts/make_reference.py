@@ -29,11 +29,10 @@ import safetensors
 import tiktoken
 import torch
 import transformers
+from reference_model import left_pad
 from safetensors.numpy import save_file
 from tiktoken.load import load_tiktoken_bpe
 from transformers import GPT2Config, GPT2LMHeadModel
-
-from reference_model import left_pad
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -33,8 +33,9 @@ from transformers.generation import logits_process as hf
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import minigpt  # noqa: E402
 from reference_model import left_pad, reference_model  # noqa: E402
+
+import minigpt  # noqa: E402
 from minigpt.core.numerics import softmax
 
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -43,11 +43,12 @@ from transformers import GPT2Config, GPT2LMHeadModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-import minigpt  # noqa: E402
 import tiny_corpus  # noqa: E402
-from minigpt.weights.layout import expected_shapes
+
+import minigpt  # noqa: E402
 from minigpt.core.config import GPTConfig
 from minigpt.core.tokenizer import Tokenizer
+from minigpt.weights.layout import expected_shapes
 
 SHAPE = {"n_embd": 128, "n_layer": 4, "n_head": 4}
 SAMPLE_PROMPT = "The stream"

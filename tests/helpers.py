@@ -15,11 +15,11 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import minigpt
-from minigpt.weights.layout import expected_shapes
 from minigpt.cli.main import main
 from minigpt.core.config import GPTConfig
 from minigpt.core.numerics import softmax
 from minigpt.links import chain
+from minigpt.weights.layout import expected_shapes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,10 +10,10 @@ import sys
 import time
 
 import pytest
-
-import minigpt
 from conftest import load_model, reference
 from helpers import program_env, run_cli
+
+import minigpt
 from minigpt.call import batch
 from minigpt.call.batch import run_prompt_file
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import minigpt
 from conftest import load_model
 from helpers import options_of
-from minigpt.strategies.beam import sampled_candidates
+
+import minigpt
 from minigpt.core.numerics import log_softmax
+from minigpt.strategies.beam import sampled_candidates
 
 STRATEGIES = Path(__file__).parent / "fixtures" / "strategies"
 RECORDED = {strategy: json.loads((STRATEGIES / name).read_text())

@@ -14,12 +14,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-
 from helpers import CHECKOUT, fixture_model, program_env
-from minigpt.call.strategies import build_options
-from minigpt import Tokenizer, generate
-from minigpt.inspection import attention_patterns, logit_lens
 from web_helpers import running_server
+
+from minigpt import Tokenizer, generate
+from minigpt.call.strategies import build_options
+from minigpt.inspection import attention_patterns, logit_lens
 
 PROMPT = "Hello, my dog is a little"
 REQUIRED = os.environ.get("MINIGPT_REQUIRE_BROWSER") == "1"

@@ -6,12 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import random_params, to_bfloat16_bytes, write_checkpoint, write_raw_safetensors
 from safetensors.numpy import save_file
 
 import minigpt
-from helpers import random_params, to_bfloat16_bytes, write_checkpoint, write_raw_safetensors
-from minigpt.weights.checkpoint import CheckpointError, read_safetensors
 from minigpt.core.config import ConfigError, GPTConfig
+from minigpt.weights.checkpoint import CheckpointError, read_safetensors
 
 CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
 IDS = [[3, 1, 4, 1, 5, 9, 2, 6]]

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import program_env
+from helpers import run_cli as run
+from helpers import run_program, write_checkpoint
 
 import minigpt
-from helpers import program_env, run_cli as run, run_program, write_checkpoint
 from minigpt.cli.main import main
 from minigpt.core.config import GPTConfig
 

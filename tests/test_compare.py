@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import load_model, reference
 
 import minigpt
 import minigpt.inspection.compare as compare_module
-from conftest import load_model, reference
 from minigpt.cli.main import main
 from minigpt.inspection.compare import CLASSIC, RunSpec, compare, distinct_n, parse_run
 

@@ -5,15 +5,16 @@ import json
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from helpers import fixture_model as load
 
-from minigpt.call.strategies import build_options
 import minigpt
-from helpers import FIXTURES, fixture_model as load
+from minigpt.call.strategies import build_options
 from minigpt.core.model import left_pad
-from minigpt.strategies.contrastive import contrastive_search
-from minigpt.strategies.run import Run, finish
 from minigpt.core.numerics import log_softmax, softmax
 from minigpt.links.chain import build_chain
+from minigpt.strategies.contrastive import contrastive_search
+from minigpt.strategies.run import Run, finish
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "contrastive.json").read_text())
 CASES = {case["name"]: case for case in REFERENCE["cases"]}

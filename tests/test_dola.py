@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from helpers import fixture_model as load
+from helpers import log_softmax64, run_cli
 from safetensors.numpy import load_file
 
-from minigpt.call.strategies import build_options
 import minigpt
-from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
+from minigpt.call.strategies import build_options
 from minigpt.sources.dola import RELATIVE_TOP, contrast, layer_divergence, premature_layers
 from minigpt.strategies.options import OptionError
 

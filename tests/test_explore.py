@@ -13,15 +13,15 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from helpers import CHECKOUT, fixture_model, program_env
-from minigpt.call.strategies import build_options
+from web_helpers import call, running_server
+
 from minigpt import Tokenizer, generate
+from minigpt.call.strategies import build_options
 from minigpt.inspection import attention_patterns, logit_lens, token_logprobs
 from minigpt.strategies.options import REGISTRY
-from minigpt.web.server import MAX_BODY
 from minigpt.views.text import step_json
-from web_helpers import call, running_server
+from minigpt.web.server import MAX_BODY
 
 PROMPT = "Hello, my dog is a little"
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from helpers import write_checkpoint
 
 import minigpt
-from helpers import write_checkpoint
+from minigpt.core.config import ConfigError, GPTConfig
 from minigpt.weights.checkpoint import CheckpointError
 from minigpt.weights.header import DTYPE_BITS
-from minigpt.core.config import ConfigError, GPTConfig
 
 CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
 N_CASES = int(os.environ.get("MINIGPT_FUZZ_CASES", 150))

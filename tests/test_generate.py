@@ -4,9 +4,9 @@ Token-for-token parity with transformers' generate() is in test_parity.py."""
 from pathlib import Path
 
 import pytest
+from helpers import write_checkpoint
 
 import minigpt
-from helpers import write_checkpoint
 from minigpt.core.config import GPTConfig
 
 CONFIG = GPTConfig(vocab_size=64, n_positions=24, n_embd=16, n_layer=2, n_head=2)

@@ -6,15 +6,17 @@ import json
 
 import numpy as np
 import pytest
+from conftest import assert_close
+from helpers import FIXTURES
+from helpers import fixture_model as load
+from helpers import log_softmax64, run_cli
 from safetensors.numpy import load_file
 
-from minigpt.call.strategies import build_options
 import minigpt
-from conftest import assert_close
-from helpers import FIXTURES, fixture_model as load, log_softmax64, run_cli
+from minigpt.call.strategies import build_options
 from minigpt.core.model import left_pad
-from minigpt.sources.model_scores import Batch
 from minigpt.sources.guidance import Guided, guided_log_probs
+from minigpt.sources.model_scores import Batch
 from minigpt.strategies.options import OptionError
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "guidance.json").read_text())

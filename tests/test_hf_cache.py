@@ -14,15 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_close, require_reference
+from fake_hub import COMMIT, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving
+from helpers import FIXTURES, installed_package, program_env, run_cli, run_program
 from huggingface_hub import constants, hf_hub_download, scan_cache_dir, try_to_load_from_cache
 from huggingface_hub.file_download import _CACHED_NO_EXIST
 from huggingface_hub.utils import EntryNotFoundError
 
 import minigpt
-from conftest import assert_close, require_reference
-from fake_hub import COMMIT, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving
-from helpers import FIXTURES, installed_package, program_env, run_cli, run_program
-from minigpt.weights import places as folders, hub, header as safetensors_header
+from minigpt.weights import header as safetensors_header
+from minigpt.weights import hub
+from minigpt.weights import places as folders
 
 GPT2 = "openai-community/gpt2"
 FILES = ("config.json", "model.safetensors")

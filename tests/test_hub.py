@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
+                      tiny_safetensors)
+from helpers import Terminal, installed_package, program_env, run_cli, run_program
 from huggingface_hub import constants
 from huggingface_hub.file_download import hf_hub_url
 
 import minigpt
-from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
-                      tiny_safetensors)
-from helpers import Terminal, installed_package, program_env, run_cli, run_program
-from minigpt.weights import places as folders, hub
+from minigpt.weights import hub
+from minigpt.weights import places as folders
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ of the probability view are those of the processors."""
 
 import numpy as np
 import pytest
+from conftest import load_model
 
 import minigpt
-from conftest import load_model
+from minigpt.core.links import MinP, TopK, TopP
 from minigpt.inspection import attention_patterns, beam_tree, logit_lens, next_token_distribution
 from minigpt.strategies.options import OptionError
-from minigpt.core.links import MinP, TopK, TopP
 
 PROMPT = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]  # "The quick brown fox jumps over the lazy dog."
 

@@ -8,9 +8,9 @@ MINIGPT_REQUIRE_REFERENCE=1 (as in CI).
 
 import numpy as np
 import pytest
+from conftest import assert_close, require_reference
 
 import minigpt
-from conftest import assert_close, require_reference
 
 torch, transformers = require_reference()
 

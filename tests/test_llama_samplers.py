@@ -19,14 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minigpt.call.strategies import build_options
 import minigpt
-from minigpt.cli.main import main
 from minigpt.call.generate import generate
+from minigpt.call.strategies import build_options
+from minigpt.cli.main import main
+from minigpt.links.chain import build_chain
 from minigpt.links.llama import DRY, XTC, DynamicTemperature, TopNSigma, sequence_breaker_tokens
 from minigpt.links.mirostat import Mirostat
 from minigpt.strategies.options import OptionError
-from minigpt.links.chain import build_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "fixtures" / "llama" / "cases.json"

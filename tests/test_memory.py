@@ -6,21 +6,21 @@ guard fails its test with a MemoryError instead of taking the machine down."""
 
 import json
 import resource
-import sys
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-import minigpt
 from conftest import RTOL, reference
 from helpers import program_env, random_params, write_checkpoint
+
+import minigpt
 from minigpt.call import memory
+from minigpt.call.memory import Footprint, Part
 from minigpt.core import model as model_module
 from minigpt.core.config import GPTConfig
-from minigpt.call.memory import Footprint, Part
 
 CAP = 2 * 2**30  # the address space a child may use: all it needs for what fits, and far from what is refused
 FULLVOCAB = str(reference("fullvocab").folder)  # 2 layers, 32 wide, GPT-2's 50,257 tokens, 1,024 positions

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import random_params
+
 import minigpt.core.model as M
-from minigpt.core.model import nest
 from minigpt.core.config import GPTConfig
+from minigpt.core.model import nest
 
 CONFIG = GPTConfig(vocab_size=97, n_positions=32, n_embd=24, n_layer=2, n_head=3, n_inner=40)
 

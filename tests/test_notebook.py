@@ -14,9 +14,9 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from helpers import CHECKOUT
 
 import minigpt
-from helpers import CHECKOUT
 
 REQUIRED = os.environ.get("MINIGPT_REQUIRE_NOTEBOOK") == "1"
 NOTEBOOK = CHECKOUT / "docs" / "decoding_strategies.ipynb"

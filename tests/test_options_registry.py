@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from minigpt.cli.main import parser
-from minigpt.links.chain import OPTIONS as CHAIN_OPTIONS
 from minigpt.call.strategies import STRATEGIES, build_options, users
+from minigpt.cli.main import parser
 from minigpt.core.link import GROUPS
+from minigpt.links.chain import OPTIONS as CHAIN_OPTIONS
 from minigpt.links.chain import PENALTY_ORDER, WARPER_ORDER
 from minigpt.strategies.options import REGISTRY, GenerationOptions, OptionError
 from minigpt.views.text import options_table

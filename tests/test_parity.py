@@ -6,9 +6,9 @@ max |ours - transformers'| <= 1e-5 x max |transformers'| (conftest.assert_close)
 """
 
 import numpy as np
+from conftest import assert_close, load_model, reference
 
 import minigpt
-from conftest import assert_close, load_model, reference
 from minigpt.core.model import left_pad
 
 

@@ -4,22 +4,21 @@ scripts/make_perplexity_reference.py, and recomputed live when torch is here).""
 
 import importlib.util
 import json
-import sys
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-import minigpt
 from conftest import load_model, require_reference
 from helpers import Terminal, log_softmax64, run_cli
+
+import minigpt
 from minigpt import inspection
-from minigpt.inspection import scoring
 from minigpt.cli.main import main
-from minigpt.core.numerics import cross_entropy
-from minigpt.inspection.scoring import score_text, windows
+from minigpt.inspection import scoring
+from minigpt.inspection.scoring import cross_entropy, score_text, windows
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = json.loads((ROOT / "tests" / "fixtures" / "perplexity" / "reference.json").read_text())["cases"]

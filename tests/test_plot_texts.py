@@ -3,11 +3,11 @@ drawn, with the settings that matter and nothing that is noise (matplotlib's Fig
 
 import numpy as np
 import pytest
-
 from conftest import load_model
+
+from minigpt.core.tokenizer import Tokenizer
 from minigpt.inspection import attention_patterns, beam_tree, logit_lens, next_token_distribution
 from minigpt.views.plots import plot_attention, plot_beam_tree, plot_lens, plot_probs
-from minigpt.core.tokenizer import Tokenizer
 
 pytest.importorskip("matplotlib")
 tok = Tokenizer()

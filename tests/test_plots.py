@@ -5,9 +5,9 @@ matplotlib end in one line."""
 import sys
 
 import pytest
-
 from conftest import load_model, reference
 from helpers import png_size
+
 from minigpt.cli.main import main
 
 pytest.importorskip("matplotlib")

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import P
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file
-
-from helpers import P
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "processors"

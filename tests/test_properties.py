@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import P, write_checkpoint
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import minigpt
-from helpers import write_checkpoint
 from minigpt.core.config import GPTConfig
 from minigpt.core.numerics import largest
-from helpers import P
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 

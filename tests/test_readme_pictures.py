@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minigpt.weights import hub
 from minigpt.cli.main import main
+from minigpt.weights import hub
 
 matplotlib = pytest.importorskip("matplotlib")  # the optional plots extra; Pillow comes with it
 from matplotlib.image import imread  # noqa: E402

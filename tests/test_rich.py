@@ -6,12 +6,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from helpers import CHECKOUT
 
 import minigpt
 from minigpt import inspection
-from helpers import CHECKOUT
-from minigpt.views.html import HOVER_TOP, MAX_TOKENS, colour, generation_html
 from minigpt.strategies.run import Candidate, Step
+from minigpt.views.html import HOVER_TOP, MAX_TOKENS, colour, generation_html
 from minigpt.views.labels import visible
 from minigpt.views.notebook import HTML
 

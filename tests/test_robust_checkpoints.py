@@ -15,16 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import (config_json, join_safetensors, random_params, run_program, split_safetensors, to_bfloat16_bytes,
+                     write_checkpoint)
 from huggingface_hub import constants
 from safetensors.numpy import save_file
 
 import minigpt
-from helpers import (config_json, join_safetensors, random_params, run_program, split_safetensors, to_bfloat16_bytes,
-                     write_checkpoint)
-from minigpt.weights import places as folders, hub
-from minigpt.weights.checkpoint import MAX_WEIGHT, CheckpointError
 from minigpt.cli.main import main
 from minigpt.core.config import ConfigError, GPTConfig
+from minigpt.weights import hub
+from minigpt.weights import places as folders
+from minigpt.weights.checkpoint import MAX_WEIGHT, CheckpointError
 
 CONFIG = GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2)
 DOCUMENTED = (ValueError, FileNotFoundError)  # CheckpointError, ConfigError and DownloadError are among these

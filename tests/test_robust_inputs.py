@@ -14,10 +14,12 @@ import math
 
 import numpy as np
 import pytest
+from helpers import program_env, random_params
+from helpers import run_cli as cli
+from helpers import run_program, write_checkpoint
 
-from minigpt.call.strategies import build_options
 import minigpt
-from helpers import program_env, random_params, run_cli as cli, run_program, write_checkpoint
+from minigpt.call.strategies import build_options
 from minigpt.cli.main import main
 from minigpt.core.config import GPTConfig
 from minigpt.strategies.options import OptionError
@@ -153,7 +155,7 @@ def test_lone_surrogates_in_python_text_encode_as_replacement_characters():
 
 
 def test_long_prompt_is_refused_naming_the_limit_and_the_way_out(tiny):
-    with pytest.raises(ValueError, match=r"n_positions=24.*truncate_prompt=True \(--truncate-prompt\).*last 19 tokens"):
+    with pytest.raises(ValueError, match=r"n_positions=24.*truncate_prompt=True to keep.*last 19 tokens"):
         minigpt.generate(tiny, list(range(30)), max_new_tokens=5)
 
 
@@ -390,7 +392,7 @@ def test_cli_draft_model_with_another_vocabulary(capsys, folders):
     (["--strategy", "beam", "--num-beams", "2", "--early-stopping", "maybe"], "expected true, false or never"),
     (["--strategy", "beam", "--num-beams", "2", "--stop", "."], "strategy 'beam' does not use --stop"),
     (["--stop", ""], "--stop must be a list of non-empty strings"),
-    (["--trace", "--trace-top", "-1"], "trace_top must be"),
+    (["--trace", "--trace-top", "-1"], "--trace-top must be"),
     (["--do-sample"], "does not use --do-sample"),
     (["--strategy", "speculative", "--draft-model", "X", "--temperature", "0.5"], "uses --temperature only when it samples; add --do-sample,"),
     (["--min-new-tokens", "50"], "--min-new-tokens (50) exceeds --max-new-tokens (40)"),

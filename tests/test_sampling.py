@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import options_of
 from safetensors.numpy import load_file
 
 import minigpt
-from helpers import options_of
-from minigpt.core.numerics import draw
-from minigpt.core.numerics import softmax
+from minigpt.core.numerics import draw, softmax
 from minigpt.links.chain import build_chain
 
 FIXTURES = Path(__file__).parent / "fixtures"

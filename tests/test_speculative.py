@@ -6,16 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import random_params, write_checkpoint
 
 import minigpt
-from helpers import random_params, write_checkpoint
-from minigpt.core.model import nest
-from minigpt.weights.checkpoint import read_safetensors
 from minigpt.core.config import GPTConfig
-from minigpt.core.model import GPT2
+from minigpt.core.model import GPT2, nest
 from minigpt.core.numerics import softmax
 from minigpt.links.chain import build_chain
 from minigpt.strategies.speculative import verify
+from minigpt.weights.checkpoint import read_safetensors
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TARGETS = ("tiny-hub", "tiny-pretrained", "odd-f16")  # sharpened checkpoints of scripts/make_reference.py

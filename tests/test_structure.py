@@ -1,35 +1,24 @@
-"""The code as a path a reader can walk: modules in pipeline order with no import cycle, nothing imported
-lazily or under TYPE_CHECKING or through importlib, short files, short functions, short lines, and one
-greedy step passing through the few modules the README's reading order names."""
+"""The folder tree is the reading order: a core that imports nothing outside itself, and rings around it, each
+importing only the core and the rings inside it. No import cycle, nothing imported lazily, under TYPE_CHECKING
+or through importlib; short files, short functions, short lines; at most 8 modules at the top of the package
+and at most 12 in a folder; and one greedy step below generate() passes through the few modules the README
+names."""
 
 import ast
 import re
 import sys
 from pathlib import Path
 
+from helpers import CHECKOUT, fixture_model
+
 import minigpt
-from helpers import fixture_model
 
 PACKAGE = Path(minigpt.__file__).parent
-README = (PACKAGE.parent / "README.md").read_text()
-
-# The reading order, bottom up: a module may import only from modules before it.
-ORDER = [
-    "tokenizer", "checks", "numerics", "markup", "config",  # 1: text, the helpers, the notebook's HTML, shapes
-    "model", "memory", "prompts", "folders", "hub", "safetensors_header", "checkpoint",  # 2: the forward pass, what
-    # a call holds, its input, where its weights are, their files
-    "sampling.link", "sampling.processors", "sampling.penalties", "sampling.llama_samplers",  # 3: the links
-    "sampling.mirostat", "sampling.chain",  # 4: the chain, its chooser last
-    "sampling.options",  # 5: the registry of options
-    "sampling.run",  # 6: one call's context, trace and stop strings
-    "sampling.scores", "sampling.guidance", "sampling.dola",  # 7: where the scores come from
-    "sampling.tokenwise", "sampling.beam", "sampling.contrastive", "sampling.speculative",  # 8: the strategies
-    "sampling", "generate", "batch",  # 9: the call, and a file of prompts
-    "inspection", "perplexity", "compare", "views", "canvas", "plots_probs", "plots_beam", "plots_maps",
-    "plots",  # 10: looking at it, whole texts, pictures
-    "render", "explore", "server",  # 11: the web renderer's data, the explorer's endpoints, its HTTP service
-    "version", "cli_args", "cli_plot", "cli_score", "cli_batch", "cli_web", "cli", "__main__", "",  # 12: the shell
-]
+README = (CHECKOUT / "README.md").read_text()
+# The rings, from the inside out. The rule: a module imports only modules of its own ring and of rings before it.
+RINGS = ["core", "weights", "links", "sources", "strategies", "call", "inspection", "views", "web", "cli"]
+FACE = ("", "__main__")  # the package's __init__ and `python -m minigpt`: they may import every ring
+CORE_LINES = 1500
 
 
 def module_name(path: Path) -> str:
@@ -39,6 +28,12 @@ def module_name(path: Path) -> str:
 
 def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def ring(name: str) -> int:
+    """The ring of a module by its folder: 0 for the core (and for version.py, which imports nothing)."""
+    top = name.split(".")[0]
+    return RINGS.index(top) if top in RINGS else 0
 
 
 def imports_of(name: str, path: Path) -> tuple[set[str], list[str]]:
@@ -65,15 +60,33 @@ def imports_of(name: str, path: Path) -> tuple[set[str], list[str]]:
     return found, lazy
 
 
-def test_the_reading_order_names_every_module():
-    assert sorted(ORDER) == sorted(modules())
-
-
-def test_modules_import_only_what_comes_before_them():
+def test_the_core_imports_nothing_outside_the_core():
     for name, path in modules().items():
-        found, _ = imports_of(name, path)
-        later = [m for m in found if ORDER.index(m) >= ORDER.index(name)]
-        assert not later, f"{name or 'minigpt'} imports {later}, which come after it in the reading order"
+        if name.split(".")[0] == "core":
+            outside = [m for m in imports_of(name, path)[0] if m.split(".")[0] != "core"]
+            assert not outside, f"{name} is in the core but imports {outside}"
+
+
+def test_each_ring_imports_only_the_core_and_the_rings_inside_it():
+    for name, path in modules().items():
+        if name in FACE:
+            continue
+        outer = [m for m in imports_of(name, path)[0] if ring(m) > ring(name)]
+        assert not outer, f"{name} (ring {RINGS[ring(name)]}) imports {outer}, of rings outside its own"
+
+
+def test_every_folder_is_a_ring_and_the_tree_is_small_at_each_level():
+    top = [p for p in PACKAGE.glob("*.py")]
+    assert len(top) <= 8, f"the package's top holds {len(top)} modules: {[p.name for p in top]}"
+    assert {p.stem for p in top} <= {"__init__", "__main__", "version"}
+    for folder in (p for p in PACKAGE.rglob("*") if p.is_dir() and (p / "__init__.py").exists()):
+        assert folder.relative_to(PACKAGE).parts[0] in RINGS, f"{folder.name}/ is not a ring: {RINGS}"
+        assert len(list(folder.glob("*.py"))) <= 12, f"{folder} holds more than 12 modules"
+
+
+def test_the_core_reads_in_one_sitting():
+    lines = sum(p.read_text().count("\n") for p in (PACKAGE / "core").glob("*.py"))
+    assert lines <= CORE_LINES, f"the core has {lines} lines, more than {CORE_LINES}"
 
 
 def test_no_import_cycle():
@@ -140,26 +153,21 @@ def modules_of_one_greedy_step(model) -> list[str]:
 
 
 def test_one_greedy_step_passes_through_the_modules_the_readme_names():
-    """Below generate(): the strategy's loop, the score source, the model, the chain (processors and the
-    chooser) and the run's trace, plus the helpers every layer shares (numerics.py and checks.py) and the
-    tokenizer, which gives the traced tokens their text."""
-    shared = {"numerics", "checks", "tokenizer"}  # the helpers, and the tokenizer giving the trace its text
+    """Below generate(): the strategy's loop, the score source, the model, the chain with its chooser, the run's
+    trace, plus the helpers every layer shares (numerics.py and checks.py) and the tokenizer, which gives the
+    traced tokens their text; and the two that hand the step back up (generate() draining the loop)."""
+    shared = {"core.numerics", "core.checks", "core.tokenizer"}
     executed = set(modules_of_one_greedy_step(fixture_model("tiny-hub"))) - shared
-    assert executed == {"sampling.tokenwise", "sampling.scores", "model", "sampling.chain", "sampling.run"}
+    assert executed == {"strategies.tokenwise", "sources.model_scores", "core.model", "core.chain", "links.chain",
+                        "strategies.run", "call.generate"}
     section = README[README.index("## Reading the code") :]
     section = section[: section.index("\n## ", 3)]
-    for module in executed | {"generate", "cli", "tokenizer", "numerics", "checks"}:
+    for module in executed:
         assert f"{module.replace('.', '/')}.py" in section, f"README's reading order does not name {module}.py"
 
 
-def test_the_readme_table_lists_the_modules_in_the_reading_order():
+def test_the_readme_reads_the_rings_in_their_order():
     section = README[README.index("## Reading the code") :]
-    rows = [line for line in section[: section.index("\n## ", 3)].splitlines() if line.startswith("| ")][2:]
-    listed = []
-    for row in rows:
-        folder = ""
-        for path in re.findall(r"`(minigpt/[\w/]+\.py|[\w]+\.py)`", row.split("|")[2]):
-            folder = path.rsplit("/", 1)[0] + "/" if "/" in path else folder
-            listed.append(module_name(PACKAGE.parent / (path if "/" in path else folder + path)))
-    assert sorted(listed) == sorted(m for m in ORDER if m not in ("", "__main__", "sampling"))
-    assert [ORDER.index(m) for m in listed] == sorted(ORDER.index(m) for m in listed)
+    section = section[: section.index("\n## ", 3)]
+    folders = re.findall(r"`minigpt/(\w+)/`", section)
+    assert [f for f in dict.fromkeys(folders) if f in RINGS] == RINGS

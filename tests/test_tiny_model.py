@@ -8,13 +8,13 @@ import re
 import shlex
 import socket
 from pathlib import Path
+from pydoc_data.topics import topics
 
 import numpy as np
 import pytest
-from pydoc_data.topics import topics
+from helpers import program_env, run_program
 
 import minigpt
-from helpers import program_env, run_program
 from minigpt.weights.header import read_header
 
 TINY = Path(minigpt.__file__).parent / "data" / "tiny"

@@ -4,13 +4,13 @@ raw_shown_mass before it); the text and JSON views show both. Each is counted he
 
 import numpy as np
 import pytest
+from conftest import load_model
 
 import minigpt
-from conftest import load_model
 from minigpt.core.numerics import softmax
+from minigpt.core.tokenizer import Tokenizer
 from minigpt.links.chain import build_chain
 from minigpt.strategies.run import Candidate, Step
-from minigpt.core.tokenizer import Tokenizer
 from minigpt.views.text import candidate_lines, step_json, step_line
 
 PROMPT = [5, 17, 400, 23]

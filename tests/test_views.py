@@ -5,10 +5,10 @@ trace; those before it, the softmax of the model's logits, computed here from mo
 import json
 
 import numpy as np
-
-import minigpt
 from conftest import load_model, reference
 from helpers import run_cli as run
+
+import minigpt
 from minigpt.strategies.run import Candidate, Step
 from minigpt.views.labels import WIDTH, token_label
 from minigpt.views.text import candidate_lines

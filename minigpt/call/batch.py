@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .prompts import read_text
-from .generate import generate
 from ..core.model import GPT2
-from ..strategies.options import BY_NAME
-from .strategies import build_options
 from ..core.tokenizer import Tokenizer
+from ..strategies.options import BY_NAME
+from .generate import generate
+from .prompts import read_text
+from .strategies import build_options
 
 
 @dataclass(frozen=True)

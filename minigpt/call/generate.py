@@ -18,17 +18,17 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.checks import plural
+from ..core.checks import UNSET, OptionError, plural
 from ..core.link import Trait
 from ..core.model import GPT2, left_pad, unpad
 from ..core.tokenizer import Tokenizer
 from ..links.chain import build_chain
-from ..strategies.options import GenerationOptions, OptionError
-from ..strategies.run import Outcome, Run, Step, StopStrings, finish
+from ..strategies.options import GenerationOptions
+from ..strategies.run import TRACE_TOP, Outcome, Run, Step, StopStrings, finish
 from ..weights.checkpoint import load
 from .memory import Footprint, check_fits
-from .prompts import as_prompt_batch, fit_context
-from .strategies import STRATEGIES, build_options
+from .prompts import TRUNCATE_PROMPT, as_prompt_batch, fit_context
+from .strategies import STRATEGIES, build_options, doing
 
 REPR_ROWS = 4  # the prompts, and the sequences of each, a repr shows
 REPR_TEXT = 80  # the characters of a text a repr shows
@@ -77,11 +77,12 @@ def peak_memory(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, 
 def check_call(trace_top, truncate_prompt, on_token):
     """The arguments of generate() that are not generation options."""
     if not isinstance(trace_top, int) or isinstance(trace_top, bool) or trace_top < 0:
-        raise OptionError(f"trace_top must be a whole number >= 0, got {trace_top!r}.")
+        raise OptionError("{o} must be a whole number >= 0, got {value}.", o=TRACE_TOP, value=repr(trace_top))
     if not isinstance(truncate_prompt, bool):
-        raise OptionError(f"truncate_prompt must be true or false, got {truncate_prompt!r}.")
+        raise OptionError("{o} must be true or false, got {value}.", o=replace(TRUNCATE_PROMPT, value=UNSET),
+                          value=repr(truncate_prompt))
     if on_token is not None and not callable(on_token):
-        raise OptionError(f"on_token must be a function (row, token_id) -> None, got {on_token!r}.")
+        raise ValueError(f"on_token must be a function (row, token_id) -> None, got {on_token!r}.")
 
 
 def resolve_draft(opts: GenerationOptions) -> GenerationOptions:
@@ -186,9 +187,8 @@ def stream(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=
     steps, holding its cache and its seeded generator: stop iterating, and no more is computed. Bad input is
     refused at the call, before the first step, as generate() refuses it."""
     if strategy in STRATEGIES and Trait.STREAMS not in STRATEGIES[strategy].does:
-        raise OptionError(f"strategy {strategy!r} settles its sequences only when its search ends, so it cannot be "
-                          f"streamed; call generate() for it, or stream one of: "
-                          f"{', '.join(n for n, s in STRATEGIES.items() if Trait.STREAMS in s.does)}.")
+        raise ValueError(f"strategy {strategy!r} settles its sequences only when its search ends, so it cannot be "
+                         f"streamed; call generate() for it, or stream one of: {', '.join(doing(Trait.STREAMS))}.")
     *_, loop = start(model, prompt_ids, strategy, attention_mask, trace_top, tokenizer, truncate_prompt, None,
                      options)
     return (pair for emitted in loop for pair in emitted)

@@ -25,23 +25,27 @@ it held before the call) for settings that fit; it lies between 0.4 and 1.25 tim
 import os
 from dataclasses import dataclass
 
-from ..core.checks import plural
+from ..core.checks import Named, OptionError, plural
 from ..core.config import GPTConfig
+from ..core.links import TOP_K
+from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import prefill_chunk
 from ..strategies.contrastive import DEFAULT_TOP_K
-from ..strategies.options import GenerationOptions
+from ..strategies.options import NUM_BEAMS, NUM_RETURN_SEQUENCES, GenerationOptions
+from ..strategies.run import TRACE_TOP
 
 FLOAT32, INT64 = 4, 8
 PAIR_BYTES = 136  # one traced Candidate: its slots, a Python int and a float (its text is shared), a list pointer
 TOKEN_BYTES = 40  # one generated token: a Python int in a list, and its place in the history [rows, t] array
 MARGIN = 1.25  # the guard wants this many times the estimate to be available: room for Python's own objects
+PROMPTS, MAX_NEW = "the number of prompts", MAX_NEW_TOKENS.said()  # what most parts shrink with
 
 
 @dataclass(frozen=True)
 class Part:
     what: str  # "the KV cache (8 rows x 1,044 positions)"
     nbytes: int
-    lower: str  # the options (keywords) that shrink it: "num_beams, max_new_tokens"
+    lower: list  # the settings (Named) or words that shrink it: [num_beams, max_new_tokens]
 
 
 @dataclass(frozen=True)
@@ -95,15 +99,9 @@ def count(n: int, thing: str) -> str:
     return plural(n, thing, grouped=True)
 
 
-def either(*names: str) -> str:
-    """("a", "", "b", "c") -> "a, b or c": the options to lower, as a sentence lists them."""
-    names = [name for name in names if name]
-    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
-
-
 def generation(config: GPTConfig, rows: int, prompt_length: int, new_tokens: int, live_arrays: int, trace_top: int,
                cache_rows: int | None = None, prefill_rows: int | None = None, prefill_logits: int = 1,
-               every_layer: bool = False, lower_rows: str = "num_return_sequences") -> Footprint:
+               every_layer: bool = False, lower_rows: Named | None = NUM_RETURN_SEQUENCES.said()) -> Footprint:
     """The footprint of a loop that extends `rows` rows one token at a time: the KV cache (of cache_rows rows),
     the prompt's forward pass (prefill_rows rows; in model.prefill_chunk's pieces unless it keeps the logits
     of prefill_logits > 1 positions or every layer), the step's [rows, V] arrays, the trace and the tokens."""
@@ -117,14 +115,14 @@ def generation(config: GPTConfig, rows: int, prompt_length: int, new_tokens: int
                    "the number or the length of the prompts")
     arrays = f"{count(live_arrays, 'array')} of {count(rows, 'row')} x {config.vocab_size:,}"
     step = Part(f"the scores over the vocabulary ({arrays})", vocabulary_arrays(config, rows, live_arrays),
-                either(lower_rows, "the number of prompts"))
+                [lower_rows, PROMPTS])
     return Footprint((
         Part(f"the KV cache ({count(cache_rows, 'row')} x {count(positions, 'position')})",
-             kv_cache(config, cache_rows, positions), either(lower_rows, "the number of prompts", "max_new_tokens")),
+             kv_cache(config, cache_rows, positions), [lower_rows, PROMPTS, MAX_NEW]),
         max(prefill, step, key=lambda part: part.nbytes),  # one after the other: the larger is the peak
         Part(f"the trace ({count(trace_top, 'candidate')} x {count(new_tokens, 'step')} x {count(rows, 'row')})",
-             trace(rows, new_tokens, trace_top), either("trace_top (--trace-top)", lower_rows, "max_new_tokens")),
-        Part("the generated tokens", rows * new_tokens * TOKEN_BYTES, either(lower_rows, "max_new_tokens")),
+             trace(rows, new_tokens, trace_top), [TRACE_TOP, lower_rows, MAX_NEW]),
+        Part("the generated tokens", rows * new_tokens * TOKEN_BYTES, [lower_rows, MAX_NEW]),
         Part(f"the batch of prompts ({count(rows, 'row')} x {count(prompt_length, 'token')})",
              3 * rows * prompt_length * INT64, "the number of prompts"),  # ids, mask, the history the chain reads
     ))
@@ -151,7 +149,7 @@ def tokenwise(options: GenerationOptions, config: GPTConfig, prompts: int, promp
     rows = prompts * copies * (2 if options.guidance_scale != 1 else 1)
     return generation(config, rows, prompt_length, options.max_new_tokens, TOKENWISE_ARRAYS, trace_top,
                       every_layer=options.dola_layers is not None,
-                      lower_rows="num_return_sequences" if copies > 1 else "")
+                      lower_rows=NUM_RETURN_SEQUENCES.said() if copies > 1 else None)
 
 
 def beam(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
@@ -159,7 +157,7 @@ def beam(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_len
     """One row per beam; the prompt's cache (one row each) is copied for the beams after the prefill."""
     rows = prompts * options.num_beams
     return generation(config, rows, prompt_length, options.max_new_tokens, BEAM_ARRAYS, trace_top,
-                      cache_rows=rows + prompts, prefill_rows=prompts, lower_rows="num_beams")
+                      cache_rows=rows + prompts, prefill_rows=prompts, lower_rows=NUM_BEAMS.said())
 
 
 def beam_sample(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
@@ -167,7 +165,7 @@ def beam_sample(options: GenerationOptions, config: GPTConfig, prompts: int, pro
     """Beam search's, and the draws from every beam's candidates, one prompt at a time."""
     draws = vocabulary_arrays(config, options.num_beams, BEAM_DRAW_ARRAYS)
     return beam(options, config, prompts, prompt_length, trace_top) + Footprint((
-        Part("the draws of one prompt's candidates", draws, "num_beams"),))
+        Part("the draws of one prompt's candidates", draws, NUM_BEAMS.said()),))
 
 
 def contrastive(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
@@ -177,7 +175,7 @@ def contrastive(options: GenerationOptions, config: GPTConfig, prompts: int, pro
     k = min(options.top_k or DEFAULT_TOP_K, config.vocab_size)
     return generation(config, prompts * k, prompt_length, options.max_new_tokens, CONTRASTIVE_ARRAYS, trace_top,
                       cache_rows=prompts * (k + 1), prefill_rows=prompts, prefill_logits=prompt_length,
-                      lower_rows="top_k")
+                      lower_rows=TOP_K.said())
 
 
 def speculative(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
@@ -187,13 +185,13 @@ def speculative(options: GenerationOptions, config: GPTConfig, prompts: int, pro
                            SPECULATIVE_ARRAYS + options.num_assistant_tokens, trace_top)
     draft = options.draft_model.config
     cache = kv_cache(draft, prompts, prompt_length + options.max_new_tokens)
-    return footprint + Footprint((Part("the draft model's KV cache", cache, "max_new_tokens"),))
+    return footprint + Footprint((Part("the draft model's KV cache", cache, MAX_NEW),))
 
 
 # ----------------------------------------------------------------------------- looking inside
 
 
-def prompt_pass(config: GPTConfig, length: int, vocab_rows: int, lower: str = "the length of the prompt",
+def prompt_pass(config: GPTConfig, length: int, vocab_rows: int, lower="the length of the prompt",
                 logits_positions=1, every_layer=False) -> Footprint:
     """One pass over a prompt of `length` tokens that keeps the logits of logits_positions positions (every
     layer's stream and attention with every_layer), then vocab_rows float32 rows [V]: an inspection's peak."""
@@ -201,15 +199,16 @@ def prompt_pass(config: GPTConfig, length: int, vocab_rows: int, lower: str = "t
         Part(f"the forward pass over {length} tokens", forward_pass(config, 1, length, length, logits_positions,
                                                                     every_layer), "the length of the prompt"),
         Part(f"{vocab_rows:,} rows of {config.vocab_size} probabilities", vocabulary_arrays(config, vocab_rows, 1),
-             lower)))
+             [lower])))
 
 
-def windows(config: GPTConfig, batch_bytes: int, at_once: int, max_length: int) -> Footprint:
+def windows(config: GPTConfig, batch_bytes: int, at_once: int, max_length: int, window: Named,
+            stride: Named) -> Footprint:
     """The perplexity of a text: a batch of `at_once` windows of max_length tokens (planned to stay under
-    batch_bytes), then the log-probabilities of one window."""
-    return Footprint((Part(f"a batch of {at_once} windows of {max_length} tokens", batch_bytes, "max_length"),
+    batch_bytes), then the log-probabilities of one window; window and stride name the settings that shrink them."""
+    return Footprint((Part(f"a batch of {at_once} windows of {max_length} tokens", batch_bytes, [window]),
                       Part("the log-probabilities of one window", vocabulary_arrays(config, max_length, 3),
-                           "max_length or stride")))
+                           [window, stride])))
 
 
 def _meminfo_available() -> int | None:
@@ -281,5 +280,6 @@ def check_fits(footprint: Footprint, doing: str, room: int | None = None):
     if fits(footprint, room):
         return
     big = footprint.largest()
-    raise ValueError(f"{doing} would need about {gib(footprint.nbytes)} of memory at its peak, mostly {big.what}: "
-                     f"{gib(big.nbytes)}, but only {gib(room)} is available; lower {big.lower}.")
+    raise OptionError("{doing} would need about {need} of memory at its peak, mostly {what}: {most}, but only "
+                      "{room} is available; lower {lower}.", doing=doing, need=gib(footprint.nbytes), what=big.what,
+                      most=gib(big.nbytes), room=gib(room), lower=big.lower)

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.checks import check_vocabulary, is_integer
+from ..core.checks import Named, OptionError, check_vocabulary, is_integer, phrase
+from ..core.loop import MAX_NEW_TOKENS
 from ..links.values import is_token_list
+
+TRUNCATE_PROMPT = Named("truncate_prompt", "--truncate-prompt", True)  # generate()'s argument, as a refusal names it
 
 
 def as_prompt_batch(prompt_ids, eos_token_id: int) -> list[list[int]]:
@@ -57,16 +60,19 @@ def fit_context(prompts: list[list[int]], n_positions: int, vocab_size: int, max
     keep = n_positions - max_new_tokens
     if truncate:
         if keep < 1:
-            raise ValueError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the model's context of "
-                             f"n_positions={n_positions} tokens, even truncated; ask for at most "
-                             f"{n_positions - 1} new tokens.")
+            raise OptionError("{most} ({n}) leaves no room for a prompt in the model's context of n_positions="
+                              "{n_positions} tokens, even truncated; ask for at most {room} new tokens.",
+                              most=MAX_NEW_TOKENS.said(), n=max_new_tokens, n_positions=n_positions,
+                              room=n_positions - 1)
         prompts = [p[-keep:] for p in prompts]
     longest = max(len(p) for p in prompts)
     if longest + max_new_tokens > n_positions:
-        raise ValueError(f"the prompt ({longest} tokens) plus max_new_tokens ({max_new_tokens}) exceed the model's "
-                         f"context of n_positions={n_positions} tokens; shorten the prompt, ask for fewer tokens, or "
-                         f"pass truncate_prompt=True (--truncate-prompt) to keep only the prompt's last "
-                         f"{max(keep, 0)} tokens.")
+        fix = (phrase("shorten the prompt, ask for fewer tokens, or pass {truncate} to keep only the prompt's last "
+                      "{keep} tokens", truncate=TRUNCATE_PROMPT, keep=keep) if keep >= 1 else  # no prompt fits
+               phrase("ask for at most {room} new tokens, or shorten the prompt", room=n_positions - longest))
+        raise OptionError("the prompt ({longest} tokens) plus {most} ({n}) exceed the model's context of "
+                          "n_positions={n_positions} tokens; {fix}.", longest=longest, most=MAX_NEW_TOKENS.said(),
+                          n=max_new_tokens, n_positions=n_positions, fix=fix)
     return prompts
 
 

@@ -14,16 +14,19 @@ What this module is not: the options' declarations (beside the code that reads t
 gathers them) or the loops (strategies/).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..core.checks import Named, OptionError
 from ..core.link import Option, Trait
 from ..core.links import TOP_K
 from ..strategies import beam, contrastive, speculative, tokenwise
 from ..strategies.options import (BY_NAME, DIVERSITY_PENALTY, DO_SAMPLE, DRAFT_MODEL, NUM_ASSISTANT_TOKENS,
-                                  NUM_BEAM_GROUPS, NUM_RETURN_SEQUENCES, PENALTY_ALPHA, REGISTRY, GenerationOptions,
-                                  OptionError)
+                                  NUM_BEAM_GROUPS, NUM_BEAMS, NUM_RETURN_SEQUENCES, PENALTY_ALPHA, REGISTRY,
+                                  GenerationOptions)
 from . import memory
+
+STRATEGY = Named("strategy", "--strategy")  # generate()'s argument, as a refusal names it
 
 
 def no_rules(options: GenerationOptions):
@@ -32,26 +35,27 @@ def no_rules(options: GenerationOptions):
 
 def beam_rules(options: GenerationOptions):
     if options.num_return_sequences > options.num_beams:
-        raise OptionError(f"num_return_sequences ({options.num_return_sequences}) must be at most num_beams "
-                          f"({options.num_beams}).")
+        raise OptionError("{n} ({n_value}) must be at most {beams} ({beams_value}).", n=NUM_RETURN_SEQUENCES.said(),
+                          n_value=options.num_return_sequences, beams=NUM_BEAMS.said(), beams_value=options.num_beams)
 
 
 def diverse_beam_rules(options: GenerationOptions):
     beam_rules(options)
     if options.num_beam_groups < 2 or options.num_beams % options.num_beam_groups:
-        raise OptionError(f"num_beam_groups must be at least 2 and divide num_beams ({options.num_beams}), "
-                          f"got {options.num_beam_groups}.")
+        raise OptionError("{groups} must be at least 2 and divide {beams} ({n}), got {g}.", n=options.num_beams,
+                          groups=NUM_BEAM_GROUPS.said(), beams=NUM_BEAMS.said(), g=options.num_beam_groups)
 
 
 def contrastive_rules(options: GenerationOptions):
     if options.top_k is not None and options.top_k < 2:
-        raise OptionError(f"top_k for contrastive search must be at least 2 (the candidates compared), "
-                          f"got {options.top_k}.")
+        raise OptionError("{k} for contrastive search must be at least 2 (the candidates compared), got {value}.",
+                          k=TOP_K.said(), value=options.top_k)
 
 
 def speculative_rules(options: GenerationOptions):
     if options.draft_model is None:
-        raise OptionError("speculative decoding needs draft_model: a smaller GPT-2 (a model, a name or a path).")
+        raise OptionError("speculative decoding needs {draft}: a smaller GPT-2 (a model, a name or a path).",
+                          draft=DRAFT_MODEL.said())
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,8 @@ def users(option: Option) -> list[str]:
 def build_options(strategy: str = "greedy", **given) -> GenerationOptions:
     """The options of a call from keyword arguments, each checked; see the module docstring for what is refused."""
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise OptionError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}.")
+        raise OptionError("{s} must be one of {names}; got {value}.", s=STRATEGY, names=", ".join(STRATEGIES),
+                          value=repr(strategy))
     record = STRATEGIES[strategy]
     for name in given:
         if name not in BY_NAME:
@@ -117,13 +122,14 @@ def build_options(strategy: str = "greedy", **given) -> GenerationOptions:
         if not record.accepts(BY_NAME[name]):
             using = users(BY_NAME[name])
             pick = "sample" if "sample" in using else using[0]  # transformers' greedy would ignore it silently
-            raise OptionError(f"strategy {strategy!r} does not use {name}; it is an option of: {', '.join(using)}; "
-                              f"to use it, add strategy={pick!r} (--strategy {pick}).")
+            raise OptionError("strategy {s} does not use {o}; it is an option of: {using}; to use it, add {pick}.",
+                              s=repr(strategy), o=BY_NAME[name].said(), using=", ".join(using),
+                              pick=replace(STRATEGY, value=pick))
     given = {k: v for k, v in given.items() if v is not None}
     if record.samples_on_request and not given.get("do_sample", False):
         for name in sorted(SAMPLING_ONLY & given.keys()):
-            raise OptionError(f"speculative decoding uses {name} only when it samples; add do_sample=True "
-                              f"(--do-sample), or drop {name} for greedy speculative decoding.")
+            raise OptionError("speculative decoding uses {o} only when it samples; add {sample}, or drop {o} for "
+                              "greedy speculative decoding.", o=BY_NAME[name].said(), sample=DO_SAMPLE.said(True))
     try:
         options = GenerationOptions(strategy=strategy, **{name: BY_NAME[name].check(value)
                                                           for name, value in given.items()})
@@ -131,6 +137,6 @@ def build_options(strategy: str = "greedy", **given) -> GenerationOptions:
         record.rules(options)
     except OptionError:
         raise
-    except ValueError as e:  # the declarations' and the links' own refusals
-        raise OptionError(str(e)) from None
+    except ValueError as e:  # a link's own refusal that names no option
+        raise OptionError("{why}", why=str(e)) from None
     return options

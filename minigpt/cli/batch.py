@@ -9,9 +9,9 @@ Like cli.py, it parses, calls the library (batch.run_prompt_file) and reports; a
 import sys
 
 from ..call.batch import run_prompt_file
+from ..core.checks import plural
 from ..weights.checkpoint import load
 from .args import announce, progress_bar
-from ..core.checks import plural
 
 
 def cmd_generate_file(args, options: dict):

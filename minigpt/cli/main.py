@@ -16,28 +16,27 @@ is a flag named after it (--top-k for top_k), with its one-line help, grouped as
 import argparse
 import json
 import os
-import re
 import signal
 import sys
 import warnings
 
-from ..weights import hub
-from ..weights.checkpoint import load
-from ..core.checks import number, plural
-from .args import announce, argument_type, command_line_text, integer
-from .plot import add_plot_commands
-from .batch import cmd_generate_file
-from .score import add_score_command
-from .web import add_web_commands
-from ..inspection.compare import CLASSIC, compare, parse_run
 from ..call.generate import generate
 from ..call.strategies import STRATEGIES
+from ..core.checks import OptionError, number, plural
 from ..core.link import GROUPS, Option
-from ..strategies.options import REGISTRY
 from ..core.tokenizer import Tokenizer
-from ..views.labels import visible
+from ..inspection.compare import CLASSIC, compare, parse_run
+from ..strategies.options import REGISTRY
 from ..version import VERSION
+from ..views.labels import visible
 from ..views.text import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
+from ..weights import hub
+from ..weights.checkpoint import load
+from .args import announce, argument_type, command_line_text, integer
+from .batch import cmd_generate_file
+from .plot import add_plot_commands
+from .score import add_score_command
+from .web import add_web_commands
 
 CLI_DEFAULTS = {"max_new_tokens": 40}  # the command line's own defaults, where they differ from the library's
 STREAMING = ("greedy", "sample", "contrastive", "speculative")  # the strategies whose tokens can be printed as chosen
@@ -294,17 +293,6 @@ def one_line_warning(message, category, filename, lineno, file=None, line=None):
     print(f"minigpt: warning: {message}", file=sys.stderr)
 
 
-def command_line_message(error: ValueError) -> str:
-    """A refusal of the library in the command line's words: flags, not Python keywords ("top_k=5 (--top-k 5)"
-    and "top_k" become "--top-k 5" and "--top-k")."""
-    message = re.sub(r"\b\w+=\S+ \((--[^)]+)\)", r"\1", str(error))
-    message = re.sub(r"\b(\w+) \((--[\w-]+)\)",  # "trace_top (--trace-top)" -> "--trace-top"
-                     lambda m: m[2] if "--" + m[1].replace("_", "-") == m[2] else m[0], message)
-    for option in sorted(REGISTRY, key=lambda o: -len(o.name)):
-        message = re.sub(rf"(?<![\w'-]){option.name}(?![\w'])", option.flag, message)  # not 'top_k', a warper
-    return message
-
-
 def main(argv=None) -> int:
     commands = parser()
     args = commands.parse_args(argv)
@@ -324,9 +312,8 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush finds no pipe either
         return 128 + signal.SIGPIPE
     except (ValueError, OSError) as e:  # FileNotFoundError and the project's errors derive from these
-        # compare's runs use keywords, the other commands flags
-        flags = isinstance(e, ValueError) and args.command in ("generate", "plot", "report")
-        print(f"minigpt: error: {command_line_message(e) if flags else e}", file=sys.stderr)
+        flags = isinstance(e, OptionError) and args.command != "compare"  # compare's runs are written as keywords
+        print(f"minigpt: error: {e.in_flags() if flags else e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)

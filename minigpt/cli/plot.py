@@ -11,13 +11,13 @@ Like cli.py, it parses, calls the library and prints the file it wrote; nothing 
 from pathlib import Path
 
 from .. import inspection
+from ..core.tokenizer import Tokenizer
+from ..strategies.options import parse_early_stopping
 from ..views import plots
+from ..views.labels import token_label
 from ..views.plots.canvas import check_out
 from ..weights.checkpoint import load
 from .args import announce, argument_type, command_line_text, integer, real
-from ..strategies.options import parse_early_stopping
-from ..core.tokenizer import Tokenizer
-from ..views.labels import token_label
 
 early_stopping = argument_type(parse_early_stopping, "early_stopping")
 

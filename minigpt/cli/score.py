@@ -11,12 +11,12 @@ import json
 from pathlib import Path
 
 from .. import inspection
-from ..weights.checkpoint import load
 from ..call.prompts import read_text
-from .args import announce, command_line_text, integer, progress_bar
-from ..inspection.scoring import TextScore, check_window, score_text, windows
 from ..core.tokenizer import Tokenizer
+from ..inspection.scoring import TextScore, check_window, score_text, windows
 from ..views.labels import visible
+from ..weights.checkpoint import load
+from .args import announce, command_line_text, integer, progress_bar
 
 PROGRESS_AFTER = 4  # windows: a shorter text needs no progress bar
 

@@ -13,17 +13,18 @@ import sys
 import webbrowser
 from pathlib import Path
 
+from ..call.generate import generate
+from ..call.strategies import doing
+from ..core.link import Trait
+from ..core.tokenizer import Tokenizer
+from ..inspection.beam_tree import tree_of
+from ..strategies.options import NUM_BEAMS, NUM_RETURN_SEQUENCES
+from ..web.explore import Explorer
+from ..web.render import generation_data, report_html
+from ..web.server import ExploreServer, serve
 from ..weights import hub
 from ..weights.checkpoint import load
 from .args import announce, command_line_text, integer
-from ..web.explore import Explorer
-from ..call.generate import generate
-from ..inspection import beam_tree
-from ..web.render import generation_data, report_html
-from ..call.strategies import doing
-from ..core.link import Trait
-from ..web.server import ExploreServer, serve
-from ..core.tokenizer import Tokenizer
 
 LOOPBACK = ("127.0.0.1", "localhost")
 
@@ -66,9 +67,11 @@ def cmd_report(args, generation_options):
     model = load(hub.resolve(args.model, report=announce))
     options = generation_options(args, tok)
     prompt_ids = tok.encode(command_line_text(args.prompt))
+    beams = args.strategy in doing(Trait.KEEPS_BEAMS)
+    if beams:  # every hypothesis the search kept, unless asked for fewer
+        options.setdefault(NUM_RETURN_SEQUENCES.name, options.get(NUM_BEAMS.name, NUM_BEAMS.default))
     out = generate(model, prompt_ids, args.strategy, trace_top=args.top, tokenizer=tok, **options)
-    tree = beam_tree(model, out.prompt_tokens[0], strategy=args.strategy, **options) if args.strategy in doing(Trait.KEEPS_BEAMS) \
-        else None
+    tree = tree_of(out, options.get(NUM_BEAMS.name, NUM_BEAMS.default), tok, options) if beams else None
     data = generation_data(tok, out, out.prompt_tokens[0], args.strategy, options, args.model, tree)
     path.write_text(report_html(data, f"minigpt report: {args.strategy} on {args.model}"), encoding="utf-8")
     print(path)

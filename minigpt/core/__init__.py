@@ -6,7 +6,7 @@ Read it in this order, one token from bytes to text:
   tokenizer.py  the same ids through tiktoken (fast), and ids -> bytes -> text, streamed without half characters
   config.py     the numbers that fix every shape
   model.py      ids -> embeddings -> transformer blocks -> logits, in float32, through a preallocated KV cache
-  numerics.py   softmax, log-softmax, entropy, top-k selection, the seeded draw
+  numerics.py   softmax, log-softmax, top-k selection, the seeded draw
   checks.py     the one-sentence refusals every layer shares
   link.py       what a link of the sampler chain is, and how it declares its options
   links.py      the classic links: the repetition penalty, temperature, top-k, top-p, min-p

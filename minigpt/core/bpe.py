@@ -4,41 +4,17 @@ GPT-2 (Radford et al. 2019) turns text into tokens in two steps.
 
 1. Split. A regular expression cuts the text into pieces: a contraction ('s 't 're 've 'm 'll 'd),
    a run of letters, of numbers or of other symbols (each may start with one space), or a run of
-   whitespace. No token crosses a piece boundary, so each piece is tokenized on its own.
+   whitespace. No token crosses a piece boundary, so each piece is tokenized on its own (`split`).
 2. Merge (byte-level BPE, Sennrich et al. 2016). A piece's UTF-8 bytes start as single bytes, which
    are the first 256 tokens. Then the adjacent pair whose concatenation has the lowest rank in GPT-2's
    table is merged, again and again (the leftmost pair if it occurs twice), until no adjacent pair is
-   in the table. Each part left is one token, and a token's rank is its id.
+   in the table. Each part left is one token, and a token's rank is its id (`byte_pair_merges`).
 
-The table is all that is needed: ranks are in the order training learned the merges, so they replay
-them. Worked example, the piece " tokenizer" (␣ is the space; the new part's rank on the right):
+The table is all that is needed: ranks are in the order training learned the merges, so they replay them.
+tiktoken first looks a whole piece up in the table and takes its id without merging; that shortcut is not
+needed here, since all 50,256 GPT-2 tokens are rebuilt whole by the merges (tests/core/test_bpe.py checks).
 
-    ␣ t o k e n i z e r          start: 10 single bytes
-    ␣t o k e n i z e r           ␣t      256   the lowest rank of all adjacent pairs
-    ␣t o k e n i z er            er      263
-    ␣t o k en i z er             en      268
-    ␣to k en i z er              ␣to     284
-    ␣to k en iz er               iz      528
-    ␣to ken iz er                ken    3464
-    ␣to ken izer                 izer   7509
-    ␣token izer                  ␣token 11241  "␣tokenizer" is not in the table: stop
-    -> [11241, 7509]
-
-tiktoken first looks a whole piece up in the table and takes its id without merging. That shortcut
-is not needed here: all 50,256 GPT-2 tokens are rebuilt whole by the merges above (tests/core/test_bpe.py
-checks).
-
-Why the character classes are spelled out. The pattern GPT-2 uses is written for Rust's regex,
-    '(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-and Python's `re` has no \p{L} or \p{N}. Its near look-alikes differ: its \s also matches
-U+001C..U+001F (str.isspace, not Unicode White_Space), its \d misses numbers such as ² ½ Ⅻ (general
-category No and Nl), and its \w counts those as letters. So we list the code points ourselves:
-letters are general category L*, numbers N*, whitespace the 25 code points of White_Space.
-
-Unicode versions. The classes come from Python's `unicodedata` (Unicode 14.0 in Python 3.11);
-tiktoken 0.14 (Rust regex-syntax 0.8.11) uses Unicode 16.0. The 9,392 letters and numbers that
-Unicode 15.0, 15.1 and 16.0 assigned (Kawi, CJK Extensions H and I, Garay, Todhri, ...) are unassigned
-to Python 3.11, so here they are symbols and may split differently; no other code point differs.
+What this module is not: the fast path (tokenizer.py runs tiktoken over the same table) or decoding.
 """
 
 import base64
@@ -82,8 +58,20 @@ def char_class(is_member) -> str:
 
 @functools.cache
 def split_pattern() -> re.Pattern:
-    """GPT-2's split pattern for Python's `re`, built once on first use. Walking all 1,114,112 code
-    points takes about half a second (measured 0.42-0.52 s, Python 3.11 on a 2-core machine)."""
+    r"""GPT-2's split pattern for Python's `re`, built once on first use. Walking all 1,114,112 code
+    points takes about half a second (measured 0.42-0.52 s, Python 3.11 on a 2-core machine).
+
+    Why the classes are spelled out: the pattern GPT-2 uses is written for Rust's regex,
+        '(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    and Python's `re` has no \p{L} or \p{N}. Its near look-alikes differ: its \s also matches U+001C..U+001F
+    (str.isspace, not Unicode White_Space), its \d misses numbers such as ² ½ Ⅻ (general category No and Nl),
+    and its \w counts those as letters. So we list the code points ourselves: letters are general category
+    L*, numbers N*, whitespace the 25 code points of White_Space.
+
+    Unicode versions: the classes come from Python's `unicodedata` (Unicode 14.0 in Python 3.11); tiktoken
+    0.14 (Rust regex-syntax 0.8.11) uses Unicode 16.0. The 9,392 letters and numbers that Unicode 15.0, 15.1
+    and 16.0 assigned (Kawi, CJK Extensions H and I, Garay, Todhri, ...) are unassigned to Python 3.11, so
+    here they are symbols and may split differently; no other code point differs."""
     letters = char_class(lambda c: unicodedata.category(c).startswith("L"))
     numbers = char_class(lambda c: unicodedata.category(c).startswith("N"))
     return re.compile(PATTERN.format(L=letters, N=numbers, S=re.escape(WHITESPACE)))
@@ -110,7 +98,20 @@ class Merge:
 
 def byte_pair_merges(data: bytes, ranks: dict[bytes, int]) -> tuple[list[bytes], list[Merge]]:
     """The tokens of one piece, and the merges that made them: start from single bytes; while some adjacent
-    pair's concatenation is in `ranks`, merge the pair of lowest rank (the leftmost if it occurs twice)."""
+    pair's concatenation is in `ranks`, merge the pair of lowest rank (the leftmost if it occurs twice).
+    The piece " tokenizer" (␣ is the space; the new part's rank on the right):
+
+        ␣ t o k e n i z e r          start: 10 single bytes
+        ␣t o k e n i z e r           ␣t      256   the lowest rank of all adjacent pairs
+        ␣t o k e n i z er            er      263
+        ␣t o k en i z er             en      268
+        ␣to k en i z er              ␣to     284
+        ␣to k en iz er               iz      528
+        ␣to ken iz er                ken    3464
+        ␣to ken izer                 izer   7509
+        ␣token izer                  ␣token 11241  "␣tokenizer" is not in the table: stop
+        -> [11241, 7509]
+    """
     parts, merges = [bytes([b]) for b in data], []
     while len(parts) > 1:
         pairs = [(ranks.get(a + b), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]

@@ -123,19 +123,6 @@ class Chain:
         """What the processors decided for one row at their last call (XTC, dynamic temperature), by name."""
         return {name: values[row].item() for p in self.processors for name, values in getattr(p, "state", {}).items()}
 
-    def masked_by(self, logits, ids, rows) -> list:
-        """The processors that set some logit of the given rows to -inf: what to loosen when they leave no
-        token at all. Runs the chain again, one processor at a time (only on that error)."""
-        logits = np.array(logits, dtype=np.float32)
-        ids = np.asarray(ids, dtype=np.int64).reshape(logits.shape[0], -1)
-        masking = []
-        for processor in self.processors:
-            out = processor(logits, ids)
-            if (np.isneginf(out[rows]) & ~np.isneginf(logits[rows])).any():
-                masking.append(processor)
-            logits = out
-        return masking
-
     def __len__(self):
         return len(self.processors)
 

@@ -10,6 +10,7 @@ checks), the checks of lists of token ids given as options (links/values.py) or 
 """
 
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,22 +26,85 @@ def plural(n: int, noun: str, grouped: bool = False) -> str:
     return (f"{n:,}" if grouped else f"{n}") + f" {noun}" + ("" if n == 1 else "s")
 
 
+UNSET = object()  # Named.value when a sentence names an option without a value
+
+
+@dataclass(frozen=True)
+class Named:
+    """A setting as a sentence names it: by its Python name or by its command-line flag, with a value if given."""
+    name: str
+    flag: str
+    value: object = UNSET
+
+    def spelled(self, flags: bool) -> str:
+        if self.value is UNSET:
+            return self.flag if flags else self.name
+        if flags:
+            return self.flag if self.value is True else f"{self.flag} {self.value}"
+        return f"{self.name}={self.value!r}"
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Words that name settings: a template whose Named (or Phrase) fields are spelled for the reader."""
+    template: str
+    fields: dict
+
+    def spelled(self, flags: bool) -> str:
+        return self.template.format(**{key: spell(value, flags) for key, value in self.fields.items()})
+
+
+def phrase(template: str, **fields) -> Phrase:
+    return Phrase(template, fields)
+
+
+def joined(items, separator: str = ", ") -> Phrase:
+    """Named settings (or words) one after the other: "top_k, top_p" or "--top-k, --top-p"."""
+    return Phrase(separator.join(f"{{w{i}}}" for i in range(len(items))), {f"w{i}": v for i, v in enumerate(items)})
+
+
+def spell(value, flags: bool):
+    """A field of a refusal: a Named setting or a Phrase spelled for its reader, a list of them as "a, b or c"."""
+    if isinstance(value, (Named, Phrase)):
+        return value.spelled(flags)
+    if isinstance(value, list):
+        words = [spell(v, flags) for v in value if v]
+        return " or ".join(filter(None, [", ".join(words[:-1]), words[-1] if words else ""]))
+    return value
+
+
+class OptionError(ValueError):
+    """A refusal that names settings. Its sentence reads in Python's words (str(error): "top_k", "strategy=
+    'sample'") or in the command line's (error.in_flags(): "--top-k", "--strategy sample"): the command line
+    prints the latter, and rewrites no sentence."""
+
+    def __init__(self, template: str, **fields):
+        self.phrase = Phrase(template, fields)
+        super().__init__(self.phrase.spelled(flags=False))
+
+    def in_flags(self) -> str:
+        return self.phrase.spelled(flags=True)
+
+
 def is_integer(value) -> bool:
     """A Python or NumPy integer, not a bool."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def check_real(parameter, value, ok, valid):
-    """A real number for which ok(value) holds, as a Python float; otherwise ValueError naming the range."""
+    """A real number for which ok(value) holds, as a Python float; otherwise OptionError naming the range.
+    parameter: a name, or the Named setting (or Phrase) that the refusal names."""
     if not isinstance(value, Real) or isinstance(value, bool) or math.isnan(value) or not ok(value):
-        raise ValueError(f"{parameter} must be {valid}, got {value!r}.")
+        raise OptionError("{parameter} must be {valid}, got {value}.", parameter=parameter, valid=valid,
+                          value=repr(value))
     return float(value)
 
 
 def check_int(parameter, value, minimum):
-    """An integer >= minimum, as a Python int; otherwise ValueError."""
+    """An integer >= minimum, as a Python int; otherwise OptionError."""
     if not is_integer(value) or value < minimum:
-        raise ValueError(f"{parameter} must be an integer >= {minimum}, got {value!r}.")
+        raise OptionError("{parameter} must be an integer >= {minimum}, got {value}.", parameter=parameter,
+                          minimum=minimum, value=repr(value))
     return int(value)
 
 

@@ -23,7 +23,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from .checks import is_integer, number
+from .checks import UNSET, Named, OptionError, is_integer, number
 
 NEG_INF = np.float32(-np.inf)
 
@@ -74,6 +74,15 @@ class Option:
     def flag(self) -> str:
         return self.flag_name or "--" + self.name.replace("_", "-")
 
+    def said(self, value=UNSET) -> Named:
+        """The option as a refusal names it (with a value: as a setting to make)."""
+        return Named(self.name, self.flag, value)
+
+    def refusal(self, value, accepts: str = "") -> OptionError:
+        """ "top_p must be a number in (0, 1], got 2.": what the option takes, and what it was given."""
+        return OptionError("{option} must be {accepts}, got {value}.", option=self.said(),
+                           accepts=accepts or self.accepts, value=repr(value)[:80])
+
     @property
     def accepts(self) -> str:
         """What the option takes, as its refusal says it."""
@@ -107,7 +116,7 @@ class Option:
         else:
             ok = ok and not isinstance(value, bool) and not math.isnan(value)
         if not ok:
-            raise ValueError(f"{self.name} must be {self.accepts}, got {value!r}.")
+            raise self.refusal(value)
         return value if self.kind is bool else self.kind(value)
 
     def from_text(self, text: str):

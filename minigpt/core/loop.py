@@ -20,7 +20,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from .chain import Chain
+from .link import Option
 from .model import GPT2
+
+MAX_NEW_TOKENS = Option("max_new_tokens", 20, "how many tokens to generate at most", "output", kind=int, low=0,
+                        metavar="N")
 
 
 def decode(model: GPT2, prompt_ids: list[int], chain: Chain, max_new_tokens: int) -> Iterator[int]:

@@ -1,8 +1,6 @@
 """The numeric helpers every stage after the logits shares, one implementation of each.
 
-    softmax, log_softmax, log_normalizer   scores -> probabilities, in float32, without NaN for a row of -inf
-    cross_entropy                          a text's NLL token by token: log sum exp z - z_target
-    entropy                                H = -sum p log p
+    softmax, log_softmax                   scores -> probabilities, in float32, without NaN for a row of -inf
     cumulative_sum                         running sums as torch accumulates them on the CPU
     kth_largest, largest                   top-k selection: a threshold, or the indices in order
     draw                                   the seeded draw of one token from a distribution
@@ -37,27 +35,6 @@ def log_softmax(x):
     shifted = x - row_max(x)  # [B, V]
     total = np.exp(shifted).sum(axis=-1, keepdims=True)
     return shifted - np.log(np.where(total > 0, total, np.ones_like(total)))
-
-
-def cross_entropy(logits, targets):
-    """-log softmax(logits)[target] = log sum_j exp(z_j) - z_target for each row of finite logits [N, V] and its
-    target [N], with one temporary [N, V] (log_softmax would make three): a text's NLL, token by token. -> [N]"""
-    top = logits.max(axis=-1, keepdims=True)  # [N, 1]
-    e = np.subtract(logits, top)
-    np.exp(e, out=e)
-    return top[:, 0] + np.log(e.sum(axis=-1)) - logits[np.arange(len(targets)), targets]
-
-
-def log_normalizer(logits) -> float:
-    """log sum_i exp(logits_i) over [V]: softmax(logits) = exp(logits - log_normalizer(logits))."""
-    m = float(logits.max())
-    return m if m == -np.inf else m + float(np.log(np.exp(logits - m).sum()))
-
-
-def entropy(logp):
-    """H = -sum_i p_i log p_i over the last axis, with 0 log 0 = 0 (the -inf * 0 NaNs are skipped). -> [B, 1]"""
-    with np.errstate(invalid="ignore"):
-        return -np.nansum(np.exp(logp) * logp, axis=-1, keepdims=True)
 
 
 def cumulative_sum(p):

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..call.generate import generate
+from ..call.generate import GenerationOutput, generate
 from ..core.checks import check_int, plural
 from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
+from ..strategies.options import NUM_BEAMS
 from .passes import prompt_ids, texts_of
 
 
@@ -72,17 +73,24 @@ class BeamTree:
 
 def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.0, early_stopping=False,
               strategy="beam", num_return_sequences=None, tokenizer: Tokenizer | None = None, **options) -> BeamTree:
-    """Run generate(model, ids, strategy, ...) once, recording every candidate it weighs (strategies/beam.py's
-    BeamEvent), and link them into a tree: a node per (group, tokens so far), its parent the beam it
-    extends. The nodes on the paths of the returned sequences carry their rank in `result`.
-    num_return_sequences defaults to num_beams: every hypothesis the search kept."""
+    """Run generate(model, ids, strategy, ...) once and link every candidate it weighed into a tree (tree_of).
+    num_return_sequences defaults to num_beams: every hypothesis the search kept is marked."""
     ids = prompt_ids(model, ids)[0].tolist()
-    num_beams = check_int("num_beams", num_beams, 1)  # before it becomes the default num_return_sequences
+    num_beams = check_int(NUM_BEAMS.said(), num_beams, 1)  # before it becomes the default num_return_sequences
     tokenizer = tokenizer or Tokenizer()
-    out = generate(model, ids, strategy, num_beams=num_beams, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
-                   length_penalty=length_penalty, early_stopping=early_stopping,
-                   num_return_sequences=num_beams if num_return_sequences is None else num_return_sequences,
-                   trace_top=0, **options)
+    settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
+                    early_stopping=early_stopping, **options)
+    out = generate(model, ids, strategy, tokenizer=tokenizer, trace_top=0, **settings,
+                   num_return_sequences=num_beams if num_return_sequences is None else num_return_sequences)
+    return tree_of(out, num_beams, tokenizer, settings)
+
+
+def tree_of(out: GenerationOutput, num_beams: int, tokenizer: Tokenizer | None = None,
+            settings: dict | None = None) -> BeamTree:
+    """The tree of a beam strategy's run (one prompt): a node per candidate it weighed (out.beam_events), keyed
+    by (group, tokens so far), its parent the beam it extends; the nodes on the paths of the returned sequences
+    carry their rank in `result`."""
+    tokenizer, settings = tokenizer or Tokenizer(), settings or {}
     root = BeamNode(id=0, parent=-1, tokens=(), step=-1, prob=1.0, score=0.0, status="root")
     nodes, index = [root], {}  # index: (group, tokens) -> node id
     for e in out.beam_events:
@@ -101,7 +109,6 @@ def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.
         for node in nodes[1:]:
             if tokens[: len(node.tokens)] == list(node.tokens):
                 node.result = rank
-    settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
-                    early_stopping=early_stopping, **options)
-    return BeamTree(prompt=ids, nodes=nodes, sequences=out.sequences, scores=out.scores, strategy=strategy,
-                    options=settings, candidates_per_step=2 * num_beams, sequence_texts=out.texts)
+    return BeamTree(prompt=out.prompt_tokens[0], nodes=nodes, sequences=out.sequences, scores=out.scores,
+                    strategy=out.strategy, options=settings, candidates_per_step=2 * num_beams,
+                    sequence_texts=out.texts)

@@ -25,8 +25,8 @@ import numpy as np
 
 from ..call.generate import generate, peak_memory
 from ..call.memory import check_fits
-from ..core.model import GPT2
 from ..call.strategies import ACCEPTS, STRATEGIES, build_options
+from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
 
 

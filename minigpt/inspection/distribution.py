@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..call import memory
-from ..core.checks import check_int, plural
+from ..core.checks import Named, check_int, plural
 from ..core.links import MinP, Temperature, TopK, TopP
 from ..core.model import GPT2
 from ..core.numerics import draw, largest, softmax
 from ..core.tokenizer import Tokenizer
 from ..links.chain import build_chain
+from ..strategies.options import SEED
 from .passes import prompt_ids, texts_of
 
 # Shapes: V vocabulary, M temperatures, N tokens shown.
@@ -69,9 +70,9 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
     if not temperatures:
         raise ValueError("temperatures must hold at least one temperature, e.g. (1.0,).")
     tempers = [Temperature(t) for t in temperatures]  # checks each range
-    top = check_int("top", top, 1)
+    top = check_int(Named("top", "--top"), top, 1)
     if seed is not None:
-        check_int("seed", seed, 0)
+        check_int(SEED.said(), seed, 0)
     rows = 2 * len(temperatures) + 6  # p and the final distribution at each temperature, and the chain's arrays
     memory.check_fits(memory.prompt_pass(model.config, ids.shape[1], rows, lower="the number of temperatures"),
                       "the next-token distribution")

@@ -24,11 +24,20 @@ from typing import Callable
 import numpy as np
 
 from ..call import memory
-from ..core.checks import check_int, plural
+from ..core.checks import Named, check_int, plural
 from ..core.model import GPT2
-from ..core.numerics import cross_entropy, log_softmax
+from ..core.numerics import log_softmax
 from ..core.tokenizer import Tokenizer
 from .passes import prompt_ids
+
+
+def cross_entropy(logits, targets):
+    """-log softmax(logits)[target] = log sum_j exp(z_j) - z_target for each row of finite logits [N, V] and its
+    target [N], with one temporary [N, V] (log_softmax would make three): a text's NLL, token by token. -> [N]"""
+    top = logits.max(axis=-1, keepdims=True)  # [N, 1]
+    e = np.subtract(logits, top)
+    np.exp(e, out=e)
+    return top[:, 0] + np.log(e.sum(axis=-1)) - logits[np.arange(len(targets)), targets]
 
 
 def token_logprobs(model: GPT2, ids) -> list[float]:
@@ -47,6 +56,7 @@ def perplexity_of(logprobs: list[float]) -> float | None:
 
 
 BATCH_BYTES = 2**29  # one forward pass over a batch of windows stays under 512 MiB
+MAX_LENGTH, STRIDE = Named("max_length", "--max-length"), Named("stride", "--stride")  # score_text's settings
 
 
 @dataclass(frozen=True)
@@ -91,11 +101,11 @@ def windows(n_tokens: int, max_length: int, stride: int) -> list[Window]:
 
 def check_window(model: GPT2, n_tokens: int, max_length, stride) -> tuple[int, int]:
     """max_length (default: the context) and stride (default: half of it), checked."""
-    max_length = check_int("max_length", model.config.n_positions if max_length is None else max_length, 2)
+    max_length = check_int(MAX_LENGTH, model.config.n_positions if max_length is None else max_length, 2)
     if max_length > model.config.n_positions:
         raise ValueError(f"max_length ({max_length}) exceeds the model's context of "
                          f"n_positions={model.config.n_positions} tokens; give at most {model.config.n_positions}.")
-    stride = check_int("stride", max(max_length // 2, 1) if stride is None else stride, 1)
+    stride = check_int(STRIDE, max(max_length // 2, 1) if stride is None else stride, 1)
     if stride > max_length:
         raise ValueError(f"stride ({stride}) exceeds max_length ({max_length}), so the tokens between windows "
                          f"would never be scored; give a stride of at most {max_length}.")
@@ -137,8 +147,8 @@ def score_text(model: GPT2, ids, stride: int | None = None, max_length: int | No
     max_length, stride = check_window(model, ids.size, max_length, stride)
     plan = windows(ids.size, max_length, stride)
     at_once = windows_at_once(model, max_length)
-    memory.check_fits(memory.windows(model.config, BATCH_BYTES, min(at_once, len(plan)), max_length),
-                      "scoring this text")
+    memory.check_fits(memory.windows(model.config, BATCH_BYTES, min(at_once, len(plan)), max_length, MAX_LENGTH,
+                                     STRIDE), "scoring this text")
     done = []
     for length in sorted({w.end - w.begin for w in plan}, reverse=True):  # the full windows, then the last
         same = [w for w in plan if w.end - w.begin == length]

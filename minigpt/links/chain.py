@@ -16,12 +16,12 @@ What this module is not: the chain itself (core/chain.py) or the options of a ca
 import numpy as np
 
 from ..core.chain import Chain, ChainSetting, Draw, Greedy, acting
+from ..core.checks import OptionError, joined, phrase
 from ..core.link import Option, Trait
 from ..core.links import MinP, RepetitionPenalty, Temperature, TopK, TopP
 from .llama import DRY, XTC, DynamicTemperature, TopNSigma
 from .mirostat import Mirostat
-from .penalties import (BadWords, FrequencyPresencePenalty, LogitBias, MinNewTokens, NoRepeatNGram,
-                        SuppressTokens)
+from .penalties import BadWords, FrequencyPresencePenalty, LogitBias, MinNewTokens, NoRepeatNGram, SuppressTokens
 from .values import as_texts
 from .warpers import EpsilonCutoff, EtaCutoff, TypicalP
 
@@ -42,12 +42,13 @@ def check_order(option: Option, order) -> tuple[str, ...]:
     names = ["temperature" if name == "dynamic_temperature" else name for name in as_texts(option, order)]
     for name in names:
         if not isinstance(name, str):
-            raise ValueError(f"sampler_order must be {option.valid}; got {order!r}.")
+            raise option.refusal(order, option.valid)
         if name not in WARPER_ORDER:
-            raise ValueError(f"sampler_order names {name!r}, which is not a warper that can be reordered; "
-                             f"use names from: {', '.join(WARPER_ORDER)}.")
+            raise OptionError("{o} names {name}, which is not a warper that can be reordered; use names from: "
+                              "{known}.", o=option.said(), name=repr(name), known=", ".join(WARPER_ORDER))
         if names.count(name) > 1:
-            raise ValueError(f"sampler_order names {name!r} twice; name each warper at most once.")
+            raise OptionError("{o} names {name} twice; name each warper at most once.", o=option.said(),
+                              name=repr(name))
     return tuple(names)
 
 
@@ -56,8 +57,8 @@ SAMPLER_ORDER = Option("sampler_order", (), "the warpers to apply first, in this
                        valid="a list of warper names, such as ['top_k', 'top_p', 'temperature']",
                        normalise=check_order, parse=lambda text: [n.strip() for n in text.split(",") if n.strip()],
                        metavar="NAMES")
-OPTIONS = tuple(dict.fromkeys(option for cls in (*PENALTY_ORDER, *(c for cs in WARPER_ORDER.values() for c in cs), *CHOOSERS)
-                              for option in cls.options)) + (SAMPLER_ORDER,)  # every option a link reads
+OPTIONS = tuple(dict.fromkeys(option for cls in (*LINKS.values(), *CHOOSERS) for option in cls.options)) + (
+    SAMPLER_ORDER,)  # every option a link reads
 DEFAULTS = {option.name: option.default for option in OPTIONS}
 
 
@@ -89,10 +90,23 @@ def build_chain(*, sampling: bool, prompt_length: int, eos_token_id: int, vocab_
     return Chain(links, chooser)
 
 
-# What to loosen when the processors named here leave no token to choose.
-LOOSEN = {"suppress_tokens": "suppress fewer tokens", "logit_bias": "give fewer tokens a -inf logit_bias",
-          "bad_words": "ban fewer bad words", "no_repeat_ngram": "raise no_repeat_ngram_size",
-          "min_new_tokens": "lower min_new_tokens"}
+# What to loosen when the links named here leave no token to choose ({o}: the link's first option).
+LOOSEN = {SuppressTokens: "suppress fewer tokens", LogitBias: "give fewer tokens a -inf {o}", BadWords: "ban fewer "
+          "bad words", NoRepeatNGram: "raise {o}", MinNewTokens: "lower {o}"}
+
+
+def masked_by(chain: Chain, logits, ids, rows) -> list:
+    """The links of a chain that set some logit of the given rows to -inf: what to loosen when they leave no
+    token at all. Runs the chain again, one link at a time (only on that error)."""
+    logits = np.array(logits, dtype=np.float32)
+    ids = np.asarray(ids, dtype=np.int64).reshape(logits.shape[0], -1)
+    masking = []
+    for processor in chain.processors:
+        out = processor(logits, ids)
+        if (np.isneginf(out[rows]) & ~np.isneginf(logits[rows])).any():
+            masking.append(processor)
+        logits = out
+    return masking
 
 
 def check_choosable(chain: Chain, logits, history, processed, step: int, rows=None, nothing_left=None):
@@ -110,9 +124,9 @@ def check_choosable(chain: Chain, logits, history, processed, step: int, rows=No
                          f"are probably not finite numbers: check (or re-download) the checkpoint.")
     empty = ~np.isfinite(processed[rows]).any(axis=-1) if nothing_left is None else nothing_left[rows]
     if empty.any():
-        masking = chain.masked_by(logits, history, rows[empty]) or chain.processors
-        fixes = [LOOSEN[p.name] for p in masking if p.name in LOOSEN] or ["loosen them"]
-        options = dict.fromkeys(p.options[0].name if p.options else p.name for p in masking)  # as the user set them
-        raise ValueError(f"every token was masked at step {step + 1} by the logit processors ({', '.join(options)}), "
-                         f"so there is nothing left to choose; {' or '.join(fixes)} so that at least one token "
-                         f"stays allowed.")
+        masking = masked_by(chain, logits, history, rows[empty]) or chain.processors
+        fixes = [phrase(LOOSEN[type(p)], o=p.options[0].said()) for p in masking if type(p) in LOOSEN]
+        options = list(dict.fromkeys(p.options[0].said() if p.options else p.name for p in masking))  # as set
+        raise OptionError("every token was masked at step {step} by the logit processors ({options}), so there is "
+                          "nothing left to choose; {fixes} so that at least one token stays allowed.", step=step + 1,
+                          options=joined(options), fixes=fixes or "loosen them")

@@ -16,11 +16,10 @@ processor (mirostat.py); the order of the chain (chain.py).
 """
 
 import math
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-
-from dataclasses import dataclass, field
 
 from ..core.link import NEG_INF, Link, Option, Trait
 from ..core.links import MIN_TOKENS_TO_KEEP, TEMPERATURE, TEMPERATURE_RANGE
@@ -302,8 +301,7 @@ def check_breakers(texts) -> tuple[str, ...]:
     """DRY's sequence breakers: a list of non-empty texts of at most 40 bytes each (llama.cpp's limit)."""
     if isinstance(texts, str) or not all(isinstance(t, str) and 0 < len(t.encode("utf-8")) <= MAX_BREAKER_BYTES
                                          for t in texts):
-        raise ValueError(f"dry_sequence_breakers must be a list of non-empty texts of at most {MAX_BREAKER_BYTES} "
-                         f"bytes each, such as ['\\n', ':']; got {texts!r}.")
+        raise DRY_SEQUENCE_BREAKERS.refusal(texts)
     return tuple(texts)
 
 

@@ -21,9 +21,9 @@ What this module is not: a logit processor. Mirostat chooses the token and learn
 chooser (core/chain.py), the last link of the chain in place of the plain draw, as in llama.cpp's chain.
 """
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..core.chain import Chooser
 from ..core.checks import check_int
@@ -58,7 +58,7 @@ class Mirostat(Link, Chooser):
     def __post_init__(self):
         super().__post_init__()
         if self.version == 0:
-            raise ValueError(f"mirostat must be {MIROSTAT.valid} to build a mirostat chooser, got {self.version!r}.")
+            raise MIROSTAT.refusal(self.version, f"{MIROSTAT.valid.removeprefix('0 (off), ')} to choose by mirostat")
         self.vocab_size = check_int("vocab_size", self.vocab_size or 50257, 1)
         self.mu = np.full(self.rows, np.float32(2 * self.tau), dtype=np.float32)  # [B]
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.checks import check_int, check_real, number
+from ..core.checks import check_int, check_real, number, phrase
 from ..core.link import NEG_INF, Link, Option
 from ..core.links import seen_columns
-from .values import (as_bias_pairs, as_token_ids, as_token_tuple, as_token_tuples, check_prompt_length,
-                     check_token_ids, parse_bias, parse_ids)
+from .values import (as_bias_pairs, as_token_ids, as_token_tuple, as_token_tuples, check_prompt_length, check_token_ids,
+                     parse_bias, parse_ids)
 
 # The largest bias accepted. Model logits are at most about 1e4 in size, so even the extremes combined (a bias
 # of 1e9, divided by a penalty of 1e-3 and a temperature of 1e-20, summed over a beam's steps) stay far inside
@@ -90,7 +90,7 @@ class NoRepeatNGram(Link):
     n: int
 
     def __post_init__(self):
-        self.n = check_int(NO_REPEAT_NGRAM_SIZE.name, self.n, 1)
+        self.n = check_int(NO_REPEAT_NGRAM_SIZE.said(), self.n, 1)
 
     def __call__(self, logits, ids):
         t, n = ids.shape[1], self.n
@@ -116,12 +116,12 @@ class BadWords(Link):
     def __post_init__(self):
         if (not isinstance(self.sequences, (list, tuple))
                 or not all(isinstance(seq, (list, tuple)) and seq for seq in self.sequences)):
-            raise ValueError(f"bad_words_ids must be a list of non-empty token-id lists, got {self.sequences!r}.")
-        sequences = [as_token_ids(BAD_WORDS_IDS.name, seq) for seq in self.sequences]
+            raise BAD_WORDS_IDS.refusal(self.sequences, "a list of non-empty token-id lists")
+        sequences = [as_token_ids(BAD_WORDS_IDS.said(), seq) for seq in self.sequences]
         self.sequences = [seq for seq in sequences if seq != [self.eos_token_id]]
 
     def check_vocabulary(self, vocab_size):
-        check_token_ids(BAD_WORDS_IDS.name, [i for seq in self.sequences for i in seq], vocab_size)
+        check_token_ids(BAD_WORDS_IDS.said(), [i for seq in self.sequences for i in seq], vocab_size)
 
     def __call__(self, logits, ids):
         self.check_vocabulary(logits.shape[-1])
@@ -146,16 +146,15 @@ class LogitBias(Link):
         try:
             bias = dict(self.bias)  # {token: bias}, or [(token, bias), ...]
         except (TypeError, ValueError):
-            raise ValueError(f"logit_bias must map token ids to biases, such as {{50256: -100.0}}; "
-                             f"got {self.bias!r}.") from None
-        tokens = as_token_ids(LOGIT_BIAS.name, bias.keys())
+            raise LOGIT_BIAS.refusal(self.bias, "a map of token ids to biases, such as {50256: -100.0}") from None
+        tokens = as_token_ids(LOGIT_BIAS.said(), bias.keys())
         valid = f"a number in [-{number(MAX_BIAS)}, {number(MAX_BIAS)}], or -inf to ban the token"
-        self.bias = {token: check_real(f"logit_bias for token {token}", b,
+        self.bias = {token: check_real(phrase("{o} for token {t}", o=LOGIT_BIAS.said(), t=token), b,
                                        lambda v: v == -math.inf or abs(v) <= MAX_BIAS, valid)
                      for token, b in zip(tokens, bias.values())}
 
     def check_vocabulary(self, vocab_size):
-        check_token_ids(LOGIT_BIAS.name, self.bias, vocab_size)
+        check_token_ids(LOGIT_BIAS.said(), self.bias, vocab_size)
 
     def __call__(self, logits, ids):
         self.check_vocabulary(logits.shape[-1])
@@ -180,7 +179,7 @@ class MinNewTokens(Link):
         return values[MIN_NEW_TOKENS.name] != 0 and (vocab is None or setting.eos_token_id < vocab)
 
     def __post_init__(self):
-        self.min_new_tokens = check_int(MIN_NEW_TOKENS.name, self.min_new_tokens, 0)
+        self.min_new_tokens = check_int(MIN_NEW_TOKENS.said(), self.min_new_tokens, 0)
         self.eos_token_id = check_int("eos_token_id", self.eos_token_id, 0)
         self.prompt_length = check_prompt_length(self.prompt_length)
 
@@ -200,10 +199,10 @@ class SuppressTokens(Link):
     token_ids: list
 
     def __post_init__(self):
-        self.token_ids = as_token_ids(SUPPRESS_TOKENS.name, self.token_ids)
+        self.token_ids = as_token_ids(SUPPRESS_TOKENS.said(), self.token_ids)
 
     def check_vocabulary(self, vocab_size):
-        check_token_ids(SUPPRESS_TOKENS.name, self.token_ids, vocab_size)
+        check_token_ids(SUPPRESS_TOKENS.said(), self.token_ids, vocab_size)
 
     def __call__(self, logits, ids):
         self.check_vocabulary(logits.shape[-1])

@@ -12,7 +12,7 @@ What this module is not: the declarations of the options (beside the links that 
 
 import numpy as np
 
-from ..core.checks import check_int, is_integer
+from ..core.checks import OptionError, check_int, is_integer
 from ..core.link import Option
 
 
@@ -35,17 +35,19 @@ def parse_bias(text: str) -> tuple[int, float]:
 
 def as_token_ids(parameter, token_ids) -> list[int]:
     """One list of token ids (a list, tuple, range or 1-D array of integers >= 0) as Python ints; otherwise
-    ValueError naming `parameter`. The one test of "is this a list of token ids" that every caller uses."""
+    OptionError naming `parameter` (a name or a Named setting). The one test of "is this a list of token ids"
+    that every caller uses."""
     if isinstance(token_ids, np.ndarray):
         if token_ids.ndim != 1:
-            raise ValueError(f"{parameter} must be a list of integer token ids, got an array of shape "
-                             f"{token_ids.shape}.")
+            raise OptionError("{p} must be a list of integer token ids, got an array of shape {shape}.", p=parameter,
+                              shape=token_ids.shape)
         token_ids = token_ids.tolist()
     if isinstance(token_ids, (str, bytes, dict)) or not hasattr(token_ids, "__iter__"):
-        raise ValueError(f"{parameter} must be a list of integer token ids, got {token_ids!r:.80}.")
+        raise OptionError("{p} must be a list of integer token ids, got {value}.", p=parameter,
+                          value=repr(token_ids)[:80])
     token_ids = list(token_ids)
     if not all(is_integer(i) and i >= 0 for i in token_ids):
-        raise ValueError(f"{parameter} must hold integer token ids >= 0, got {token_ids!r:.80}.")
+        raise OptionError("{p} must hold integer token ids >= 0, got {value}.", p=parameter, value=repr(token_ids)[:80])
     return [int(i) for i in token_ids]
 
 
@@ -59,11 +61,13 @@ def check_token_ids(parameter, token_ids, vocab_size):
     """Raise ValueError naming the ids outside [0, vocab_size)."""
     outside = sorted({int(i) for i in token_ids if not 0 <= i < vocab_size})
     if outside:
-        raise ValueError(f"{parameter} has token ids outside [0, {vocab_size}): {outside}.")
+        raise OptionError("{p} has token ids outside [0, {vocab}): {outside}.", p=parameter, vocab=vocab_size,
+                          outside=repr(outside))
 
 
 def refuse(option: Option, value) -> ValueError:
-    return ValueError(f"{option.name} must be {option.valid}; got {value!r:.80}.")
+    """ "suppress_tokens must be a list of token ids, such as [198, 50256], got 'x'."  """
+    return option.refusal(value, option.valid)
 
 
 def is_list(value) -> bool:

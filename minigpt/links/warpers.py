@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.link import NEG_INF, Link, Option, Trait
 from ..core.links import MIN_TOKENS_TO_KEEP, scatter_back
-from ..core.numerics import cumulative_sum, entropy, kth_largest, log_softmax, softmax
+from ..core.numerics import cumulative_sum, kth_largest, log_softmax, softmax
 
 SAMPLES = Trait.SAMPLES
 TYPICAL_P = Option("typical_p", 1.0, "keep the tokens whose surprise is closest to the entropy, mass P", "warpers",
@@ -27,6 +27,12 @@ EPSILON_CUTOFF = Option("epsilon_cutoff", 0.0, "drop tokens of probability below
 ETA_CUTOFF = Option("eta_cutoff", 0.0, "drop tokens below min(E, sqrt(E) exp(-entropy)): a floor that falls as "
                     "the distribution flattens", "warpers", SAMPLES, low=0, high=1, ends="()",
                     note="(0 disables it)", metavar="E")
+
+
+def entropy(logp):
+    """H = -sum_i p_i log p_i over the last axis, with 0 log 0 = 0 (the -inf * 0 NaNs are skipped). -> [B, 1]"""
+    with np.errstate(invalid="ignore"):
+        return -np.nansum(np.exp(logp) * logp, axis=-1, keepdims=True)
 
 
 def below(logits, floor, min_tokens_to_keep: int):

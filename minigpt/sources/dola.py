@@ -25,11 +25,12 @@ Differences from transformers:
 
 import numpy as np
 
-from ..core.checks import is_integer
+from ..core.checks import OptionError, is_integer
 from ..core.link import NEG_INF, Option, Trait
 from ..core.numerics import log_softmax
 from ..links.values import refuse
 from .model_scores import Batch, ScoreSource
+
 
 def as_dola_layers(option: Option, value):
     """dola_layers as given -> "low", "high" or a tuple of layer indices; ValueError for anything else."""
@@ -84,13 +85,13 @@ def premature_layers(n_layer: int, dola_layers) -> list[int]:
         else:
             layers = list(range(N // 2, N, 2) if N <= 40 else range(N - 20, N, 2))
         if not layers:
-            raise ValueError(f"dola_layers={dola_layers!r} names no layer of this {N}-layer model; list the layers "
-                             f"instead, such as [0, 1] (0 is the embeddings).")
+            raise OptionError("{setting} names no layer of this {N}-layer model; list the layers instead, such as "
+                              "[0, 1] (0 is the embeddings).", setting=DOLA_LAYERS.said(dola_layers), N=N)
         return layers
     outside = [j for j in dola_layers if not 0 <= j < N]
     if outside:
-        raise ValueError(f"dola_layers must name layers in [0, {N}) of this {N}-layer model (0 is the embeddings, "
-                         f"{N} the final layer DoLa contrasts with); got {outside}.")
+        raise OptionError("{o} must name layers in [0, {N}) of this {N}-layer model (0 is the embeddings, {N} the "
+                          "final layer DoLa contrasts with); got {outside}.", o=DOLA_LAYERS.said(), N=N, outside=repr(outside))
     return list(dola_layers)
 
 

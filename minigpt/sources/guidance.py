@@ -25,8 +25,9 @@ Differences from transformers:
 
 import numpy as np
 
-from ..core.checks import check_vocabulary, is_integer
+from ..core.checks import OptionError, check_vocabulary, is_integer
 from ..core.link import Option, Trait
+from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import left_pad, unpad
 from ..core.numerics import log_softmax
 from ..links.values import is_token_list, refuse
@@ -70,17 +71,18 @@ def unconditional_contexts(batch: Batch, negatives, copies: int) -> list[list[in
         return [[int(t)] for t in batch.ids[:, -1]]  # left padding: the last column is always a real token
     prompts = B // copies
     if len(negatives) not in (1, prompts):
-        raise ValueError(f"negative_prompt_ids holds {len(negatives)} negative prompts for {prompts} prompts; "
-                         f"give one negative prompt (a list of ids) for all of them, or one per prompt.")
+        raise OptionError("{o} holds {n} negative prompts for {prompts} prompts; give one negative prompt (a list of "
+                          "ids) for all of them, or one per prompt.", o=NEGATIVE_PROMPT_IDS.said(), n=len(negatives),
+                          prompts=prompts)
     per_prompt = list(negatives) * prompts if len(negatives) == 1 else list(negatives)
     contexts = [list(per_prompt[row * prompts // B]) or [batch.pad_token_id] for row in range(B)]
     for context in contexts:
         check_vocabulary(context, batch.model.config.vocab_size)
     longest, n_positions = max(len(c) for c in contexts), batch.model.config.n_positions
     if longest + batch.max_new_tokens > n_positions:
-        raise ValueError(f"the negative prompt ({longest} tokens) plus max_new_tokens ({batch.max_new_tokens}) "
-                         f"exceed the model's context of n_positions={n_positions} tokens; "
-                         f"shorten the negative prompt.")
+        raise OptionError("the negative prompt ({longest} tokens) plus {most} ({n}) exceed the model's context of "
+                          "n_positions={n_positions} tokens; shorten the negative prompt.", longest=longest,
+                          most=MAX_NEW_TOKENS.said(), n=batch.max_new_tokens, n_positions=n_positions)
     return contexts
 
 

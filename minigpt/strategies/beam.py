@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.numerics import draw, largest, log_softmax, softmax
 from ..core.chain import Chain
+from ..core.numerics import draw, largest, log_softmax, softmax
 from ..links.chain import check_choosable
 from .run import Hypothesis, Outcome, Run, Step, trace_step
 

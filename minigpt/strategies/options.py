@@ -18,8 +18,10 @@ end-of-text come); sample draws from the full distribution unless given top_k (t
 import os
 from dataclasses import dataclass
 
+from ..core.checks import OptionError
 from ..core.link import GROUPS, Option, Trait
 from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
+from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import GPT2
 from ..links import chain, llama, penalties, warpers
 from ..links.mirostat import MIROSTAT, MIROSTAT_ETA, MIROSTAT_TAU
@@ -28,20 +30,16 @@ from ..sources.dola import DOLA_LAYERS, DOLA_READ_OUT
 from ..sources.guidance import GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS
 
 
-class OptionError(ValueError):
-    """A generation option with a bad value, or one the chosen strategy does not use."""
-
-
 def as_stop_strings(option: Option, value) -> tuple:
     texts = as_text_or_texts(option, value)
     if any(not isinstance(s, str) or not s for s in texts):
-        raise ValueError(f"stop must be a list of non-empty strings, got {list(texts)!r}.")
+        raise option.refusal(list(texts), "a list of non-empty strings")
     return texts
 
 
 def as_early_stopping(option: Option, value):
     if not isinstance(value, (bool, str)) or value not in (True, False, "never"):
-        raise ValueError(f"early_stopping must be {option.valid}, got {value!r}.")
+        raise option.refusal(value, option.valid)
     return value
 
 
@@ -54,13 +52,11 @@ def parse_early_stopping(text: str):
 
 def as_draft_model(option: Option, value):
     if not isinstance(value, (GPT2, str, os.PathLike)):
-        raise ValueError(f"draft_model must be a GPT2 model, a name or a path, got {type(value).__name__}.")
+        raise option.refusal(type(value).__name__, "a GPT2 model, a name or a path")
     return value
 
 
 BEAMS, OWN = Trait.KEEPS_BEAMS, None  # OWN: used by the strategies whose record lists it
-MAX_NEW_TOKENS = Option("max_new_tokens", 20, "how many tokens to generate at most", "output", kind=int, low=0,
-                        metavar="N")
 EOS_TOKEN_ID = Option("eos_token_id", None, "the end-of-text token id (default: the model's, 50256)", "output",
                       kind=int, low=0, metavar="ID")
 STOP = Option("stop", (), "stop once the text contains TEXT (repeatable)", "output", Trait.STREAMS, kind=object,
@@ -168,15 +164,16 @@ class GenerationOptions:
         vocabulary), and the rules between options that every strategy shares."""
         chain.build_chain(sampling=True, prompt_length=0, eos_token_id=0, vocab_size=None, **self.chain_options())
         if self.min_new_tokens > self.max_new_tokens:
-            raise OptionError(f"min_new_tokens ({self.min_new_tokens}) exceeds max_new_tokens ({self.max_new_tokens}), "
-                              "so the call could not generate that many tokens; raise max_new_tokens or lower "
-                              "min_new_tokens.")
+            raise OptionError("{least} ({low}) exceeds {most} ({high}), so the call could not generate that many "
+                              "tokens; raise {most} or lower {least}.", least=penalties.MIN_NEW_TOKENS.said(),
+                              most=MAX_NEW_TOKENS.said(), low=self.min_new_tokens, high=self.max_new_tokens)
         if self.negative_prompt_ids is not None and self.guidance_scale == 1:
-            raise OptionError("negative_prompt_ids is used only with guidance_scale other than 1 (1 is no guidance); "
-                              "set guidance_scale, such as 1.5, or drop the negative prompt.")
+            raise OptionError("{negative} is used only with {scale} other than 1 (1 is no guidance); set {scale}, such "
+                              "as 1.5, or drop the negative prompt.", negative=NEGATIVE_PROMPT_IDS.said(),
+                              scale=GUIDANCE_SCALE.said())
         if self.dola_read_out is not None and self.dola_layers is None:
-            raise OptionError("dola_read_out is used only with dola_layers; set dola_layers ('low', 'high' or layer "
-                              "indices).")
+            raise OptionError("{read_out} is used only with {layers}; set {layers} ('low', 'high' or layer indices).",
+                              read_out=DOLA_READ_OUT.said(), layers=DOLA_LAYERS.said())
         if self.dola_layers is not None and self.guidance_scale != 1:
-            raise OptionError("guidance_scale and dola_layers cannot be combined, since each replaces the model's "
-                              "next-token scores; choose one.")
+            raise OptionError("{scale} and {layers} cannot be combined, since each replaces the model's next-token "
+                              "scores; choose one.", scale=GUIDANCE_SCALE.said(), layers=DOLA_LAYERS.said())

@@ -18,11 +18,14 @@ from typing import Callable
 import numpy as np
 
 from ..core.chain import Chain
+from ..core.checks import Named
 from ..core.model import GPT2
-from ..core.numerics import largest, log_normalizer
+from ..core.numerics import largest
 from ..core.tokenizer import Tokenizer
 from ..sources.model_scores import Batch
 from .options import GenerationOptions
+
+TRACE_TOP = Named("trace_top", "--trace-top")  # generate()'s argument: how many candidates each step keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,12 @@ class Run(Batch):
     stop: StopStrings | None = None
     tokenizer: Tokenizer | None = None  # gives the trace's tokens their text
     draft: GPT2 | None = None  # speculative decoding's draft model, loaded before the run
+
+
+def log_normalizer(logits) -> float:
+    """log sum_i exp(logits_i) over [V]: softmax(logits) = exp(logits - log_normalizer(logits))."""
+    m = float(logits.max())
+    return m if m == -np.inf else m + float(np.log(np.exp(logits - m).sum()))
 
 
 def token_text(tokenizer: Tokenizer | None, token: int) -> str:

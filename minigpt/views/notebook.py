@@ -12,8 +12,8 @@ import sys
 from ..call.generate import REPR_ROWS, GenerationOutput
 from ..inspection import AttentionPatterns, BeamNode, BeamTree, LogitLens, NextTokenDistribution
 from ..strategies.run import Candidate, Step
-from .html import (attention_html, beam_node_html, beam_tree_html, candidate_html, distribution_html,
-                   generation_html, lens_html, step_html)
+from .html import (attention_html, beam_node_html, beam_tree_html, candidate_html, distribution_html, generation_html,
+                   lens_html, step_html)
 
 HTML = {  # each result class -> the function that draws it as HTML
     GenerationOutput: lambda out: generation_html(out, REPR_ROWS**2), Step: step_html, Candidate: candidate_html,

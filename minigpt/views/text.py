@@ -9,10 +9,10 @@ What this module is not: it computes nothing that a test should check (that is t
 generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
 """
 
-from ..core.checks import plural
-from .html import state_text
 from ..core.bpe import Merge
+from ..core.checks import plural
 from ..core.tokenizer import Tokenizer
+from .html import state_text
 from .labels import WIDTH, shown_bytes, token_label
 
 # ----------------------------------------------------------------------------- tokenize --merges

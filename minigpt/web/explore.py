@@ -19,18 +19,18 @@ model) is chosen at launch. What this module is not: the HTTP service (server.py
 
 import numpy as np
 
-from ..core.checks import is_integer
 from ..call import memory
 from ..call.generate import generate
 from ..call.strategies import STRATEGIES, build_options, doing, users
-from ..inspection import attention_patterns, beam_tree, logit_lens, token_logprobs
-from ..core.model import GPT2
-from .render import beam_tree_json, generation_data, lens_json, measures, tokens_table
-from ..links.chain import build_chain
+from ..core.checks import is_integer
 from ..core.link import GROUPS, Trait
-from ..strategies.options import BY_NAME, REGISTRY
+from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
+from ..inspection import attention_patterns, beam_tree, logit_lens, token_logprobs
+from ..links.chain import build_chain
+from ..strategies.options import BY_NAME, REGISTRY
 from ..views.labels import shown_bytes
+from .render import beam_tree_json, generation_data, lens_json, measures, tokens_table
 
 LIMITS = {"accepted": 256, "max_new_tokens": 256, "top": 50, "num_beams": 16, "num_return_sequences": 16,
           "num_assistant_tokens": 64, "inspect_tokens": 256}  # the page's work per request, at most
@@ -68,7 +68,8 @@ def registry_json(draft: str = "") -> dict:
                 "repeat": o.repeat, "limit": LIMITS.get(o.name)} for o in REGISTRY]
     strategies = [{"name": n, "help": s.help} for n, s in STRATEGIES.items() if n != "speculative" or draft]
     return {"options": options, "strategies": strategies, "groups": [{"name": n, "help": h} for n, h in GROUPS.items()],
-            "beams": list(doing(Trait.KEEPS_BEAMS)), "draft_model": draft, "limits": LIMITS, "set_by_the_page": list(SET_BY_THE_PAGE)}
+            "beams": doing(Trait.KEEPS_BEAMS), "draft_model": draft, "limits": LIMITS,
+            "set_by_the_page": list(SET_BY_THE_PAGE)}
 
 
 class Explorer:
@@ -207,7 +208,8 @@ class Explorer:
     def beam_tree(self, payload: dict) -> dict:
         strategy, options = self.generation_options(payload)
         if strategy not in doing(Trait.KEEPS_BEAMS):
-            raise RequestError(f"the beam tree is drawn for the beam strategies ({', '.join(doing(Trait.KEEPS_BEAMS))}), not {strategy}.")
+            raise RequestError(f"the beam tree is drawn for the beam strategies "
+                               f"({', '.join(doing(Trait.KEEPS_BEAMS))}), not {strategy}.")
         n = field(payload, "max_new_tokens", whole(1, 32), 5, "an integer in [1, 32]")
         prompt, prefix = self.prompt(payload), self.token_ids(payload, "prefix", [])
         tree = beam_tree_json(beam_tree(self.model, prompt + prefix, max_new_tokens=n, strategy=strategy, **options))

@@ -22,8 +22,8 @@ import json
 import math
 from pathlib import Path
 
-from ..inspection.compare import measure
 from ..core.tokenizer import Tokenizer
+from ..inspection.compare import measure
 from ..views.labels import token_label
 from ..views.text import generation_json
 

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from .places import CHECKPOINT_FILES, MODEL_NAMES, PACKAGED_MODELS, cache_dir, cache_fault, cache_repo_folder, cached_files, destination, find, is_hub_name, repo_id, shown, subfolder, unknown_name
+from .places import (CHECKPOINT_FILES, MODEL_NAMES, PACKAGED_MODELS, cache_dir, cache_fault, cache_repo_folder,
+                     cached_files, destination, find, is_hub_name, repo_id, shown, subfolder, unknown_name)
 
 # How long the hub has to answer the size requests, in all, before the download is given up as unreachable:
 # with Python's start-up, a run without network then ends within 3 s. HF_HUB_ETAG_TIMEOUT, when set, wins.
@@ -198,12 +199,8 @@ def _download_file(name: str, repo: str, filename: str, folder: Path | None) -> 
 def _refusal(err: Exception, name: str, repo: str, filename: str, folder: Path | None) -> Exception:
     """huggingface_hub's error as one sentence that says what to do. folder None: the Hugging Face cache."""
     from huggingface_hub import constants
-    from huggingface_hub.utils import (
-        EntryNotFoundError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
+    from huggingface_hub.utils import (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError,
+                                       RepositoryNotFoundError)
 
     if isinstance(err, HFValidationError):
         return ValueError(f"{repo!r} is not a valid hub repo id ({_first_line(err)}); check its spelling.")

@@ -19,8 +19,8 @@ What this module is not: it computes nothing about the model (inspection.py does
 figure and the file are canvas.py's.
 """
 
-from .canvas import PlotsUnavailable, require_matplotlib, token_text
 from .beam import plot_beam_tree
+from .canvas import PlotsUnavailable, require_matplotlib, token_text
 from .maps import plot_attention, plot_lens
 from .probs import plot_probs
 

@@ -9,9 +9,9 @@ says so, since a beam with no box after it had none of them. The legend names ev
 What this module is not: the search (sampling/beam.py) or its record (inspection.beam_tree).
 """
 
-from .canvas import figure, legend_outside, note, require_matplotlib, save, text_colour, token_text
 from ...core.tokenizer import Tokenizer
 from ..labels import visible
+from .canvas import figure, legend_outside, note, require_matplotlib, save, text_colour, token_text
 
 
 def tree_layout(tree) -> dict[int, float]:

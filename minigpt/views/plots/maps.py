@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from .canvas import annotate_cells, figure, legend_outside, note, require_matplotlib, save, token_text
 from ...core.tokenizer import Tokenizer
 from ..labels import visible
+from .canvas import annotate_cells, figure, legend_outside, note, require_matplotlib, save, token_text
 
 
 def plot_lens(lens, tokenizer: Tokenizer, title: str, out):

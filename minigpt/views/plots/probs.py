@@ -11,8 +11,8 @@ What this module is not: the numbers (inspection.py), or the figure and its file
 
 import numpy as np
 
-from .canvas import figure, legend_outside, note, require_matplotlib, save, token_text
 from ...core.tokenizer import Tokenizer
+from .canvas import figure, legend_outside, note, require_matplotlib, save, token_text
 
 CHOSEN = "#d62728"  # the chosen token: its bar's outline or triangle, its label
 CUTOFF_STYLE = {"top_k": ("-", "top-k"), "top_p": ("--", "top-p"), "min_p": (":", "min-p")}
