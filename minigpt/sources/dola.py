@@ -91,7 +91,8 @@ def premature_layers(n_layer: int, dola_layers) -> list[int]:
     outside = [j for j in dola_layers if not 0 <= j < N]
     if outside:
         raise OptionError("{o} must name layers in [0, {N}) of this {N}-layer model (0 is the embeddings, {N} the "
-                          "final layer DoLa contrasts with); got {outside}.", o=DOLA_LAYERS.said(), N=N, outside=repr(outside))
+                          "final layer DoLa contrasts with); got {outside}.", o=DOLA_LAYERS.said(), N=N,
+                          outside=repr(outside))
     return list(dola_layers)
 
 

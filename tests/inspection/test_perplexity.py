@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import load_model, require_reference
-from helpers import Terminal, log_softmax64, run_cli
+from helpers import CHECKOUT, Terminal, log_softmax64, run_cli
 
 import minigpt
 from minigpt import inspection
@@ -20,9 +20,8 @@ from minigpt.cli.main import main
 from minigpt.inspection import scoring
 from minigpt.inspection.scoring import cross_entropy, score_text, windows
 
-ROOT = Path(__file__).resolve().parent.parent
-RECORDED = json.loads((ROOT / "tests" / "fixtures" / "perplexity" / "reference.json").read_text())["cases"]
-SCRIPT = ROOT / "scripts" / "make_perplexity_reference.py"
+RECORDED = json.loads((CHECKOUT / "tests" / "fixtures" / "perplexity" / "reference.json").read_text())["cases"]
+SCRIPT = CHECKOUT / "scripts" / "make_perplexity_reference.py"
 
 
 def case_id(case):
@@ -49,7 +48,7 @@ def test_every_window_equals_transformers_live(case):
     spec = importlib.util.spec_from_file_location("make_perplexity_reference", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    folder = ROOT / "tests" / "fixtures" / case["fixture"]
+    folder = CHECKOUT / "tests" / "fixtures" / case["fixture"]
     model = transformers.GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval()
     ids = np.random.default_rng(7).integers(0, model.config.vocab_size, len(case["ids"])).tolist()  # fresh text
     theirs = script.window_nlls(model, ids, case["max_length"], case["stride"])
@@ -105,7 +104,7 @@ def test_score_file_reports_documents_and_the_whole(tmp_path, capsys, monkeypatc
     docs = tmp_path / "docs.jsonl"
     texts = ["The quick brown fox jumps over the lazy dog. " * 4, "A second, shorter document."]
     docs.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    model_dir = str(ROOT / "tests" / "fixtures" / "fullvocab")
+    model_dir = str(CHECKOUT / "tests" / "fixtures" / "fullvocab")
     code, out, err = run_cli(capsys, "score", "--file", docs, "--model", model_dir, "--max-length", "16",
                              "--stride", "8", "--json")
     assert code == 0 and err == ""

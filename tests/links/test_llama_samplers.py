@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CHECKOUT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,9 +29,8 @@ from minigpt.links.llama import DRY, XTC, DynamicTemperature, TopNSigma, sequenc
 from minigpt.links.mirostat import Mirostat
 from minigpt.strategies.options import OptionError
 
-ROOT = Path(__file__).resolve().parent.parent
-CASES = ROOT / "tests" / "fixtures" / "llama" / "cases.json"
-FULLVOCAB = ROOT / "tests" / "fixtures" / "fullvocab"
+CASES = CHECKOUT / "tests" / "fixtures" / "llama" / "cases.json"
+FULLVOCAB = CHECKOUT / "tests" / "fixtures" / "fullvocab"
 # LLAMA_EXAMPLES=2000 hunts for rare disagreements; the default keeps the file to a few seconds.
 BOUNDED = settings(max_examples=int(os.environ.get("LLAMA_EXAMPLES", "40")), deadline=None)
 NO_IDS = np.zeros((1, 0), dtype=np.int64)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
                       tiny_safetensors)
-from helpers import Terminal, installed_package, program_env, run_cli, run_program
+from helpers import CHECKOUT, FIXTURES, Terminal, installed_package, program_env, run_cli, run_program
 from huggingface_hub import constants
 from huggingface_hub.file_download import hf_hub_url
 
@@ -241,7 +241,7 @@ def test_only_the_missing_file_is_announced_and_fetched(fake_hub, weights, monke
 
 
 def test_load_passes_report_on_and_says_nothing_once_the_files_are_there(fake_hub, weights):
-    fixture = Path(__file__).parent / "fixtures" / "tiny-hub"
+    fixture = FIXTURES / "tiny-hub"
     fake_hub.repos["openai-community/gpt2"] = {name: (fixture / name).read_bytes() for name in hub.CHECKPOINT_FILES}
     said = []
     model = minigpt.load("gpt2", report=said.append)

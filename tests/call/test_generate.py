@@ -4,7 +4,7 @@ Token-for-token parity with transformers' generate() is in test_parity.py."""
 from pathlib import Path
 
 import pytest
-from helpers import write_checkpoint
+from helpers import FIXTURES, write_checkpoint
 
 import minigpt
 from minigpt.core.config import GPTConfig
@@ -80,7 +80,7 @@ def test_zero_new_tokens(model):
 
 @pytest.fixture(scope="module")
 def text_model():
-    return minigpt.load(Path(__file__).parent / "fixtures" / "fullvocab")
+    return minigpt.load(FIXTURES / "fullvocab")
 
 
 def test_stop_string_across_token_boundaries(text_model):

@@ -12,15 +12,15 @@ from pydoc_data.topics import topics
 
 import numpy as np
 import pytest
-from helpers import program_env, run_program
+from helpers import CHECKOUT, program_env, run_program
 
 import minigpt
 from minigpt.weights.header import read_header
 
 TINY = Path(minigpt.__file__).parent / "data" / "tiny"
 FILES = ("config.json", "model.safetensors", "README.md")
-CORPUS = Path(__file__).resolve().parent.parent / "scripts" / "tiny_corpus.py"
-README = Path(__file__).resolve().parent.parent / "README.md"
+CORPUS = CHECKOUT / "scripts" / "tiny_corpus.py"
+README = CHECKOUT / "README.md"
 
 
 def readme_value(what: str) -> str:

@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import P
+from helpers import CHECKOUT, P
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures" / "processors"
-REFERENCE_SCRIPT = ROOT / "scripts" / "make_processor_reference.py"
+FIXTURES = CHECKOUT / "tests" / "fixtures" / "processors"
+REFERENCE_SCRIPT = CHECKOUT / "scripts" / "make_processor_reference.py"
 WITH_REFERENCE = [name for name in P.PROCESSORS if name != "frequency_presence_penalty"]
 HF_CLASS = {
     "temperature": "TemperatureLogitsWarper", "top_k": "TopKLogitsWarper", "top_p": "TopPLogitsWarper",

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import options_of
+from helpers import CHECKOUT, FIXTURES, options_of
 from safetensors.numpy import load_file
 
 import minigpt
 from minigpt.core.numerics import draw, softmax
 from minigpt.links.chain import build_chain
 
-FIXTURES = Path(__file__).parent / "fixtures"
 STRATEGIES = FIXTURES / "strategies"
 GREEDY = json.loads((STRATEGIES / "greedy.json").read_text())
 SAMPLING = json.loads((STRATEGIES / "sampling.json").read_text())
@@ -291,7 +290,7 @@ def reference():
     """scripts/make_sampling_reference.py, which needs torch and transformers."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    sys.path.insert(0, str(CHECKOUT / "scripts"))
     import make_sampling_reference
     make_sampling_reference.transformers.logging.set_verbosity_error()
     make_sampling_reference.torch.set_num_threads(1)  # a tiny model: threads cost more than they save

@@ -6,6 +6,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from helpers import CHECKOUT
 
 from minigpt.call.strategies import STRATEGIES, build_options, users
 from minigpt.cli.main import parser
@@ -15,7 +16,7 @@ from minigpt.links.chain import PENALTY_ORDER, WARPER_ORDER
 from minigpt.strategies.options import REGISTRY, GenerationOptions, OptionError
 from minigpt.views.text import options_table
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+README = (CHECKOUT / "README.md").read_text()
 NEEDS = {"beam": {"num_beams": 4}, "beam-sample": {"num_beams": 4}, "diverse-beam": {"num_beams": 4, "num_beam_groups": 2},
          "speculative": {"draft_model": "distilgpt2", "do_sample": True}}
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import load_model
-from helpers import options_of
+from helpers import FIXTURES, options_of
 
 import minigpt
 from minigpt.core.numerics import log_softmax
 from minigpt.strategies.beam import sampled_candidates
 
-STRATEGIES = Path(__file__).parent / "fixtures" / "strategies"
+STRATEGIES = FIXTURES / "strategies"
 RECORDED = {strategy: json.loads((STRATEGIES / name).read_text())
             for strategy, name in (("beam", "beam.json"), ("diverse-beam", "diverse_beam.json"))}
 SCORE_RTOL = 1e-4
@@ -46,7 +46,7 @@ def replay(strategy):
 @pytest.mark.parametrize("strategy", list(RECORDED))
 def test_recorded_on_these_checkpoints(strategy):
     for name, digest in RECORDED[strategy]["checkpoints"].items():
-        path = Path(__file__).parent / "fixtures" / name / "model.safetensors"
+        path = FIXTURES / name / "model.safetensors"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
             f"{path} changed since {strategy} was recorded; run scripts/make_beam_reference.py again "
             f"(with --diverse under transformers 4.46 for diverse_beam.json).")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import P, write_checkpoint
+from helpers import FIXTURES, P, write_checkpoint
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,6 @@ from minigpt.core.numerics import largest
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
-FIXTURES = Path(__file__).parent / "fixtures"
 V = 48
 TINY = GPTConfig(vocab_size=V, n_positions=20, n_embd=16, n_layer=1, n_head=2)
 STRATEGIES = ["greedy", "sample", "beam", "beam-sample", "diverse-beam", "contrastive", "speculative"]

@@ -13,21 +13,21 @@ from minigpt.cli.main import main
 from minigpt.weights import hub
 
 matplotlib = pytest.importorskip("matplotlib")  # the optional plots extra; Pillow comes with it
+from helpers import CHECKOUT
 from matplotlib.image import imread  # noqa: E402
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+README = (CHECKOUT / "README.md").read_text()
 SHOWN = re.findall(r"!\[[^\]]*\]\((docs/images/[^)]+\.png)\)", README)
 COMMANDS = {Path(line.split("--out ")[1].split()[0]).name: shlex.split(line)[1:]
             for line in README.splitlines() if line.startswith("minigpt plot ") and "--out " in line}
-SCREENSHOTS_SCRIPT = ROOT / "scripts" / "screenshots.py"
+SCREENSHOTS_SCRIPT = CHECKOUT / "scripts" / "screenshots.py"
 SCREENSHOTS = sorted(re.findall(r"^    (explore-[\w-]+\.png) ", SCREENSHOTS_SCRIPT.read_text(), re.M))
 
 
 def test_every_picture_has_its_command_and_every_command_its_picture():
     assert SHOWN and sorted(Path(path).name for path in SHOWN) == sorted([*COMMANDS, *SCREENSHOTS])
-    assert sorted(path.name for path in (ROOT / "docs" / "images").glob("*.png")) == sorted([*COMMANDS, *SCREENSHOTS])
+    assert sorted(path.name for path in (CHECKOUT / "docs" / "images").glob("*.png")) == sorted([*COMMANDS, *SCREENSHOTS])
     assert SCREENSHOTS and "python scripts/screenshots.py" in README
 
 
@@ -42,11 +42,11 @@ def test_the_command_beside_a_picture_draws_it_again_offline(name, tmp_path, mon
     argv = COMMANDS[name]
     assert argv[argv.index("--model") + 1] == "tiny"
     assert main(argv) == 0, capsys.readouterr().err
-    drawn, shown = imread(tmp_path / name), imread(ROOT / "docs" / "images" / name)
+    drawn, shown = imread(tmp_path / name), imread(CHECKOUT / "docs" / "images" / name)
     assert drawn.shape == shown.shape
     # The matplotlib that drew the README's picture names itself in the PNG. The same release draws the same
     # pixels (a digit of a probability may round otherwise on another CPU); another one may anti-alias a
     # glyph's edge differently, never by 1% of the picture.
-    with Image.open(ROOT / "docs" / "images" / name) as png:
+    with Image.open(CHECKOUT / "docs" / "images" / name) as png:
         same_release = f"version{matplotlib.__version__}," in png.info["Software"]
     assert np.abs(drawn - shown).mean() < (0.001 if same_release else 0.01)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import random_params, write_checkpoint
+from helpers import FIXTURES, random_params, write_checkpoint
 
 import minigpt
 from minigpt.core.config import GPTConfig
@@ -16,7 +16,6 @@ from minigpt.links.chain import build_chain
 from minigpt.strategies.speculative import verify
 from minigpt.weights.checkpoint import read_safetensors
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TARGETS = ("tiny-hub", "tiny-pretrained", "odd-f16")  # sharpened checkpoints of scripts/make_reference.py
 
 

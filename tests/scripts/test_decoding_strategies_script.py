@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 from conftest import reference
-from helpers import png_size
+from helpers import CHECKOUT, png_size
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "decoding_strategies.py"
+SCRIPT = CHECKOUT / "scripts" / "decoding_strategies.py"
 HEADINGS = ["Greedy search", "Beam search", "Beam search, no repeated bigram", "Sampling", "Temperature",
             "Top-k sampling", "Top-p (nucleus) sampling"]
 FIGURES = ["next_token.png", "beam_tree.png", "temperature.png", "top_k.png", "top_p.png", "logit_lens.png", "attention.png"]
