@@ -84,15 +84,16 @@ def download(name: str, report: Callable[[str], None] | None = None) -> Path:
         return _download_into_cache(name, repo, report)
     missing = [filename for filename in CHECKPOINT_FILES if not (folder / filename).is_file()]
     _check_writable(folder, f"the weights folder {folder}", "set MINIGPT_WEIGHTS to a folder you can write to")
-    sizes, _ = _ask_sizes(name, repo, missing, folder)
-    if report is not None:
-        report(_announcement(name, repo, sizes, folder))
-    try:
-        with _quiet_hub():
+    with _no_empty_folders_left(folder), _quiet_hub():
+        sizes, _ = _ask_sizes(name, repo, missing, folder)
+        if report is not None:
+            report(_announcement(name, repo, sizes, folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
             for filename in missing:
                 _download_file(name, repo, filename, folder)
-    finally:  # a failure, Ctrl-C or success: no lock, metadata or partial file stays behind
-        _remove_hub_bookkeeping(folder)
+        finally:  # a failure, Ctrl-C or success: no lock, metadata or partial file stays behind
+            _remove_hub_bookkeeping(folder)
     return folder
 
 
@@ -101,11 +102,11 @@ def _download_into_cache(name: str, repo: str, report: Callable[[str], None] | N
     missing = [filename for filename in CHECKPOINT_FILES if filename not in cached_files(repo)]
     _check_writable(cache_dir(), f"the Hugging Face cache {cache_dir()}",
                     "set HF_HOME (or MINIGPT_WEIGHTS) to a folder you can write to")
-    sizes, commit = _ask_sizes(name, repo, missing, None)
-    snapshot = cache_repo_folder(repo) / "snapshots" / commit if commit else cache_repo_folder(repo)
-    if report is not None:
-        report(_announcement(name, repo, sizes, snapshot))
-    with _quiet_hub():
+    with _no_empty_folders_left(cache_dir()), _quiet_hub():
+        sizes, commit = _ask_sizes(name, repo, missing, None)
+        snapshot = cache_repo_folder(repo) / "snapshots" / commit if commit else cache_repo_folder(repo)
+        if report is not None:
+            report(_announcement(name, repo, sizes, snapshot))
         snapshot = [_download_file(name, repo, filename, None) for filename in missing][-1].parent
         for filename in CHECKPOINT_FILES:  # main moved on since the other file was cached: this revision's too
             if not (snapshot / filename).is_file():
@@ -267,13 +268,17 @@ def _announcement(name: str, repo: str, sizes: dict[str, int | None], folder: Pa
 
 @contextmanager
 def _quiet_hub():
-    """huggingface_hub's warnings off during a download (its "Retrying in 1s" lines would come before our one
-    sentence), and its progress bar off when TQDM_DISABLE is set (a non-empty value, as tqdm reads it)."""
+    """huggingface_hub as minigpt's requests need it: its warnings off (its "Retrying in 1s" lines would come
+    before our one sentence), its progress bar off when TQDM_DISABLE is set (a non-empty value, as tqdm reads
+    it), and its telemetry off: no request but for the files (huggingface_hub otherwise fetches a registry of
+    AI agents, /api/agent-harnesses, once a day, with a timeout of its own)."""
+    from huggingface_hub import constants
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from huggingface_hub.utils import logging as hub_logging
 
-    verbosity = hub_logging.get_verbosity()
+    verbosity, telemetry_off = hub_logging.get_verbosity(), constants.HF_HUB_DISABLE_TELEMETRY
     hub_logging.set_verbosity_error()
+    constants.HF_HUB_DISABLE_TELEMETRY = True
     hide_bar = bool(os.environ.get("TQDM_DISABLE")) and not are_progress_bars_disabled()
     if hide_bar:
         disable_progress_bars()
@@ -281,6 +286,7 @@ def _quiet_hub():
         yield
     finally:
         hub_logging.set_verbosity(verbosity)
+        constants.HF_HUB_DISABLE_TELEMETRY = telemetry_off
         if hide_bar:
             enable_progress_bars()
 
@@ -296,13 +302,38 @@ def _remove_hub_bookkeeping(folder: Path) -> None:
 
 
 def _check_writable(folder: Path, what: str, fix: str) -> None:
-    """Create the folder downloads go into and prove it writable, before any network call."""
+    """Prove, before any network call and creating nothing, that downloads could go into the folder: the nearest
+    folder on the way to it that exists must be a folder we can write into."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
         raise DownloadError(f"cannot write to {what} ({err.strerror or err}); {fix}.") from err
+
+
+@contextmanager
+def _no_empty_folders_left(folder: Path):
+    """The folders a download creates on the way to `folder`, and below it, are removed again if the download
+    fails and they are empty: a refused name or a failed first download leaves no empty folder behind."""
+    new = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        yield
+    except BaseException:
+        if new:  # new[-1]: the outermost folder that did not exist; all below it is the download's own
+            for path in sorted((p for p in new[-1].rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                _remove_if_empty(path)
+            _remove_if_empty(new[-1])
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, or already gone
+        pass
 
 
 def _size(n: float) -> str:

@@ -324,6 +324,7 @@ def test_offline_with_nothing_cached_says_where_to_copy_the_files(fake_hub, cach
                         f"model.safetensors from {fake_hub.url}/{GPT2}/tree/main into a folder DIR/gpt2/ and set "
                         "MINIGPT_WEIGHTS=DIR, or use tiny")
     assert fake_hub.requests == [] and os.listdir() == []
+    assert not cache.parent.exists()  # no empty HF_HOME/hub/ left behind
 
 
 def test_an_unwritable_cache_names_it_and_hf_home(fake_hub, tmp_path, monkeypatch):

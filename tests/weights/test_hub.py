@@ -139,12 +139,13 @@ def test_any_repo_id_downloads_into_owner_name(fake_hub, weights):
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_unknown_repo_says_it_is_not_on_the_hub(fake_hub):
+def test_unknown_repo_says_it_is_not_on_the_hub(fake_hub, weights):
     with pytest.raises(hub.DownloadError) as err:
         hub.resolve("nobody/nothing")
     assert isinstance(err.value, OSError)
     assert_one_sentence(err, "nobody/nothing", "not a local path", "hub has no public repo")
     assert fake_hub.requests == [("HEAD", "/nobody/nothing/resolve/main/model.safetensors")]
+    assert not (weights / "nobody").exists()  # a refused name leaves no empty folder behind
 
 
 def test_offline_with_nothing_cached_says_how_to_place_files(fake_hub, weights, monkeypatch):
@@ -172,8 +173,7 @@ def test_repo_with_only_pytorch_model_bin_is_refused(fake_hub, weights):
         hub.resolve("minigpt-test/pickled")
     assert_one_sentence(err, "minigpt-test/pickled", "model.safetensors", "never unpickles")
     assert not any(path.endswith("pytorch_model.bin") for _, path in fake_hub.requests)
-    folder = weights / "minigpt-test" / "pickled"
-    assert [p for p in folder.iterdir() if p.is_file()] == []  # nothing written, not even config.json
+    assert not (weights / "minigpt-test").exists()  # nothing written, not even config.json or an empty folder
 
 
 def test_interrupted_download_leaves_no_partial_file_and_next_run_completes(fake_hub, weights):
@@ -194,7 +194,7 @@ def test_interrupted_download_leaves_no_partial_file_and_next_run_completes(fake
     assert len(partial) == 1 and not final_existed  # the bytes go to a temporary file, not to the final name
     assert not final.exists()
     assert list(weights.rglob("*.incomplete")) == [] and list(weights.rglob("*.lock")) == []
-    assert list((weights / "gpt2").iterdir()) == []  # neither a partial file nor huggingface_hub's .cache/
+    assert not (weights / "gpt2").exists()  # no partial file, no huggingface_hub's .cache/, no empty folder
 
     fake_hub.cut.clear()  # the network is back
     folder = hub.resolve("gpt2")
@@ -319,7 +319,7 @@ def test_a_closed_port_ends_at_once_in_one_sentence(entry, closed_port, weights,
     assert time.monotonic() - start < 5  # a bound, not a benchmark: huggingface_hub's retries alone take 24 s
     assert message.startswith(f"cannot download gpt2 because the Hugging Face hub ({closed_port}) cannot be reached (")
     assert_says_what_to_copy_and_what_needs_no_download(message, closed_port, weights / "gpt2")
-    assert list((weights / "gpt2").iterdir()) == []  # no lock, no partial file
+    assert not (weights / "gpt2").exists()  # no lock, no partial file, no empty folder
 
 
 def test_a_hub_that_never_answers_holds_no_one_past_the_bound(silent_server, weights, monkeypatch, tmp_path):
@@ -332,7 +332,7 @@ def test_a_hub_that_never_answers_holds_no_one_past_the_bound(silent_server, wei
     assert message.startswith(f"cannot download gpt2 because the Hugging Face hub ({silent_server}) did not answer "
                               f"within 2 s (HF_HUB_ETAG_TIMEOUT=30 waits longer); ")
     assert_says_what_to_copy_and_what_needs_no_download(message, silent_server, weights / "gpt2")
-    assert list((weights / "gpt2").iterdir()) == []
+    assert not (weights / "gpt2").exists()
 
 
 def test_hf_hub_etag_timeout_is_how_long_the_hub_may_take(silent_server, weights, monkeypatch, tmp_path):
@@ -389,7 +389,7 @@ def test_ctrl_c_mid_transfer_leaves_nothing_behind(fake_hub, weights, ctrl_c_rai
     with pytest.raises(KeyboardInterrupt):
         hub.download("gpt2")
     assert fake_hub.bytes_sent["model.safetensors"] > 0
-    assert list((weights / "gpt2").iterdir()) == []  # no partial file, no .cache/huggingface/ lock or metadata
+    assert not (weights / "gpt2").exists()  # no partial file, no .cache/huggingface/ lock or metadata
 
 
 # -- tiny: the model that ships with minigpt ---------------------------------------------------------
