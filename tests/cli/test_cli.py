@@ -17,6 +17,7 @@ from helpers import run_program, write_checkpoint
 
 import minigpt
 from minigpt.cli.main import main
+from minigpt.core.checks import OptionError
 from minigpt.core.config import GPTConfig
 
 # GPT-2's full vocabulary, so that any text runs end to end; tiny otherwise.
@@ -188,3 +189,17 @@ def test_every_flag_of_generate_says_its_default_and_range(capsys):
            "a number in (0, 1])" in help_text
     assert "--max-new-tokens N how many tokens to generate at most (default 40; an integer >= 0)" in help_text
     assert "--strategy NAME how the next token is chosen (default greedy): greedy: the most probable" in help_text
+
+
+def test_a_refusal_names_python_keywords_in_python_and_flags_on_the_command_line(capsys):
+    """One sentence, two readers: the library's words carry no flags, the command line's no keywords, and the
+    command line rewrites nothing (the error itself spells its settings for each)."""
+    with pytest.raises(OptionError) as err:
+        minigpt.generate(minigpt.load("tiny"), [464], "greedy", temperature=0.7)
+    assert str(err.value).startswith("strategy 'greedy' does not use temperature; it is an option of: sample")
+    assert str(err.value).endswith("to use it, add strategy='sample'.") and "--" not in str(err.value)
+    assert err.value.in_flags().startswith("strategy 'greedy' does not use --temperature; it is an option of")
+    assert err.value.in_flags().endswith("to use it, add --strategy sample.")
+    code, _, stderr = run(capsys, "generate", "hi", "--model", "tiny", "--strategy", "greedy", "--temperature",
+                          "0.7")
+    assert code == 1 and stderr == f"minigpt: error: {err.value.in_flags()}\n"

@@ -2,6 +2,7 @@
 makes no outside request and carries the object's own numbers (in data-* attributes, at full precision)."""
 
 import math
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -165,3 +166,23 @@ def test_the_colours_are_those_of_the_web_renderer():
     assert [colour(p) for p in (-1, 0, 0.3, 0.5, 0.51, 1, 2)] == [
         "hsl(0, 75%, 82%)", "hsl(0, 75%, 82%)", "hsl(36, 75%, 82%)", "hsl(60, 75%, 82%)", "hsl(61, 55%, 82%)",
         "hsl(120, 55%, 82%)", "hsl(120, 55%, 82%)"]
+
+
+def test_importing_minigpt_in_ipython_registers_each_results_html(monkeypatch):
+    """In a notebook nothing is asked of the user: minigpt's import tells the running IPython's text/html
+    formatter which function draws which result; without IPython it does nothing."""
+    from minigpt.views.notebook import show_in_notebooks
+
+    registered = {}
+    formatter = type("Formatter", (), {"for_type": lambda self, cls, draw: registered.__setitem__(cls, draw)})()
+    shell = type("Shell", (), {"display_formatter": type("Display", (), {"formatters": {"text/html": formatter}})})
+    ipython = type(sys)("IPython")
+    ipython.get_ipython = lambda: shell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    assert show_in_notebooks() and registered == HTML
+    assert set(HTML) >= {minigpt.GenerationOutput, Step, Candidate, inspection.NextTokenDistribution,
+                         inspection.LogitLens, inspection.AttentionPatterns, inspection.BeamTree}
+    ipython.get_ipython = lambda: None  # IPython imported, but no shell running (a plain script)
+    assert not show_in_notebooks()
+    monkeypatch.delitem(sys.modules, "IPython")
+    assert not show_in_notebooks()
