@@ -3,9 +3,9 @@
 A processor maps (scores [B, V] float32, ids [B, t] int64) to a NEW float32 [B, V] array, never touching
 its input; a token it rules out gets -inf. `ids` is every token so far: the left-padded prompt, then the
 tokens generated since. A processor is a dataclass: a docstring with its formula and its reference, its
-fields, and `__call__` with the arithmetic. Its first fields are its options, in the order of `options`;
-the fields after them come, by name, from the ChainSetting the chain is built for (core/chain.py).
-`from_options` builds any of them the same way, None when its options leave it neutral.
+fields, and `__call__` with the arithmetic. A field that holds an option says so (`p: float = reads(TOP_P)`);
+the others come, by name, from the ChainSetting the chain is built for (core/chain.py). `from_options`
+builds any link the same way, None when its options leave it neutral.
 
 An `Option` is declared once, beside the code that reads it: its name (transformers' GenerationConfig name
 where there is one), default, type and range, the group --help lists it in, a one-line help, and which
@@ -16,7 +16,7 @@ What this module is not: any processor (links.py, and the links/ ring), or the c
 """
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from enum import Flag
 from numbers import Real
 from typing import Callable, ClassVar
@@ -133,13 +133,27 @@ def read_number(text: str, kind: type = float):
                          f"got {text!r}") from None
 
 
+def reads(option: Option, default=MISSING, kw_only: bool = False):
+    """A link's field that holds an option's value, `p: float = reads(TOP_P)`: the one place that ties them."""
+    return field(default=default, kw_only=kw_only, metadata={"option": option})
+
+
 @dataclass(repr=False)
 class Link:
-    """Every processor's base: its `name`, the `options` its first fields hold, the generic construction from a
-    call's options (`from_options`), the check of each option field, and a repr `name(field=value, ...)`."""
+    """Every processor's base: its `name`; the options it reads, found in its fields (`reads`), its own first
+    and then those of its bases; the generic construction from a call's options (`from_options`), the check of
+    each option field, and a repr `name(field=value, ...)`."""
 
     name: ClassVar[str] = "link"
-    options: ClassVar[tuple[Option, ...]] = ()
+    options: ClassVar[tuple[Option, ...]] = ()  # derived: the options of the fields that read one
+    option_fields: ClassVar[dict[str, Option]] = {}  # field name -> the option it holds, in that order
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = {name: value.metadata["option"] for name, value in vars(cls).items()
+               if isinstance(value, Field) and "option" in value.metadata}
+        cls.option_fields = own | {name: o for name, o in cls.option_fields.items() if name not in own}
+        cls.options = tuple(cls.option_fields.values())
 
     @classmethod
     def acts(cls, values: dict, setting) -> bool:
@@ -148,20 +162,20 @@ class Link:
 
     @classmethod
     def from_options(cls, values: dict, setting) -> "Link | None":
-        """The link for a call's option values (by name) and its ChainSetting; None when it would not act."""
+        """The link for a call's option values (by name) and its ChainSetting, whose attributes fill the other
+        fields of the same names; None when it would not act."""
         if not cls.acts(values, setting):
             return None
-        own = [values[option.name] for option in cls.options]
-        given = {f.name: getattr(setting, f.name) for f in fields(cls)[len(own):] if hasattr(setting, f.name)}
-        return cls(*own, **given)
+        given = {f.name: getattr(setting, f.name) for f in fields(cls) if f.init and hasattr(setting, f.name)}
+        return cls(**given | {name: values[option.name] for name, option in cls.option_fields.items()})
 
     def __post_init__(self):
-        for i, (f, option) in enumerate(zip(fields(self), self.options)):  # the first option must be in range
-            setattr(self, f.name, option.check(getattr(self, f.name), default_ok=i > 0))
+        for i, (name, option) in enumerate(self.option_fields.items()):  # the first option must be in range
+            setattr(self, name, option.check(getattr(self, name), default_ok=i > 0))
 
     def params(self) -> dict:
         """The option fields by name: what the chain's description shows."""
-        return {f.name: getattr(self, f.name) for f in fields(self)[: len(self.options)]}
+        return {name: getattr(self, name) for name in self.option_fields}
 
     def __repr__(self):
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"

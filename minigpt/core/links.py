@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .link import NEG_INF, Link, Option, Trait
+from .link import NEG_INF, Link, Option, Trait, reads
 from .numerics import cumulative_sum, kth_largest, softmax
 
 # Model logits are at most about 1e4 in size: within these ranges x / T and x * penalty stay finite in float32.
@@ -65,8 +65,7 @@ class RepetitionPenalty(Link):
     Conditional Transformer Language Model"; transformers.RepetitionPenaltyLogitsProcessor, prompt included.
     prompt_ignore_length (an int, or one per row) skips that many leading ids: each row's left padding."""
     name = "repetition_penalty"
-    options = (REPETITION_PENALTY,)
-    penalty: float
+    penalty: float = reads(REPETITION_PENALTY)
     prompt_ignore_length: object = None
 
     def __post_init__(self):
@@ -89,22 +88,26 @@ class Temperature(Link):
     """x_i / T: T < 1 sharpens the distribution, T > 1 flattens it (Ackley, Hinton & Sejnowski 1985);
     transformers.TemperatureLogitsWarper. T -> 0 is greedy decoding, so T is held in TEMPERATURE_RANGE."""
     name = "temperature"
-    options = (TEMPERATURE,)
-    t: float
+    t: float = reads(TEMPERATURE)
 
     def __call__(self, logits, ids):
         return logits / np.float32(self.t)  # [B, V]
 
 
 @dataclass(repr=False)
-class TopK(Link):
+class Cutoff(Link):
+    """A link that cuts the distribution short: whatever its rule, it keeps at least min_tokens_to_keep tokens,
+    as every cut-off of transformers does."""
+    min_tokens_to_keep: int = reads(MIN_TOKENS_TO_KEEP, default=1, kw_only=True)
+
+
+@dataclass(repr=False)
+class TopK(Cutoff):
     """Keep x_i iff x_i >= the k-th largest logit (Fan, Lewis & Dauphin 2018, "Hierarchical Neural Story
     Generation"); tokens tied with it all stay. transformers.TopKLogitsWarper: k is raised to
     min_tokens_to_keep and capped at V; k = 0 keeps everything."""
     name = "top_k"
-    options = (TOP_K, MIN_TOKENS_TO_KEEP)
-    k: int
-    min_tokens_to_keep: int = 1
+    k: int = reads(TOP_K)
 
     @classmethod
     def acts(cls, values, setting):
@@ -118,16 +121,14 @@ class TopK(Link):
 
 
 @dataclass(repr=False)
-class TopP(Link):
+class TopP(Cutoff):
     """Nucleus sampling (Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration"): keep the
     smallest set of most probable tokens whose probability mass reaches p. As transformers.TopPLogitsWarper,
     from the least probable end: sort ascending, c_j = p_(1) + ... + p_(j), drop token j iff c_j <= 1 - p,
     then keep the min_tokens_to_keep most probable whatever their mass (a stable sort: of two tied tokens at
     the cut, the lower id is dropped first)."""
     name = "top_p"
-    options = (TOP_P, MIN_TOKENS_TO_KEEP)
-    p: float
-    min_tokens_to_keep: int = 1
+    p: float = reads(TOP_P)
 
     def __call__(self, logits, ids):
         order = np.argsort(logits, axis=-1, kind="stable")  # [B, V] least probable first
@@ -138,14 +139,12 @@ class TopP(Link):
 
 
 @dataclass(repr=False)
-class MinP(Link):
+class MinP(Cutoff):
     """Keep p_i >= min_p * max_j p_j (Nguyen et al. 2024, "Turning Up the Heat: Min-p Sampling for Creative
     and Coherent LLM Outputs"): the bar rises with the model's confidence. transformers.MinPLogitsWarper: the
     min_tokens_to_keep most probable stay too (the lower ids, if that count splits tied tokens)."""
     name = "min_p"
-    options = (MIN_P, MIN_TOKENS_TO_KEEP)
-    p: float
-    min_tokens_to_keep: int = 1
+    p: float = reads(MIN_P)
 
     def __call__(self, logits, ids):
         probs = softmax(logits)  # [B, V]

@@ -21,8 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..core.link import NEG_INF, Link, Option, Trait
-from ..core.links import MIN_TOKENS_TO_KEEP, TEMPERATURE, TEMPERATURE_RANGE
+from ..core.link import NEG_INF, Link, Option, Trait, reads
+from ..core.links import TEMPERATURE, TEMPERATURE_RANGE, Cutoff
 from ..core.numerics import largest, softmax
 from .values import as_texts
 
@@ -86,8 +86,7 @@ class TopNSigma(Link):
     n = 0 turns it off, and a row with one candidate is left alone.
     """
     name = "top_n_sigma"
-    options = (TOP_N_SIGMA,)
-    n: float
+    n: float = reads(TOP_N_SIGMA)
 
     def __call__(self, logits, ids):
         finite = np.isfinite(logits)  # [B, V]
@@ -101,7 +100,7 @@ class TopNSigma(Link):
 
 
 @dataclass(repr=False)
-class XTC(Link):
+class XTC(Cutoff):
     """Exclude Top Choices (XTC; p-e-w, text-generation-webui #6335, 2024): with probability
     `probability`, drop every token whose p_i >= threshold except the least probable of them, so that
     the most obvious continuations give way to a still plausible one. Useful for creative writing;
@@ -115,10 +114,8 @@ class XTC(Link):
     """
 
     name = "xtc"
-    options = (XTC_PROBABILITY, XTC_THRESHOLD, MIN_TOKENS_TO_KEEP)
-    probability: float
-    threshold: float = 0.1
-    min_tokens_to_keep: int = 1
+    probability: float = reads(XTC_PROBABILITY)
+    threshold: float = reads(XTC_THRESHOLD, default=0.1)
     rng: np.random.Generator | None = None
     state: dict = field(default_factory=dict, init=False)
 
@@ -159,10 +156,9 @@ class DynamicTemperature(Link):
     """
 
     name = "dynamic_temperature"
-    options = (TEMPERATURE, DYNATEMP_RANGE, DYNATEMP_EXPONENT)
-    t: float
-    range: float
-    exponent: float = 1.0
+    t: float = reads(TEMPERATURE)
+    range: float = reads(DYNATEMP_RANGE)
+    exponent: float = reads(DYNATEMP_EXPONENT, default=1.0)
     state: dict = field(default_factory=dict, init=False)
 
     @classmethod
@@ -212,12 +208,11 @@ class DRY(Link):
     """
 
     name = "dry"
-    options = (DRY_MULTIPLIER, DRY_BASE, DRY_ALLOWED_LENGTH, DRY_PENALTY_LAST_N, DRY_SEQUENCE_BREAKERS)
-    multiplier: float
-    base: float = 1.75
-    allowed_length: int = 2
-    penalty_last_n: int = -1
-    sequence_breakers: tuple = ()  # the breakers as texts, which `tokenizer` turns into token sequences
+    multiplier: float = reads(DRY_MULTIPLIER)
+    base: float = reads(DRY_BASE, default=1.75)
+    allowed_length: int = reads(DRY_ALLOWED_LENGTH, default=2)
+    penalty_last_n: int = reads(DRY_PENALTY_LAST_N, default=-1)
+    sequence_breakers: tuple = reads(DRY_SEQUENCE_BREAKERS, default=())  # as texts; `tokenizer` finds their tokens
     breakers: list = field(default_factory=list)  # the breakers as token sequences, head first
     prompt_ignore_length: object = None
     tokenizer: object = None

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..core.chain import Chooser
 from ..core.checks import check_int
-from ..core.link import NEG_INF, Link, Option, Trait
+from ..core.link import NEG_INF, Link, Option, Trait, reads
 from ..core.numerics import draw, largest, softmax
 
 ZIPF_FIT_TOKENS = 100  # the most probable tokens the Zipf exponent is fitted on (llama.cpp's m)
@@ -47,10 +47,9 @@ class Mirostat(Link, Chooser):
     """The mirostat state of B rows, `mu` [B] float32, and the truncation and update rules above; the chain's
     last link in place of the draw (core/chain.py): narrow truncates by mu, choose draws from what is left,
     accept moves mu."""
-    options = (MIROSTAT, MIROSTAT_TAU, MIROSTAT_ETA)
-    version: int
-    tau: float = 5.0
-    eta: float = 0.1
+    version: int = reads(MIROSTAT)
+    tau: float = reads(MIROSTAT_TAU, default=5.0)
+    eta: float = reads(MIROSTAT_ETA, default=0.1)
     vocab_size: int | None = 50257
     rows: int = 1
     rng: object = None

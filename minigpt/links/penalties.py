@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.checks import check_int, check_real, number, phrase
-from ..core.link import NEG_INF, Link, Option
+from ..core.link import NEG_INF, Link, Option, reads
 from ..core.links import seen_columns
 from .values import (as_bias_pairs, as_token_ids, as_token_tuple, as_token_tuples, check_prompt_length, check_token_ids,
                      parse_bias, parse_ids)
@@ -58,9 +58,8 @@ class FrequencyPresencePenalty(Link):
     rule of OpenAI's API, also used by vLLM and llama.cpp. Like OpenAI and vLLM it counts only the generated
     tokens, ids[:, prompt_length:] (llama.cpp counts its last `penalty_last_n` tokens). -inf stays -inf."""
     name = "frequency_presence_penalty"
-    options = (FREQUENCY_PENALTY, PRESENCE_PENALTY)
-    frequency: float = 0.0
-    presence: float = 0.0
+    frequency: float = reads(FREQUENCY_PENALTY, default=0.0)
+    presence: float = reads(PRESENCE_PENALTY, default=0.0)
     prompt_length: int = 0
 
     @classmethod
@@ -86,8 +85,7 @@ class NoRepeatNGram(Link):
     included: each window ids[s : s+n] whose first n-1 tokens equal the last n-1 tokens of ids bans its last
     token. n = 1 bans every seen token."""
     name = "no_repeat_ngram"
-    options = (NO_REPEAT_NGRAM_SIZE,)
-    n: int
+    n: int = reads(NO_REPEAT_NGRAM_SIZE)
 
     def __post_init__(self):
         self.n = check_int(NO_REPEAT_NGRAM_SIZE.said(), self.n, 1)
@@ -109,8 +107,7 @@ class BadWords(Link):
     sequence is banned always. transformers.NoBadWordsLogitsProcessor: the one-token sequence [eos] is dropped
     from the list, so a bad word never forbids ending; a prefix longer than ids never matches."""
     name = "bad_words"
-    options = (BAD_WORDS_IDS,)
-    sequences: list
+    sequences: list = reads(BAD_WORDS_IDS)
     eos_token_id: int | None = None
 
     def __post_init__(self):
@@ -139,8 +136,7 @@ class LogitBias(Link):
     SequenceBiasLogitsProcessor given one-token sequences, the bias rounded to float32 first. -inf bans the
     token; NaN, +inf and finite biases beyond MAX_BIAS (already far more than any logit) are refused."""
     name = "logit_bias"
-    options = (LOGIT_BIAS,)
-    bias: dict
+    bias: dict = reads(LOGIT_BIAS)
 
     def __post_init__(self):
         try:
@@ -168,8 +164,7 @@ class MinNewTokens(Link):
     """eos gets -inf while fewer than min_new_tokens tokens have been generated, generated = ids.shape[1] -
     prompt_length (which counts the left padding); transformers.MinNewTokensLengthLogitsProcessor."""
     name = "min_new_tokens"
-    options = (MIN_NEW_TOKENS,)
-    min_new_tokens: int
+    min_new_tokens: int = reads(MIN_NEW_TOKENS)
     eos_token_id: int = 50256
     prompt_length: int = 0
 
@@ -195,8 +190,7 @@ class SuppressTokens(Link):
     """x_j = -inf for every listed token j, at every step (Whisper's suppress_tokens);
     transformers.SuppressTokensLogitsProcessor."""
     name = "suppress_tokens"
-    options = (SUPPRESS_TOKENS,)
-    token_ids: list
+    token_ids: list = reads(SUPPRESS_TOKENS)
 
     def __post_init__(self):
         self.token_ids = as_token_ids(SUPPRESS_TOKENS.said(), self.token_ids)

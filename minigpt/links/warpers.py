@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.link import NEG_INF, Link, Option, Trait
-from ..core.links import MIN_TOKENS_TO_KEEP, scatter_back
+from ..core.link import NEG_INF, Option, Trait, reads
+from ..core.links import Cutoff, scatter_back
 from ..core.numerics import cumulative_sum, kth_largest, log_softmax, softmax
 
 SAMPLES = Trait.SAMPLES
@@ -43,15 +43,13 @@ def below(logits, floor, min_tokens_to_keep: int):
 
 
 @dataclass(repr=False)
-class TypicalP(Link):
+class TypicalP(Cutoff):
     """Locally typical sampling (Meister et al. 2023, "Locally Typical Sampling", TACL): prefer tokens whose
     surprise -log p_i is close to the entropy H = -sum_j p_j log p_j. As transformers.TypicalLogitsWarper: sort
     by |-log p_i - H| ascending, find the first position at which the running mass reaches p, and keep every
     token whose distance does not exceed that one's (ties with it too), plus the first min_tokens_to_keep."""
     name = "typical_p"
-    options = (TYPICAL_P, MIN_TOKENS_TO_KEEP)
-    p: float
-    min_tokens_to_keep: int = 1
+    p: float = reads(TYPICAL_P)
 
     def __call__(self, logits, ids):
         logp = log_softmax(logits)  # [B, V]
@@ -66,27 +64,23 @@ class TypicalP(Link):
 
 
 @dataclass(repr=False)
-class EpsilonCutoff(Link):
+class EpsilonCutoff(Cutoff):
     """Keep p_i >= epsilon (Hewitt, Manning & Liang 2022, "Truncation Sampling as Language Model
     Desmoothing"); transformers.EpsilonLogitsWarper, with the min_tokens_to_keep rule of `below`."""
     name = "epsilon_cutoff"
-    options = (EPSILON_CUTOFF, MIN_TOKENS_TO_KEEP)
-    epsilon: float
-    min_tokens_to_keep: int = 1
+    epsilon: float = reads(EPSILON_CUTOFF)
 
     def __call__(self, logits, ids):
         return below(logits, np.float32(self.epsilon), self.min_tokens_to_keep)
 
 
 @dataclass(repr=False)
-class EtaCutoff(Link):
+class EtaCutoff(Cutoff):
     """Keep p_i >= eta = min(epsilon, sqrt(epsilon) * exp(-H)), H the entropy of p (Hewitt, Manning & Liang
     2022): flat distributions cut less. transformers.EtaLogitsWarper (epsilon is its `eta_cutoff`), the
     threshold in float32, with the min_tokens_to_keep rule of `below`."""
     name = "eta_cutoff"
-    options = (ETA_CUTOFF, MIN_TOKENS_TO_KEEP)
-    epsilon: float
-    min_tokens_to_keep: int = 1
+    epsilon: float = reads(ETA_CUTOFF)
 
     def __call__(self, logits, ids):
         eps = np.float32(self.epsilon)

@@ -114,7 +114,7 @@ class FixedDraw:
 @given(logit_rows, st.floats(0.01, 0.5), st.integers(1, 5))
 def test_xtc_drops_all_tokens_above_the_threshold_but_the_least_likely(values, threshold, min_keep):
     p = softmax64(values)
-    out = XTC(1.0, threshold, min_keep, rng=FixedDraw(0.5))(row(values), NO_IDS)[0]
+    out = XTC(1.0, threshold, min_tokens_to_keep=min_keep, rng=FixedDraw(0.5))(row(values), NO_IDS)[0]
     above = sorted((i for i in range(len(p)) if p[i] >= threshold), key=lambda i: (-values[i], i))
     if any(abs(p[i] - threshold) < 1e-6 for i in range(len(p))) or len(set(values[i] for i in above)) < len(above):
         return  # float32 rounding at the threshold, or ties among the top: the order of equals is ours to choose
@@ -133,7 +133,7 @@ def test_xtc_fires_with_its_probability():
 
 def test_xtc_matches_llama_cpp(cases):
     for case in cases["xtc"]:
-        out = XTC(1.0, case["threshold"], case["min_keep"], rng=FixedDraw(0.0))(row(case["logits"]), NO_IDS)[0]
+        out = XTC(1.0, case["threshold"], min_tokens_to_keep=case["min_keep"], rng=FixedDraw(0.0))(row(case["logits"]), NO_IDS)[0]
         assert_candidates(out, case["out"])
 
 
