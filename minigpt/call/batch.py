@@ -24,7 +24,7 @@ from ..core.tokenizer import Tokenizer
 from ..strategies.options import BY_NAME
 from .generate import generate
 from .prompts import read_text
-from .strategies import build_options
+from .strategies import STRATEGIES, build_options
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class Line:
     strategy: str = "greedy"
     options: tuple = ()  # (name, value) pairs, sorted: lines with equal settings batch together
     error: str | None = None  # why the line cannot run
+    samples: bool = False  # it draws its tokens: alone, so that its seed gives what it gives on its own
 
 
 def parse_line(number: int, text: str, strategy: str, options: dict) -> Line:
@@ -50,11 +51,11 @@ def parse_line(number: int, text: str, strategy: str, options: dict) -> Line:
     settings = {**options, **{k: v for k, v in record.items() if k in BY_NAME}}
     strategy = record.get("strategy", strategy)
     try:
-        build_options(strategy, **settings)
+        samples = STRATEGIES[strategy].samples(build_options(strategy, **settings))
     except ValueError as e:
         return Line(number, error=str(e).rstrip("."))
     frozen = tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in settings.items()))
-    return Line(number, record["prompt"], strategy, frozen)
+    return Line(number, record["prompt"], strategy, frozen, samples=samples)
 
 
 def read_lines(path: Path, strategy: str, options: dict) -> list[Line]:
@@ -84,8 +85,7 @@ def batches(lines: list[Line], batch_size: int) -> list[list[Line]]:
     """Consecutive lines of equal settings, at most batch_size together; a sampling line alone."""
     out = []
     for line in lines:
-        alone = line.strategy in ("sample", "beam-sample") or dict(line.options).get("do_sample") == "true"
-        if out and not alone and len(out[-1]) < batch_size and (out[-1][0].strategy, out[-1][0].options) == (
+        if out and not line.samples and len(out[-1]) < batch_size and (out[-1][0].strategy, out[-1][0].options) == (
                 line.strategy, line.options) and not out[-1][0].error and not line.error:
             out[-1].append(line)
         else:

@@ -23,7 +23,7 @@ import warnings
 from ..call.generate import generate
 from ..call.strategies import STRATEGIES
 from ..core.checks import OptionError, number, plural
-from ..core.link import GROUPS, Option
+from ..core.link import GROUPS, Option, Trait
 from ..core.tokenizer import Tokenizer
 from ..inspection.compare import CLASSIC, compare, parse_run
 from ..strategies.options import REGISTRY
@@ -39,7 +39,6 @@ from .score import add_score_command
 from .web import add_web_commands
 
 CLI_DEFAULTS = {"max_new_tokens": 40}  # the command line's own defaults, where they differ from the library's
-STREAMING = ("greedy", "sample", "contrastive", "speculative")  # the strategies whose tokens can be printed as chosen
 
 
 def generation_options(args, tok: Tokenizer) -> dict:
@@ -144,7 +143,7 @@ def cmd_generate(args):
     trace_top = args.trace_top if args.trace else 0
     if args.show_candidates:
         trace_top = max(trace_top, args.show_candidates)
-    streaming = not args.json and args.strategy in STREAMING and options.get("num_return_sequences", 1) == 1 \
+    streaming = not args.json and Trait.STREAMS in STRATEGIES[args.strategy].does and options.get("num_return_sequences", 1) == 1 \
         and not options.get("stop")
     stream, started = tok.stream_decoder(), []  # the prompt is printed with the first token, once the options pass
 

@@ -95,14 +95,14 @@ class FinishedHypotheses:
 
 
 def uses_446_beam_scorer(run: Run) -> bool:
-    """Diverse beam search follows transformers 4.46's BeamSearchScorer, the others 5.x's _beam_search.
+    """Diverse beam search (its groups) follows transformers 4.46's BeamSearchScorer, the others 5.x's _beam_search.
 
     They differ in two corners. The early_stopping rule: 4.46 compares the worst finished hypothesis
     with the step's best candidate, 5.x with the best beam still running. The last step: 5.x finishes
     the best num_beams candidates together, while 4.46 first finishes those ending in end-of-text, and
     if that makes the group done (early_stopping=True and num_beams finished) it drops the running ones.
     """
-    return run.options.strategy == "diverse-beam"
+    return run.options.num_beam_groups > 1
 
 
 def cannot_improve(finished: FinishedHypotheses, best_running: float, generated: int, run: Run) -> bool:
@@ -167,7 +167,7 @@ def hamming_diversity(scores, earlier_tokens, penalty: float, group_size: int):
 def processed_scores(run: Run, chain: Chain, logprobs, history, earlier_tokens, group_size: int):
     """The chain on log-probs [B*S, V]. With a diversity penalty it goes where transformers puts its
     HammingDiversityLogitsProcessor: after the sequence bias (our logit_bias), before the others."""
-    if run.options.strategy != "diverse-beam" or run.options.diversity_penalty == 0 or earlier_tokens.shape[1] == 0:
+    if run.options.diversity_penalty == 0 or earlier_tokens.shape[1] == 0:
         return chain(logprobs, history)
     first = Chain(p for p in chain.processors if p.name == "logit_bias")
     rest = Chain(p for p in chain.processors if p.name != "logit_bias")
@@ -235,7 +235,7 @@ class BeamSearch:
     def __init__(self, run: Run):
         o = run.options
         self.run, self.B, self.K = run, run.ids.shape[0], o.num_beams
-        self.G = o.num_beam_groups if o.strategy == "diverse-beam" else 1
+        self.G = o.num_beam_groups  # 1 but for diverse beam search
         self.S = self.K // self.G
         self.chain = run.chain_for_copies(self.S)  # it runs on one group's rows [B*S] at a time
         self.history = np.repeat(run.ids, self.K, axis=0)  # [B*K, t] prompt (left padding included) + generated

@@ -173,7 +173,8 @@ class Explorer:
         of the shown candidates (before the chain) it is the first to remove. The chain is built again, with a
         generator seeded as the run's (XTC's draw may differ from the run's: its state says what it removed)."""
         opts = build_options(strategy, **options)
-        if pending is None or strategy not in ("greedy", "sample") or opts.guidance_scale != 1 or opts.dola_layers:
+        chooses = Trait.CHOOSES in STRATEGIES[strategy].does  # the others choose by rules of their own
+        if pending is None or not chooses or opts.guidance_scale != 1 or opts.dola_layers:
             return []  # the other strategies (and guidance, DoLa) start from scores of their own
         ids = np.array([prompt + generated], dtype=np.int64)  # [1, T]
         memory.check_fits(memory.prompt_pass(self.model.config, ids.shape[1], 4), "the chain's cut-offs")

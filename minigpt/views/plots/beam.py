@@ -6,9 +6,11 @@
 Each step weighs only the 2 x num_beams best candidates over all beams (transformers' rule); the subtitle
 says so, since a beam with no box after it had none of them. The legend names every line, outline and mark.
 
-What this module is not: the search (sampling/beam.py) or its record (inspection.beam_tree).
+What this module is not: the search (strategies/beam.py) or its record (inspection/beam_tree.py).
 """
 
+from ...call.strategies import doing
+from ...core.link import Trait
 from ...core.tokenizer import Tokenizer
 from ..labels import visible
 from .canvas import figure, legend_outside, note, require_matplotlib, save, text_colour, token_text
@@ -100,7 +102,7 @@ def plot_beam_tree(tree, title: str, out, tokenizer: Tokenizer | None = None, co
 def beam_caption(tree, color_by: str) -> str:
     """What a box is, and which candidates are drawn: the few each step weighs (BeamTree.candidates_per_step)."""
     beams = tree.options.get("num_beams", tree.candidates_per_step // 2)
-    weighed = "draws" if tree.strategy == "beam-sample" else "weighs only the best"
+    weighed = "draws" if tree.strategy in doing(Trait.SAMPLES) else "weighs only the best"
     shown = "p(token | beam)" if color_by == "probability" else "its beam score"
     return (f"a box: a candidate next token and {shown} · each step {weighed} {tree.candidates_per_step} "
             f"(2 × {beams} beams) candidates over all beams, as transformers does:\nonly those are drawn, so a beam "
