@@ -11,7 +11,7 @@ Lines that sample run alone: one seeded generator draws for a whole batch, so on
 what it gives on its own. Nothing is lost on a crash: run again with the same files and the lines already in
 the output are skipped (a last line cut short by the crash is dropped first), so no line is written twice.
 
-What this module is not: the command line (cli.py's generate --input) or the strategies.
+What this module is not: the command line (cli/batch.py: generate --input) or the strategies.
 """
 
 import json

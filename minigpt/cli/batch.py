@@ -3,7 +3,7 @@
     minigpt generate --input prompts.jsonl --output results.jsonl --max-new-tokens 32
     minigpt generate --input prompts.jsonl --output results.jsonl      # again: finishes an interrupted run
 
-Like cli.py, it parses, calls the library (batch.run_prompt_file) and reports; a progress bar on a terminal.
+Like main.py, it parses, calls the library (batch.run_prompt_file) and reports; a progress bar on a terminal.
 """
 
 import sys

@@ -5,11 +5,11 @@
     minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
     minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
-    minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (cli_plot.py)
-    minigpt explore --model tiny                      a local page to step through generation (cli_web.py)
+    minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (plot.py)
+    minigpt explore --model tiny                      a local page to step through generation (web.py)
     minigpt report "The stream" --out run.html        one HTML file that shows every step, offline
 
-generate's option flags come from the registry of options (sampling/options.py): each declared option
+generate's option flags come from the registry of options (strategies/options.py): each declared option
 is a flag named after it (--top-k for top_k), with its one-line help, grouped as the registry groups them.
 """
 

@@ -1,11 +1,11 @@
-"""`minigpt plot`: the pictures of inspection.py's data, drawn by plots.py (matplotlib, the plots extra).
+"""`minigpt plot`: the pictures of inspection/'s data, drawn by views/plots/ (matplotlib, the plots extra).
 
     minigpt plot probs "The dog" --top-k 5 --top-p 0.9     the next-token distribution and its cut-offs
     minigpt plot beam-tree "I have a dream"                every candidate beam search weighed
     minigpt plot lens "The Eiffel Tower is in"             the logit lens
     minigpt plot attention "Hello, my dog" --layer 0       attention weights
 
-Like cli.py, it parses, calls the library and prints the file it wrote; nothing here computes.
+Like main.py, it parses, calls the library and prints the file it wrote; nothing here computes.
 """
 
 from pathlib import Path

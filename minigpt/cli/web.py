@@ -3,7 +3,7 @@
     minigpt explore --model tiny                     serve the page on http://127.0.0.1:8000/ until Ctrl-C
     minigpt report "The stream" --model tiny --out run.html --strategy sample --seed 1
 
-report takes every option of generate (cli.py passes its flag builder in, since cli.py comes after this
+report takes every option of generate (main.py passes its flag builder in, since main.py comes after this
 module), generates once with every step traced, and writes render.report_html's file.
 
 What this module is not: the service (server.py), the endpoints (explore.py) or the renderer (render.py, web/).

@@ -9,7 +9,7 @@ Parameters are nested dicts that mirror the checkpoint's names (`h[0]["attn"]["c
 is the tensor `h.0.attn.c_attn.weight`), so each function below reads like the paper. GPT-2's weights
 were saved from a TensorFlow "Conv1D", so every weight matrix is [in, out]: a linear layer is `x @ W + b`.
 
-What this module is not: it does not read files (checkpoint.py) or choose tokens (sampling/).
+What this module is not: it does not read files (weights/) or choose tokens (chain.py).
 """
 
 import math

@@ -15,7 +15,7 @@ than of tokens, so that a text with no repeated n-gram scores exactly 1.
 A run is written as a strategy followed by options under transformers' names, "sample top_p=0.9
 temperature=0.8" (parse_run), or as the name of one of the classic runs in CLASSIC.
 
-What this module is not: the strategies (sampling/) and the generation loop (generate.py); it only
+What this module is not: the strategies (strategies/) and generate() (call/generate.py); it only
 runs them and measures their outputs. It prints nothing.
 """
 

@@ -60,7 +60,7 @@ def next_token_distribution(model: GPT2, ids, temperatures=(1.0,), top_k=None, t
     """The distribution of the token after prompt `ids` [T], as sampling sees it.
 
     At each temperature T: p = softmax(logits / T); each given cut-off (TopK, TopP, MinP of
-    sampling/processors.py) applied alone to logits / T says which tokens it keeps; `final` is the chain
+    core/links.py) applied alone to logits / T says which tokens it keeps; `final` is the chain
     generate(..., "sample") builds (temperature, top-k, top-p, min-p, in transformers' order),
     renormalised. With a seed, `selected` is the token generate(..., "sample", seed=seed) would draw first
     at the first temperature; without one, the most probable token (greedy decoding's choice).

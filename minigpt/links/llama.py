@@ -5,7 +5,7 @@ Each is a LogitsProcessor with the contract of link.py: (logits [B, V] float32, 
 -> a new float32 [B, V] array, a ruled-out token getting -inf. Where llama.cpp drops a candidate from
 its list, we give it -inf; "the candidates" below are the tokens whose logit is still finite. The
 numbers are those of llama.cpp's `src/llama-sampling.cpp` (samplers "top-n-sigma", "xtc", "dry",
-"temp-ext"); tests/test_llama_samplers.py checks them against its definitions and against outputs
+"temp-ext"); tests/links/test_llama_samplers.py checks them against its definitions and against outputs
 recorded from llama.cpp itself by scripts/make_llama_reference.py.
 
 A processor that decides something per row (XTC: whether it fired; dynamic temperature: the

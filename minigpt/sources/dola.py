@@ -1,5 +1,5 @@
 """DoLa, decoding by contrasting layers (Chuang et al. 2024, "DoLa: Decoding by Contrasting Layers
-Improves Factuality in Large Language Models", ICLR; arXiv:2309.03883): a source of scores (scores.py).
+Improves Factuality in Large Language Models", ICLR; arXiv:2309.03883): a source of scores (model_scores.py).
 
 A fact the model knows tends to emerge late: an early ("premature") layer, read out as if it were the
 last, does not yet predict it, the final ("mature") layer does. DoLa scores each token by how much

@@ -66,7 +66,7 @@ def candidate_rows(candidates, chosen: int) -> str:
 
 
 def step_title(step) -> str:
-    """The hover of a generated token (a sampling.run.Step): its p, the chain's state, the candidates."""
+    """The hover of a generated token (strategies/run.py's Step): its p, the chain's state, the candidates."""
     lines = [f"{visible(step.text)!s} (id {step.token}): log p {step.logprob:.4f} under the model, "
              f"{step.survivors:,} tokens survive the chain"]
     if step.state:

@@ -2,11 +2,11 @@
 
 Each function takes what a library function returned (a token's merges, a traced generation step,
 a comparison of strategies) and returns lines of text; the command line prints them, and so does
-scripts/decoding_strategies.py. Spaces, newlines and tabs in tokens are made visible (␣ ↵ ⇥), and a
+scripts/docs/decoding_strategies.py. Spaces, newlines and tabs in tokens are made visible (␣ ↵ ⇥), and a
 token that is only part of a UTF-8 character is shown as its bytes in hex, <e2 80>.
 
-What this module is not: it computes nothing that a test should check (that is tokenizer.py,
-generate.py, compare.py), draws no figures (plots.py) and prints nothing itself.
+What this module is not: it computes nothing that a test should check (that is core/, call/,
+inspection/), draws no figures (plots/) and prints nothing itself.
 """
 
 from ..core.bpe import Merge

@@ -1,10 +1,10 @@
 """The JSON endpoints of `minigpt explore`: a request's fields in, the library's answer out, as render.py's JSON.
 
-    options     the registry of options (sampling/options.py), from which the page builds its controls
+    options     the registry of options (strategies/options.py), from which the page builds its controls
     tokenize    text -> its tokens, each with id, bytes and the byte-pair merges that built it
     step        generate() from prompt + prefix: the accepted tokens and the pending one, each with its
                 candidates before and after the chain; what each link of the chain cuts at the pending step
-    inspect     the logit lens and one layer's attention over the text so far (inspection.py)
+    inspect     the logit lens and one layer's attention over the text so far (inspection/)
     beam_tree   a beam search, every candidate it weighed (inspection.beam_tree)
 
 Stepping is exact: "accepted n tokens" means generate(prompt + prefix, max_new_tokens=n + 1) with the
@@ -194,7 +194,7 @@ class Explorer:
         return result
 
     def inspect(self, payload: dict) -> dict:
-        """The logit lens of the text, and the attention of one layer (every head): inspection.py's arrays."""
+        """The logit lens of the text, and the attention of one layer (every head): inspection/'s arrays."""
         ids = self.token_ids(payload, "ids")
         if not 0 < len(ids) <= LIMITS["inspect_tokens"]:
             raise RequestError(f"the inspector reads 1 to {LIMITS['inspect_tokens']} tokens, got {len(ids)}; "

@@ -4,7 +4,7 @@ The page of `minigpt explore` and the file of `minigpt report` are drawn by the 
 minigpt/web/render.js, from the same JSON built here:
 
     tokens_table      id -> its text, its text made visible (␣ ↵) and its bytes in hex, for every id shown
-    generation_data   a GenerationOutput as views.generation_json gives it (steps included: candidates
+    generation_data   a GenerationOutput as views/text.generation_json gives it (steps included: candidates
                       before and after the chain, the chain's state), plus the settings and the token table
     beam_tree_json    inspection.beam_tree's nodes, hypotheses and scores
     lens_json         inspection.logit_lens: each layer's top token and probability at each position
@@ -13,7 +13,7 @@ report_html puts the stylesheet, render.js and report.js inline and the data in 
 type="application/json"> tag, so the file needs no server and makes no request. Without JavaScript it
 still shows the text, the chain and the settings as plain HTML.
 
-What this module is not: it computes nothing (generate.py, inspection.py and compare.py do) and serves
+What this module is not: it computes nothing (call/generate.py and inspection/ do) and serves
 nothing (server.py).
 """
 
@@ -41,7 +41,7 @@ def tokens_table(tok: Tokenizer, ids) -> dict[str, dict]:
 
 
 def ids_in_steps(steps: list[dict]) -> list[int]:
-    """Every token id a list of views.step_json entries mentions: the chosen tokens and all candidates."""
+    """Every token id a list of views/text.step_json entries mentions: the chosen tokens and all candidates."""
     return [i for s in steps for i in [s["token"], *(c["id"] for c in s["candidates"] + s["raw_candidates"])]]
 
 

@@ -152,7 +152,7 @@ def load(name_or_path="gpt2", n_head: int | None = None, report=None) -> GPT2:
     """A GPT-2 model from a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2, or tiny, which ships with
     minigpt), a hub repo id, a folder holding config.json + model.safetensors, or a single .safetensors file.
 
-    Names and repo ids are found where folders.py looks (the Hugging Face cache last), or downloaded (hub.py).
+    Names and repo ids are found where places.py looks (the Hugging Face cache last), or downloaded (hub.py).
     A bare .safetensors file gets its config from the tensor shapes, and n_head from the released sizes unless given.
     Raises FileNotFoundError (hub.DownloadError included) when the files are not there, CheckpointError
     or ConfigError (both ValueErrors) when they are not a GPT-2 checkpoint minigpt can run."""

@@ -1,7 +1,7 @@
 """Where a checkpoint comes from: a model name, a Hugging Face hub repo id or a local path -> a local path.
 
 `resolve("gpt2")` returns a folder holding the two files the loader reads, `config.json` and `model.safetensors`,
-exactly as the hub ships them: found, without the network, where folders.py looks ($MINIGPT_WEIGHTS, the
+exactly as the hub ships them: found, without the network, where places.py looks ($MINIGPT_WEIGHTS, the
 checkout's weights/, the Hugging Face cache), or else downloaded into folders.destination(name): minigpt's own
 weights folder, or the Hugging Face cache shared with transformers. "tiny" ships inside the package and is never
 downloaded. A path to an existing folder or `.safetensors` file is returned untouched.

@@ -1,21 +1,21 @@
-"""Pictures of what the model computes: the data of inspection.py drawn with matplotlib, in one import.
+"""Pictures of what the model computes: the data of inspection/ drawn with matplotlib, in one import.
 
     plot_probs       the next-token distribution: bars, the cut-offs of top-k / top-p / min-p, temperatures
-                     (plots_probs.py)
+                     (probs.py)
     plot_beam_tree   every candidate beam search weighed; the returned hypotheses and the best one highlighted
-                     (plots_beam.py)
+                     (beam.py)
     plot_lens        the logit lens: each layer's top next token and its probability, as a heat map
     plot_attention   attention weights over the prompt: one head, or every head of a layer as a grid
-                     (both plots_maps.py)
+                     (both maps.py)
 
 Each function writes an image file (its format from the file name's suffix, checked by canvas.check_out)
 and returns the matplotlib Figure; with out=None it writes nothing (a notebook shows the Figure). Every
 picture follows one rule: its title and subtitle state what it shows and the settings that matter, a legend
 or caption names every mark (colour, outline, arrow, fade, ✓), every axis is labelled, and tokens are
-labelled as `minigpt tokenize` shows them (tokenizer.visible: ␣ for a space, ↵ for a newline, glyphs that
+labelled as `minigpt tokenize` shows them (labels.visible: ␣ for a space, ↵ for a newline, glyphs that
 DejaVu Sans, the default font, has).
 
-What this module is not: it computes nothing about the model (inspection.py does), and matplotlib, the
+What this module is not: it computes nothing about the model (inspection/ does), and matplotlib, the
 figure and the file are canvas.py's.
 """
 

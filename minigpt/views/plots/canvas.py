@@ -71,7 +71,7 @@ def save(fig, out, dpi=100):
 
 
 def token_text(tokenizer: Tokenizer, token: int, width: int = 12) -> str:
-    """A token as a label, as the command line shows it (views.token_label): its text made visible, bytes
+    """A token as a label, as the command line shows it (labels.token_label): its text made visible, bytes
     that are not whole UTF-8 as <hex>, an id outside GPT-2's vocabulary as #id, cut to `width` characters."""
     return token_label(tokenizer, token, width)
 

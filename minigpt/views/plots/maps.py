@@ -8,7 +8,7 @@
 Every axis is labelled (query and key in the grid too) and the legend below names every mark: the red
 outline of a lens cell that predicts the true next token, the blank future that GPT-2 cannot attend to.
 
-What this module is not: the arrays themselves (inspection.py), or the figure and its file (canvas.py).
+What this module is not: the arrays themselves (inspection/), or the figure and its file (canvas.py).
 """
 
 import math

@@ -6,7 +6,7 @@
 The subtitle states how much of the probability the bars hold, how many tokens sampling draws from (only
 when a cut-off is given) and the token chosen at each temperature; the legend names every mark.
 
-What this module is not: the numbers (inspection.py), or the figure and its file (canvas.py).
+What this module is not: the numbers (inspection/), or the figure and its file (canvas.py).
 """
 
 import numpy as np
