@@ -143,8 +143,8 @@ def cmd_generate(args):
     trace_top = args.trace_top if args.trace else 0
     if args.show_candidates:
         trace_top = max(trace_top, args.show_candidates)
-    streaming = not args.json and Trait.STREAMS in STRATEGIES[args.strategy].does and options.get("num_return_sequences", 1) == 1 \
-        and not options.get("stop")
+    streaming = (not args.json and Trait.STREAMS in STRATEGIES[args.strategy].does
+                 and options.get("num_return_sequences", 1) == 1 and not options.get("stop"))
     stream, started = tok.stream_decoder(), []  # the prompt is printed with the first token, once the options pass
 
     def show(row, token):
