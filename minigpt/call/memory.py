@@ -135,7 +135,7 @@ TOKENWISE_ARRAYS = 7  # [B, V] at once in a step: logits, log-softmax (and its t
                       # the array it works on, the chooser's probabilities and their running sum
 BEAM_ARRAYS = 9  # [B*K, V] at once in a step: logits, log-probs, processed, beam scores added, their top-2K
                  # selection's int64 indices (two arrays' worth) and the warpers' working copies (beam-sample)
-BEAM_DRAW_ARRAYS = 6  # beam-sample, one prompt at a time: float64 probabilities, their support and cumulative sum
+BEAM_DRAW_ARRAYS = 6  # beam-sample, one prompt at a time: float64 keys and their Gumbel noise, the selection
 CONTRASTIVE_ARRAYS = 3  # [B*k, V] at once: the look-ahead's logits and the forward pass's; the [B, V] arrays of
                         # the chain (log-softmax, processed, probabilities) counted as a third
 SPECULATIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays; plus the logits of the num_assistant_tokens checked

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.chain import Chain
-from ..core.numerics import draw, largest, log_softmax, softmax
+from ..core.numerics import largest, log_softmax
 from ..links.chain import check_choosable
 from .run import Hypothesis, Outcome, Run, Step, trace_step
 
@@ -134,19 +134,17 @@ def best_candidates(scores, n: int, rng) -> np.ndarray:
 def sampled_candidates(scores, n: int, rng) -> np.ndarray:
     """n indices of scores [S*V] drawn without replacement from softmax(scores), then sorted best first.
 
-    As torch.multinomial without replacement, which transformers uses: once every index of non-zero
-    probability is drawn, the rest are filled in; here by the highest remaining scores.
+    All n at once by the Gumbel-top-k trick (Vieira 2014; Kool, van Hoof & Welling 2019, "Stochastic Beams and
+    Where to Find Them"): the n largest of scores_i + G_i, G_i ~ Gumbel(0, 1) independent, are distributed as n
+    successive draws without replacement from softmax(scores), as torch.multinomial(replacement=False), which
+    transformers uses, draws them. One pass over S*V, where drawing one at a time took a pass per draw. Once
+    every index of non-zero probability is drawn, the rest are filled in by the highest remaining scores.
     """
-    probs = softmax(scores[None])[0].astype(np.float64)  # [S*V]
-    support = np.flatnonzero(probs)  # draw among these only: the warpers usually leave few
-    probs, picks = probs[support], []
-    while len(picks) < n and probs.sum() > 0:
-        i = draw(probs, rng)
-        picks.append(int(support[i]))
-        probs[i] = 0.0
-    rest = np.setdiff1d(best_candidates(scores, min(n, scores.size), rng), picks, assume_unique=True)
-    rest = rest[np.argsort(-scores[rest], kind="stable")]
-    picks = np.array(picks + list(rest[: n - len(picks)]), dtype=np.int64)
+    keys = scores.astype(np.float64) + rng.gumbel(size=scores.shape)  # [S*V]; -inf stays -inf
+    finite = np.isfinite(keys)
+    drawn = min(n, int(finite.sum()))
+    rest = np.flatnonzero(~finite)[: n - drawn]  # of probability 0, all alike: the lowest ids
+    picks = np.concatenate([largest(keys, drawn), rest])
     return picks[np.argsort(-scores[picks], kind="stable")]
 
 
