@@ -24,7 +24,7 @@ from ..core.tokenizer import Tokenizer
 from ..strategies.options import BY_NAME
 from .generate import generate
 from .prompts import read_text
-from .strategies import STRATEGIES, build_options
+from .strategies import STRATEGIES, build_options, chosen_strategy
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Line:
     samples: bool = False  # it draws its tokens: alone, so that its seed gives what it gives on its own
 
 
-def parse_line(number: int, text: str, strategy: str, options: dict) -> Line:
+def parse_line(number: int, text: str, strategy: str | None, options: dict) -> Line:
     """One input line over the call's strategy and options, checked as generate() would check them."""
     try:
         record = json.loads(text)
@@ -49,8 +49,8 @@ def parse_line(number: int, text: str, strategy: str, options: dict) -> Line:
     if unknown:
         return Line(number, error=f"{unknown[0]!r} is neither prompt, strategy nor a generation option")
     settings = {**options, **{k: v for k, v in record.items() if k in BY_NAME}}
-    strategy = record.get("strategy", strategy)
     try:
+        strategy = chosen_strategy(record.get("strategy", strategy), settings)
         samples = STRATEGIES[strategy].samples(build_options(strategy, **settings))
     except ValueError as e:
         return Line(number, error=str(e).rstrip("."))
@@ -108,7 +108,7 @@ def run_batch(model: GPT2, batch: list[Line], tok: Tokenizer) -> list[dict]:
             for row, (line, seqs) in enumerate(zip(batch, sequences))]
 
 
-def run_prompt_file(model: GPT2, input_path, output_path, strategy: str = "greedy", options: dict | None = None,
+def run_prompt_file(model: GPT2, input_path, output_path, strategy: str | None = None, options: dict | None = None,
                     skip_bad_lines: bool = False, batch_size: int = 32,
                     progress: Callable[[int, int], None] | None = None) -> int:
     """Generate for every line of input_path into output_path (see the module's docstring); returns how many

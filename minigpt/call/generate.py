@@ -53,6 +53,7 @@ class GenerationOutput:
     stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
     strategy: str = ""  # the strategy that produced it
     prompt_texts: list[str] = field(default_factory=list)  # each prompt's text
+    seed: int | None = None  # the seed the draws came from (drawn afresh when none was given): pass it to repeat them
     beam_events: list = field(default_factory=list)  # beam search: every candidate it weighed (strategies/beam.py)
 
     def __repr__(self) -> str:
@@ -97,6 +98,8 @@ def prepare_run(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, 
     """Step 1: the call's peak memory checked, the left-padded batch (sample's num_return_sequences as copies of
     each prompt), and the chain built for its rows, with the run's one seeded generator."""
     record = STRATEGIES[opts.strategy]
+    if record.samples(opts) and opts.seed is None:  # a seed of its own, reported, so that every run can be repeated
+        opts = replace(opts, seed=int(np.random.SeedSequence().entropy % 2**32))
     eos = model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
     pad = eos if eos < model.config.vocab_size else 0
     sampling = record.samples(opts)
@@ -127,7 +130,7 @@ def pack_output(run: Run, outcome: Outcome, prompts: list[list[int]], tokenizer:
     shown = [tokenizer.decode(t for t in prompt if t < tokenizer.n_vocab) for prompt in prompts]
     out = GenerationOutput(prompt_tokens=prompts, sequences=[], stats=outcome.stats, strategy=run.options.strategy,
                            chain=[d for d in [outcome.scores_from, *run.chain.describe()] if d], prompt_texts=shown,
-                           beam_events=outcome.beam_events)
+                           beam_events=outcome.beam_events, seed=run.options.seed)
     for row, hyps in enumerate(outcome.hypotheses):
         for hyp in hyps:
             text = tokenizer.decode(t for t in hyp.tokens if t != run.eos_token_id and t < tokenizer.n_vocab)
@@ -140,7 +143,7 @@ def pack_output(run: Run, outcome: Outcome, prompts: list[list[int]], tokenizer:
     return out
 
 
-def start(model: GPT2, prompt_ids, strategy: str, attention_mask, trace_top: int, tokenizer: Tokenizer | None,
+def start(model: GPT2, prompt_ids, strategy: str | None, attention_mask, trace_top: int, tokenizer: Tokenizer | None,
           truncate_prompt: bool, on_token, options: dict):
     """Steps 1 and 2 begun: the checked call, its Run, and the strategy's loop, not yet stepped."""
     opts = resolve_draft(build_options(strategy, **options))
@@ -152,17 +155,18 @@ def start(model: GPT2, prompt_ids, strategy: str, attention_mask, trace_top: int
                           truncate_prompt)
     tokenizer = tokenizer or Tokenizer()
     run = prepare_run(model, prompts, opts, options, tokenizer, trace_top)
-    return prompts, tokenizer, run, STRATEGIES[strategy].loop(run)
+    return prompts, tokenizer, run, STRATEGIES[opts.strategy].loop(run)
 
 
-def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=None,
+def generate(model: GPT2, prompt_ids, strategy: str | None = None, *, attention_mask=None,
              on_token: Callable[[int, int], None] | None = None, trace_top: int = 10,
              tokenizer: Tokenizer | None = None, truncate_prompt: bool = False, **options) -> GenerationOutput:
     """Continue each prompt by the named strategy.
 
     prompt_ids: one prompt [T] or a batch of prompts (padded on the left here).
     attention_mask: for a batch prompt_ids [B, T] that is already padded: 1 at real tokens, 0 at padding.
-    strategy: greedy, sample, beam, beam-sample, diverse-beam, contrastive or speculative.
+    strategy: greedy, sample, beam, beam-sample, diverse-beam, contrastive or speculative; by default greedy, or
+      sample when an option only sampling uses is given (temperature, top_p, seed, ...).
     options: transformers' GenerationConfig names (max_new_tokens, temperature, top_k, top_p, num_beams,
       ...) plus frequency_penalty, presence_penalty, logit_bias, stop, draft_model; see strategies/options.py.
     on_token(row, token_id) is called as each token is chosen (the strategies that stream), for streaming.
@@ -179,14 +183,14 @@ def generate(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mas
     return pack_output(run, outcome, prompts, tokenizer)
 
 
-def stream(model: GPT2, prompt_ids, strategy: str = "greedy", *, attention_mask=None, trace_top: int = 10,
+def stream(model: GPT2, prompt_ids, strategy: str | None = None, *, attention_mask=None, trace_top: int = 10,
            tokenizer: Tokenizer | None = None, truncate_prompt: bool = False,
            **options) -> Iterator[tuple[int, Step]]:
     """generate()'s tokens as they are chosen: (row, Step) for each, step after step, for the strategies that
     choose one token per row per step (greedy, sample, contrastive, speculative). The loop pauses between
     steps, holding its cache and its seeded generator: stop iterating, and no more is computed. Bad input is
     refused at the call, before the first step, as generate() refuses it."""
-    if strategy in STRATEGIES and Trait.STREAMS not in STRATEGIES[strategy].does:
+    if strategy in STRATEGIES and Trait.STREAMS not in STRATEGIES[strategy].does:  # (None: greedy or sample)
         raise ValueError(f"strategy {strategy!r} settles its sequences only when its search ends, so it cannot be "
                          f"streamed; call generate() for it, or stream one of: {', '.join(doing(Trait.STREAMS))}.")
     *_, loop = start(model, prompt_ids, strategy, attention_mask, trace_top, tokenizer, truncate_prompt, None,

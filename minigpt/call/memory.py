@@ -18,7 +18,7 @@ points (call/generate.py, inspection/) check them before anything runs, and no a
 `check_fits` compares the total with `available()`: MemAvailable on Linux, lowered by a cgroup's limit
 and by RLIMIT_AS; elsewhere, the free pages, else the physical memory; unknown (no check) if none is known.
 
-How the estimates were checked: tests/test_memory.py measures the peak RSS of a child process (above what
+How the estimates were checked: tests/call/test_memory.py measures the peak RSS of a child process (above what
 it held before the call) for settings that fit; it lies between 0.4 and 1.25 times the estimate.
 """
 

@@ -14,10 +14,11 @@ What this module is not: the options' declarations (beside the code that reads t
 gathers them) or the loops (strategies/).
 """
 
+import difflib
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from ..core.checks import Named, OptionError
+from ..core.checks import Named, OptionError, phrase
 from ..core.link import Option, Trait
 from ..core.links import TOP_K
 from ..strategies import beam, contrastive, speculative, tokenwise
@@ -110,18 +111,33 @@ def users(option: Option) -> list[str]:
     return [name for name, s in STRATEGIES.items() if s.accepts(option)]
 
 
-def build_options(strategy: str = "greedy", **given) -> GenerationOptions:
-    """The options of a call from keyword arguments, each checked; see the module docstring for what is refused."""
+def chosen_strategy(strategy: str | None, given: dict) -> str:
+    """The strategy of a call: the one named; without one, sample when an option that only sampling uses is given
+    (a temperature, a top-p: as llama.cpp, Ollama and OpenAI-style APIs read them), else greedy."""
+    if strategy is not None:
+        return strategy
+    sampling = [n for n in given if n in BY_NAME and BY_NAME[n].used_by is not None and not
+                STRATEGIES["greedy"].accepts(BY_NAME[n]) and STRATEGIES["sample"].accepts(BY_NAME[n])]
+    return "sample" if sampling else "greedy"
+
+
+def build_options(strategy: str | None = None, **given) -> GenerationOptions:
+    """The options of a call from keyword arguments, each checked; see the module docstring for what is refused.
+    strategy None: chosen_strategy's choice."""
+    strategy = chosen_strategy(strategy, given)
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise OptionError("{s} must be one of {names}; got {value}.", s=STRATEGY, names=", ".join(STRATEGIES),
                           value=repr(strategy))
     record = STRATEGIES[strategy]
     for name in given:
         if name not in BY_NAME:
-            raise OptionError(f"unknown generation option {name!r}; known options: {', '.join(sorted(BY_NAME))}.")
+            close = difflib.get_close_matches(name, BY_NAME, n=1)
+            raise OptionError("unknown generation option {name}; {fix}", name=repr(name),
+                              fix=phrase("did you mean {o}?", o=BY_NAME[close[0]].said()) if close else
+                              "the options are listed in docs/options.md.")
         if not record.accepts(BY_NAME[name]):
             using = users(BY_NAME[name])
-            pick = "sample" if "sample" in using else using[0]  # transformers' greedy would ignore it silently
+            pick = next(s for s in ("greedy", "sample", *using) if s in using)  # the plainest that uses it
             raise OptionError("strategy {s} does not use {o}; it is an option of: {using}; to use it, add {pick}.",
                               s=repr(strategy), o=BY_NAME[name].said(), using=", ".join(using),
                               pick=replace(STRATEGY, value=pick))

@@ -7,10 +7,17 @@ whose `Option.from_text` reads an option's flag; `argument_type` turns that into
 
 import argparse
 import sys
+from pathlib import Path
 
 from huggingface_hub.utils import tqdm
 
 from ..core.link import read_number
+from ..core.model import GPT2
+from ..weights import hub
+from ..weights.checkpoint import load
+
+MODEL_HELP = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2; or tiny, a small model that ships with "
+              "minigpt and needs no download), a hub repo id, a folder or a .safetensors file")
 
 
 def command_line_text(text: str) -> str:
@@ -34,6 +41,22 @@ def argument_type(parse, name: str):
 
 integer = argument_type(lambda text: read_number(text, int), "integer")
 real = argument_type(read_number, "real")
+
+
+def add_model(parser, default: str = "gpt2"):
+    """--model and --verbose, which every command that reads a model takes."""
+    parser.add_argument("--model", default=default, help=MODEL_HELP)
+    parser.add_argument("--verbose", action="store_true", help="say on stderr which folder the weights are read from "
+                                                               "(generate: and which strategy and seed it uses)")
+
+
+def model_from(args, name: str | None = None) -> tuple[GPT2, Path]:
+    """The model --model (or `name`) names, and the folder or file it was read from: a download is announced on
+    stderr, and with --verbose the folder read."""
+    path = hub.resolve(name or args.model, report=announce).absolute()
+    if getattr(args, "verbose", False):
+        announce(f"weights from {path}")
+    return load(path), path
 
 
 def announce(line: str):

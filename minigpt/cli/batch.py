@@ -10,8 +10,7 @@ import sys
 
 from ..call.batch import run_prompt_file
 from ..core.checks import plural
-from ..weights.checkpoint import load
-from .args import announce, progress_bar
+from .args import model_from, progress_bar
 
 
 def cmd_generate_file(args, options: dict):
@@ -25,7 +24,7 @@ def cmd_generate_file(args, options: dict):
                          "goes to --output as one JSON line.")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size takes how many prompts run together (1 or more), got {args.batch_size}.")
-    model = load(args.model, report=announce)
+    model, _ = model_from(args)
     bar = progress_bar("prompt", "generating")
 
     def progress(done: int, total: int):

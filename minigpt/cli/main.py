@@ -14,6 +14,7 @@ is a flag named after it (--top-k for top_k), with its one-line help, grouped as
 """
 
 import argparse
+import difflib
 import json
 import os
 import signal
@@ -21,24 +22,22 @@ import sys
 import warnings
 
 from ..call.generate import generate
-from ..call.strategies import STRATEGIES
+from ..call.strategies import STRATEGIES, chosen_strategy
 from ..core.checks import OptionError, number, plural
 from ..core.link import GROUPS, Option, Trait
 from ..core.tokenizer import Tokenizer
 from ..inspection.compare import CLASSIC, compare, parse_run
-from ..strategies.options import REGISTRY
+from ..strategies.options import BY_NAME, MAX_NEW_TOKENS, REGISTRY
 from ..version import VERSION
 from ..views.labels import visible
 from ..views.text import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
 from ..weights import hub
-from ..weights.checkpoint import load
-from .args import announce, argument_type, command_line_text, integer
+from .args import MODEL_HELP, add_model, announce, argument_type, command_line_text, integer, model_from
 from .batch import cmd_generate_file
 from .plot import add_plot_commands
 from .score import add_score_command
 from .web import add_web_commands
 
-CLI_DEFAULTS = {"max_new_tokens": 40}  # the command line's own defaults, where they differ from the library's
 
 
 def generation_options(args, tok: Tokenizer) -> dict:
@@ -53,13 +52,15 @@ def generation_options(args, tok: Tokenizer) -> dict:
         options["logit_bias"] = dict(options["logit_bias"])
     if options.get("dry_sequence_breakers") == ["none"]:  # "none" alone clears llama.cpp's default breakers
         options["dry_sequence_breakers"] = []
+    if options.get("draft_model") is not None and getattr(args, "strategy", None) is not None and \
+            STRATEGIES[args.strategy].accepts(BY_NAME["draft_model"]):  # loaded here: its download is announced
+        options["draft_model"] = model_from(args, options["draft_model"])[0]
     return options
 
 
 def add_option(group, option: Option):
     """One declared option as a flag: only what the user gives is passed on (argparse.SUPPRESS)."""
-    default = CLI_DEFAULTS.get(option.name, argparse.SUPPRESS)
-    shown = CLI_DEFAULTS.get(option.name, option.default)
+    default, shown = argparse.SUPPRESS, option.default  # the library's default: one default, wherever it is used
     off = "0 = off" in option.help  # the help says what 0 means: no "default 0", no second "(0 turns it off)"
     said = shown is None or shown is False or isinstance(shown, tuple) or (off and shown == 0)  # in the help already
     text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
@@ -74,15 +75,15 @@ def add_option(group, option: Option):
                        metavar=option.metavar or ("N" if option.kind is int else "X"))
 
 
-def add_generation_flags(g, model_help: str, prompt_help: str) -> dict:
+def add_generation_flags(g, prompt_help: str) -> dict:
     """The prompt, --model, --strategy and a flag per declared option, for generate and report; -> the groups.
     A prompt_help that offers --input makes the prompt optional."""
     g.add_argument("prompt", nargs="?" if "--input" in prompt_help else None, help=prompt_help)
-    g.add_argument("--model", default="gpt2", help=model_help)
+    add_model(g)
     groups = {name: g.add_argument_group(name, description) for name, description in GROUPS.items()}
     groups["strategy"].add_argument(
-        "--strategy", default="greedy", choices=list(STRATEGIES), metavar="NAME",
-        help="how the next token is chosen (default greedy): "
+        "--strategy", choices=list(STRATEGIES), metavar="NAME",
+        help="how the next token is chosen (default: greedy, or sample when an option only sampling uses is given): "
              "" + "; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()))
     for option in REGISTRY:
         add_option(groups[option.group], option)
@@ -91,11 +92,11 @@ def add_generation_flags(g, model_help: str, prompt_help: str) -> dict:
     return groups
 
 
-def add_generate_command(sub, model_help: str):
+def add_generate_command(sub):
     g = sub.add_parser("generate", help="continue a prompt by a decoding strategy",
                        description="Continue a prompt. Only the options given are passed to the library; a strategy "
                                    "refuses the options it does not use, naming the strategies that do.")
-    groups = add_generation_flags(g, model_help, "the text to continue (may be empty: GPT-2 then starts from "
+    groups = add_generation_flags(g, "the text to continue (may be empty: GPT-2 then starts from "
                                                  "<|endoftext|>); or give --input")
     files = g.add_argument_group("a file of prompts", "one JSON object per line: {\"prompt\": \"...\"} and, "
                                  "optionally, strategy and options by their Python names, over the flags given")
@@ -109,7 +110,6 @@ def add_generate_command(sub, model_help: str):
     output = groups["output"]
     output.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text "
                                                             "(its first key, weights, is the folder read)")
-    output.add_argument("--verbose", action="store_true", help="say on stderr which folder the weights are read from")
     output.add_argument("--trace", action="store_true", help="show each step: the token, its log-probability, the "
                                                              "candidates")
     output.add_argument("--trace-top", type=integer, default=10, metavar="N", help="candidates per traced step "
@@ -129,21 +129,21 @@ def cmd_generate(args):
     if args.prompt is None:
         raise ValueError("give a prompt to continue, or --input FILE.jsonl --output FILE.jsonl.")
     tok = Tokenizer()
-    path = hub.resolve(args.model, report=announce)  # a name -> the folder it is found in, or downloaded into
-    weights = str(path.absolute())
-    if args.verbose:
-        print(f"minigpt: weights from {weights}", file=sys.stderr, flush=True)
-    model = load(path)
+    model, weights = model_from(args)  # a name -> the folder it is found in, or downloaded into
     prompt = command_line_text(args.prompt)
     prompt_ids = tok.encode(prompt)
     options = generation_options(args, tok)
+    strategy = chosen_strategy(args.strategy, options)
+    if args.verbose:
+        announce(f"strategy {strategy}" + ("" if args.strategy else f" (no --strategy given: "
+                                           f"{'a sampling option was' if strategy == 'sample' else 'the default'})"))
     if args.show_candidates < 0:
         raise ValueError("--show-candidates takes how many candidates to show per step (1 or more), got "
                          f"{args.show_candidates}.")
     trace_top = args.trace_top if args.trace else 0
     if args.show_candidates:
         trace_top = max(trace_top, args.show_candidates)
-    streaming = (not args.json and Trait.STREAMS in STRATEGIES[args.strategy].does
+    streaming = (not args.json and Trait.STREAMS in STRATEGIES[strategy].does
                  and options.get("num_return_sequences", 1) == 1 and not options.get("stop"))
     stream, started = tok.stream_decoder(), []  # the prompt is printed with the first token, once the options pass
 
@@ -155,22 +155,29 @@ def cmd_generate(args):
             print(stream.feed(token), end="", flush=True)
 
     try:
-        out = generate(model, prompt_ids, args.strategy, on_token=show if streaming else None,
+        out = generate(model, prompt_ids, strategy, on_token=show if streaming else None,
                        trace_top=trace_top, tokenizer=tok, truncate_prompt=args.truncate_prompt, **options)
     except ValueError:
         if started:  # the error comes on a line of its own, after the text streamed so far
             print(flush=True)
         raise
+    notes(out, prompt_ids, options)
+    if args.json:  # the prompt as the model read it: <|endoftext|> for an empty one, the kept end of a long one
+        with_steps = bool(args.trace or args.show_candidates)
+        result = generation_json(out, with_steps)
+        print(json.dumps({"weights": str(weights), **result}, ensure_ascii=False))
+        return
+    print_generation(args, out, prompt, streaming, ("" if started else prompt) + stream.flush(), tok)
+
+
+def notes(out, prompt_ids: list[int], options: dict):
+    """What the run did that the user did not say, on stderr: a prompt cut to fit, a seed drawn afresh."""
     if prompt_ids and len(out.prompt_tokens[0]) < len(prompt_ids):
         dropped = len(prompt_ids) - len(out.prompt_tokens[0])
         print(f"minigpt: note: the prompt's first {dropped} of {plural(len(prompt_ids), 'token')} were dropped to fit "
               f"the model's context (--truncate-prompt).", file=sys.stderr)
-    if args.json:  # the prompt as the model read it: <|endoftext|> for an empty one, the kept end of a long one
-        with_steps = bool(args.trace or args.show_candidates)
-        result = generation_json(out, out.prompt_tokens[0], args.strategy, with_steps)
-        print(json.dumps({"weights": weights, **result}, ensure_ascii=False))
-        return
-    print_generation(args, out, prompt, streaming, ("" if started else prompt) + stream.flush(), tok)
+    if out.seed is not None and options.get("seed") is None:
+        print(f"minigpt: seed {out.seed} (--seed {out.seed} gives this text again)", file=sys.stderr)
 
 
 def print_generation(args, out, prompt: str, streaming: bool, rest: str, tok: Tokenizer):
@@ -221,7 +228,7 @@ def cmd_tokenize(args):
 def cmd_compare(args):
     tok = Tokenizer()
     runs = [parse_run(command_line_text(r)) for r in args.runs] if args.runs else None  # refused before loading
-    model = load(args.model, report=announce)
+    model, _ = model_from(args)
     prompt = command_line_text(args.prompt)
     prompt_ids = tok.encode(prompt)
     results = compare(model, prompt_ids, runs, max_new_tokens=args.max_new_tokens, seed=args.seed, tokenizer=tok)
@@ -236,15 +243,43 @@ def cmd_download(args):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse's parser, but a usage error is one line saying where to read more, not the whole usage."""
+    """argparse's parser, but a usage error is one line that says what to fix and where to read more: the option
+    meant by a mistyped one, or how to write a text or a value that starts with '-' where that is the trouble."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.innermost(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def innermost(self, parsed) -> "Parser":
+        """The (sub)command's own parser, whose options a mistyped flag is compared with."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and getattr(parsed, action.dest, None):
+                return action.choices[getattr(parsed, action.dest)].innermost(parsed)
+        return self
 
     def error(self, message):
-        if any(hint in message for hint in ("unrecognized arguments", "ignored explicit argument", "are required")):
-            message += (" (a text that starts with '-' goes last, after '--': "
-                        "minigpt generate --max-new-tokens 5 -- '-5 degrees')")
-        elif "expected one argument" in message:
-            message += " (a value that starts with '-' is written with '=', as in --logit-bias=-1=-inf)"
-        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'.\n")
+        self.exit(2, f"{self.prog}: error: {message}{self.hint(message)}; see '{self.prog} --help'.\n")
+
+    def hint(self, message: str) -> str:
+        """What the usage error most likely means, when that can be told."""
+        if "expected one argument" in message:
+            return " (a value that starts with '-' is written with '=', as in --logit-bias=-1=-inf)"
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        extras = message.removeprefix("unrecognized arguments: ").split()
+        unknown = [a.split("=")[0] for a in extras if a.startswith("--")]
+        flags = [f for action in self._actions for f in action.option_strings if f not in ("-h", "--help", "--version")]
+        meant = [difflib.get_close_matches(a, flags, n=1) for a in unknown]
+        if any(meant):
+            return f" (did you mean {' and '.join(m[0] for m in meant if m)}?)"
+        if unknown:
+            return f" ({self.prog} takes no {' and no '.join(unknown)})"
+        if any(a.startswith("-") for a in extras):
+            return (" (a text that starts with '-' goes last, after '--': minigpt generate --max-new-tokens 5 -- "
+                    "'-5 degrees')")
+        return " (a text of several words is one argument: put it in quotes)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -252,19 +287,18 @@ def parser() -> argparse.ArgumentParser:
                "own --help.")
     p.add_argument("--version", action="version", version=f"minigpt {VERSION}")
     sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    model_help = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2; or tiny, a small model that ships "
-                  "with minigpt and needs no download), a hub repo id, a folder or a .safetensors file")
-    add_generate_command(sub, model_help)
+    add_generate_command(sub)
 
     t = sub.add_parser("tokenize", help="show the tokens of a text: id, bytes, text")
     t.add_argument("text")
     t.add_argument("--allow-special", action="store_true", help="read <|endoftext|> in the text as the special token")
     t.add_argument("--merges", type=integer, metavar="POS",
                    help="also show the byte-pair merges that built the token at this position (the pos column, from 0)")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print one JSON list: each token's id, bytes in hex and text "
+                                                       "(and its merges, with --merges)")
     t.set_defaults(run=cmd_tokenize)
 
-    add_score_command(sub, model_help)
+    add_score_command(sub)
 
     c = sub.add_parser("compare", help="one prompt through several decoding strategies, side by side")
     c.add_argument("prompt")
@@ -272,17 +306,18 @@ def parser() -> argparse.ArgumentParser:
                    help="a strategy and its options, such as 'sample top_p=0.9 temperature=0.8', or one of the "
                         "classic "
                         f"runs ({', '.join(CLASSIC)}); repeatable; default: the classic five")
-    c.add_argument("--model", default="gpt2", help=model_help)
-    c.add_argument("--max-new-tokens", type=integer, default=40, metavar="N", help="(default 40)")
+    add_model(c)
+    c.add_argument("--max-new-tokens", type=integer, default=MAX_NEW_TOKENS.default, metavar="N",
+                   help=f"(default {MAX_NEW_TOKENS.default}, as generate)")
     c.add_argument("--seed", type=integer, default=0, metavar="N", help="for the runs that sample (default 0)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(run=cmd_compare)
 
-    add_plot_commands(sub, model_help)
-    add_web_commands(sub, model_help, add_generation_flags, generation_options)
+    add_plot_commands(sub)
+    add_web_commands(sub, add_generation_flags, generation_options)
 
     d = sub.add_parser("download", help="download a checkpoint, unless it is already there, and print its folder")
-    d.add_argument("model", help=model_help)
+    d.add_argument("model", help=MODEL_HELP)
     d.set_defaults(run=cmd_download)
     return p
 

@@ -16,8 +16,7 @@ from ..strategies.options import parse_early_stopping
 from ..views import plots
 from ..views.labels import token_label
 from ..views.plots.canvas import check_out
-from ..weights.checkpoint import load
-from .args import announce, argument_type, command_line_text, integer, real
+from .args import add_model, argument_type, command_line_text, integer, model_from, real
 
 early_stopping = argument_type(parse_early_stopping, "early_stopping")
 
@@ -36,7 +35,7 @@ def plot_title(args, what: str, settings: str = "") -> str:
 
 def cmd_plot_probs(args):
     check_out(args.out)  # before the model is even loaded
-    tok, model = Tokenizer(), load(args.model, report=announce)
+    tok, (model, _) = Tokenizer(), model_from(args)
     data = inspection.next_token_distribution(model, plot_prompt(args, tok), temperatures=args.temperature,
                                               top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, top=args.top,
                                               seed=args.seed)
@@ -48,7 +47,7 @@ def cmd_plot_probs(args):
 
 def cmd_plot_beam_tree(args):
     check_out(args.out)  # before the model is even loaded
-    tok, model = Tokenizer(), load(args.model, report=announce)
+    tok, (model, _) = Tokenizer(), model_from(args)
     options = {"no_repeat_ngram_size": args.no_repeat_ngram_size} if args.no_repeat_ngram_size else {}
     tree = inspection.beam_tree(model, plot_prompt(args, tok), num_beams=args.num_beams,
                                 max_new_tokens=args.max_new_tokens,
@@ -62,7 +61,7 @@ def cmd_plot_beam_tree(args):
 
 def cmd_plot_lens(args):
     check_out(args.out)  # before the model is even loaded
-    tok, model = Tokenizer(), load(args.model, report=announce)
+    tok, (model, _) = Tokenizer(), model_from(args)
     lens = inspection.logit_lens(model, plot_prompt(args, tok))
     plots.plot_lens(lens, tok, plot_title(args, "logit lens"), args.out)
     print(args.out)
@@ -70,7 +69,7 @@ def cmd_plot_lens(args):
 
 def cmd_plot_attention(args):
     check_out(args.out)  # before the model is even loaded
-    tok, model = Tokenizer(), load(args.model, report=announce)
+    tok, (model, _) = Tokenizer(), model_from(args)
     ids = plot_prompt(args, tok)
     maps = inspection.attention_patterns(model, ids).weights
     where = f"layer {args.layer}" + (f", head {args.head}" if args.head is not None else ", every head")
@@ -79,7 +78,7 @@ def cmd_plot_attention(args):
     print(args.out)
 
 
-def add_plot_commands(sub, model_help: str):
+def add_plot_commands(sub):
     """minigpt plot probs | beam-tree | lens | attention: each writes a picture (matplotlib: the plots extra)."""
     plot = sub.add_parser("plot", help='pictures of what the model computes (needs pip install -e ".[plots]")')
     views = plot.add_subparsers(dest="view", required=True)
@@ -87,7 +86,7 @@ def add_plot_commands(sub, model_help: str):
     def view(name, help, run, out):
         v = views.add_parser(name, help=help)
         v.add_argument("prompt", help="the text the model reads (empty: <|endoftext|>)")
-        v.add_argument("--model", default="gpt2", help=model_help)
+        add_model(v)
         v.add_argument("--out", default=out, metavar="FILE.png", help=f"the picture to write (default {out})")
         v.set_defaults(run=run)
         return v

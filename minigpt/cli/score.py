@@ -15,14 +15,13 @@ from ..call.prompts import read_text
 from ..core.tokenizer import Tokenizer
 from ..inspection.scoring import TextScore, check_window, score_text, windows
 from ..views.labels import visible
-from ..weights.checkpoint import load
-from .args import announce, command_line_text, integer, progress_bar
+from .args import add_model, command_line_text, integer, model_from, progress_bar
 
 PROGRESS_AFTER = 4  # windows: a shorter text needs no progress bar
 
 
 def cmd_score_text(args, tok: Tokenizer):
-    model = load(args.model, report=announce)
+    model, _ = model_from(args)
     ids = tok.encode(command_line_text(args.text))
     if not ids:
         raise ValueError("the text to score is empty; give at least one token of text.")
@@ -67,7 +66,7 @@ def figures(result: TextScore) -> dict:
 
 def cmd_score_file(args, tok: Tokenizer):
     docs = [(name, tok.encode(text)) for name, text in documents(Path(args.file))]  # tokenized once: only ids kept
-    model = load(args.model, report=announce)
+    model, _ = model_from(args)
     for name, ids in docs:  # every document's window checked before the first is scored
         check_window(model, len(ids), args.max_length, args.stride)
     length = args.max_length or model.config.n_positions
@@ -101,7 +100,7 @@ def cmd_score(args):
     (cmd_score_text if args.file is None else cmd_score_file)(args, Tokenizer())
 
 
-def add_score_command(sub, model_help: str):
+def add_score_command(sub):
     s = sub.add_parser("score", help="log-probability of every token of a text, or the perplexity of a file")
     s.add_argument("text", nargs="?", help="a text that fits in the context (or give --file)")
     s.add_argument("--file", metavar="FILE",
@@ -110,6 +109,6 @@ def add_score_command(sub, model_help: str):
     s.add_argument("--stride", type=integer, metavar="S",
                    help="--file: how far each window's start moves (default: half the window)")
     s.add_argument("--quiet", action="store_true", help="--file: no progress bar")
-    s.add_argument("--model", default="gpt2", help=model_help)
+    add_model(s)
     s.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     s.set_defaults(run=cmd_score)

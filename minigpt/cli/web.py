@@ -14,7 +14,7 @@ import webbrowser
 from pathlib import Path
 
 from ..call.generate import generate
-from ..call.strategies import doing
+from ..call.strategies import chosen_strategy, doing
 from ..core.link import Trait
 from ..core.tokenizer import Tokenizer
 from ..inspection.beam_tree import tree_of
@@ -22,17 +22,15 @@ from ..strategies.options import NUM_BEAMS, NUM_RETURN_SEQUENCES
 from ..web.explore import Explorer
 from ..web.render import generation_data, report_html
 from ..web.server import ExploreServer, serve
-from ..weights import hub
-from ..weights.checkpoint import load
-from .args import announce, command_line_text, integer
+from .args import add_model, command_line_text, integer, model_from
 
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
 def cmd_explore(args):
     tok = Tokenizer()
-    model = load(hub.resolve(args.model, report=announce))
-    draft = load(hub.resolve(args.draft_model, report=announce)) if args.draft_model else None
+    model, _ = model_from(args)
+    draft = model_from(args, args.draft_model)[0] if args.draft_model else None
     explorer = Explorer(model, tok, name=args.model, draft=draft, draft_name=args.draft_model or "")
     try:
         server = ExploreServer(explorer, host=args.host, port=args.port)
@@ -64,26 +62,27 @@ def cmd_report(args, generation_options):
     if args.top < 1:
         raise ValueError(f"--top takes how many candidates each step keeps (1 or more), got {args.top}.")
     tok = Tokenizer()
-    model = load(hub.resolve(args.model, report=announce))
+    model, _ = model_from(args)
     options = generation_options(args, tok)
     prompt_ids = tok.encode(command_line_text(args.prompt))
-    beams = args.strategy in doing(Trait.KEEPS_BEAMS)
+    strategy = chosen_strategy(args.strategy, options)
+    beams = strategy in doing(Trait.KEEPS_BEAMS)
     if beams:  # every hypothesis the search kept, unless asked for fewer
         options.setdefault(NUM_RETURN_SEQUENCES.name, options.get(NUM_BEAMS.name, NUM_BEAMS.default))
-    out = generate(model, prompt_ids, args.strategy, trace_top=args.top, tokenizer=tok, **options)
+    out = generate(model, prompt_ids, strategy, trace_top=args.top, tokenizer=tok, **options)
     tree = tree_of(out, options.get(NUM_BEAMS.name, NUM_BEAMS.default), tok, options) if beams else None
-    data = generation_data(tok, out, out.prompt_tokens[0], args.strategy, options, args.model, tree)
-    path.write_text(report_html(data, f"minigpt report: {args.strategy} on {args.model}"), encoding="utf-8")
+    data = generation_data(tok, out, out.prompt_tokens[0], options, args.model, tree)
+    path.write_text(report_html(data, f"minigpt report: {out.strategy} on {args.model}"), encoding="utf-8")
     print(path)
 
 
-def add_web_commands(sub, model_help: str, add_generation_flags, generation_options):
+def add_web_commands(sub, add_generation_flags, generation_options):
     """explore and report; add_generation_flags(parser) gives report every flag of generate."""
     e = sub.add_parser("explore", help="a local web page to step through generation token by token",
                        description="Serve a page on this machine that shows the tokens, the next-token distribution "
                                    "before and after the chain, branches, the logit lens, attention and the beam tree. "
                                    "Nothing is loaded from the internet.")
-    e.add_argument("--model", default="gpt2", help=model_help)
+    add_model(e)
     e.add_argument("--draft-model", metavar="NAME_OR_PATH", help="a small model for speculative decoding (optional)")
     e.add_argument("--port", type=integer, default=8000, metavar="P", help="(default 8000; 0 picks a free port)")
     e.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1, this machine "
@@ -96,7 +95,7 @@ def add_web_commands(sub, model_help: str, add_generation_flags, generation_opti
                        description="Generate as `minigpt generate` does, then write one self-contained HTML file: the "
                                    "text coloured by probability (hover a token for its candidates before and after "
                                    "the chain and the sampler's state), the chain, the settings, the beam tree.")
-    add_generation_flags(r, model_help, "the text to continue (may be empty: GPT-2 then starts from <|endoftext|>)")
+    add_generation_flags(r, "the text to continue (may be empty: GPT-2 then starts from <|endoftext|>)")
     r.add_argument("--out", required=True, metavar="FILE.html", help="the file to write")
     r.add_argument("--top", type=integer, default=10, metavar="K", help="candidates kept per step (default 10)")
     r.set_defaults(run=lambda args: cmd_report(args, generation_options))

@@ -26,6 +26,7 @@ import numpy as np
 from ..call.generate import generate, peak_memory
 from ..call.memory import check_fits
 from ..call.strategies import ACCEPTS, STRATEGIES, build_options
+from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
 
@@ -142,7 +143,7 @@ def run_options(spec: RunSpec, max_new_tokens: int, seed: int | None) -> dict:
     return shared | spec.options
 
 
-def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = 40, seed: int | None = 0,
+def compare(model: GPT2, prompt_ids, runs=None, *, max_new_tokens: int = MAX_NEW_TOKENS.default, seed: int | None = 0,
             tokenizer: Tokenizer | None = None, ns=DISTINCT_N) -> list[Comparison]:
     """Continue one prompt by each run (default: the CLASSIC five), and measure each output.
 

@@ -5,7 +5,7 @@ gathers them), guidance's and DoLa's beside their sources, and below the output'
 strings) and the strategies' own. REGISTRY holds them all, in the order --help groups them.
 
 GenerationOptions has one field per option, written out so that a reader finds each one, its type and its
-default (taken from the declaration); tests/strategies/test_options.py checks the fields against REGISTRY.
+default (taken from the declaration); tests/strategies/test_options_registry.py checks the fields against REGISTRY.
 `validate` refuses what no single option can say (min_new_tokens above max_new_tokens, guidance with DoLa).
 Which strategy accepts which option, and each strategy's own rules, are in its record (call/strategies.py).
 

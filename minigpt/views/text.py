@@ -177,15 +177,17 @@ def step_json(step) -> dict:
     return entry
 
 
-def generation_json(out, prompt_ids: list[int], strategy: str, with_steps: bool) -> dict:
-    """A GenerationOutput of one prompt as `minigpt generate --json` prints it."""
+def generation_json(out, with_steps: bool) -> dict:
+    """A GenerationOutput of one prompt as `minigpt generate --json` prints it: the prompt as the model read it
+    (<|endoftext|> for an empty one, the kept end of a long one), the strategy that ran and its seed."""
     sequences = []
     for i, tokens in enumerate(out.sequences):
         entry = {"tokens": tokens, "text": out.texts[i], "score": out.scores[i], "finish_reason": out.finish_reasons[i]}
         if with_steps:
             entry["steps"] = [step_json(step) for step in out.steps[i]]
         sequences.append(entry)
-    result = {"prompt_tokens": prompt_ids, "strategy": strategy, "chain": out.chain, "sequences": sequences}
+    result = {"prompt_tokens": out.prompt_tokens[0], "strategy": out.strategy, "seed": out.seed, "chain": out.chain,
+              "sequences": sequences}
     if out.stats:
         result["stats"] = out.stats
     return result

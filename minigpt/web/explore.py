@@ -157,7 +157,7 @@ class Explorer:
         beams = strategy in doing(Trait.KEEPS_BEAMS)
         out = generate(self.model, prompt + prefix, strategy, max_new_tokens=n if beams else n + 1, trace_top=top,
                        tokenizer=self.tok, **options)
-        data = generation_data(self.tok, out, prompt, strategy, options, self.name)
+        data = generation_data(self.tok, out, prompt, options, self.name)
         steps = data["sequences"][0]["steps"]
         accepted, pending = steps[:n], (steps[n] if len(steps) > n and not beams else None)
         prefix_logprobs = token_logprobs(self.model, prompt + prefix)[len(prompt) - 1:] if prefix else []

@@ -52,11 +52,11 @@ def measures(tokens: list[int], logprobs: list[float], eos: int) -> dict:
             "distinct": {str(n): value for n, value in distinct.items()}}
 
 
-def generation_data(tok: Tokenizer, out, prompt_ids: list[int], strategy: str, options: dict, model_name: str = "",
+def generation_data(tok: Tokenizer, out, prompt_ids: list[int], options: dict, model_name: str = "",
                     tree=None) -> dict:
     """One prompt's GenerationOutput with every step, the settings, and the token table; the beam tree too
-    when given (beam strategies)."""
-    data = generation_json(out, prompt_ids, strategy, with_steps=True)
+    when given (beam strategies). prompt_ids: the text shown as the prompt (the page's, before its steps)."""
+    data = generation_json(out, with_steps=True) | {"prompt_tokens": list(prompt_ids)}
     data["prompt_text"] = tok.decode(t for t in prompt_ids if t < tok.n_vocab)
     data["options"] = {name: setting(value) for name, value in options.items()}
     data["model"] = model_name

@@ -311,7 +311,7 @@ def test_numpy_numbers_are_accepted(tiny):
     ("speculative", {"do_sample": "yes"}, "do_sample must be true or false"),
     ("speculative", {"draft_model": 5}, "draft_model must be a GPT2 model, a name or a path"),
     ("beam search", {}, "strategy must be one of"),
-    (None, {}, "strategy must be one of"),
+    (3, {}, "strategy must be one of"),  # None is the default: greedy, or sample for a sampling option
 ])
 def test_malformed_option_values_are_refused(strategy, options, needle):
     with pytest.raises(OptionError, match=needle):
@@ -395,7 +395,7 @@ def test_cli_draft_model_with_another_vocabulary(capsys, folders):
     (["--trace", "--trace-top", "-1"], "--trace-top must be"),
     (["--do-sample"], "does not use --do-sample"),
     (["--strategy", "speculative", "--draft-model", "X", "--temperature", "0.5"], "uses --temperature only when it samples; add --do-sample,"),
-    (["--min-new-tokens", "50"], "--min-new-tokens (50) exceeds --max-new-tokens (40)"),
+    (["--min-new-tokens", "50"], "--min-new-tokens (50) exceeds --max-new-tokens (20)"),
 ])
 def test_cli_bad_options_end_in_one_line(capsys, folders, argv, needle):
     argv = [str(folders["text"]) if a == "X" else a for a in argv]

@@ -49,7 +49,8 @@ def test_generate_streams_prompt_then_continuation(capsys, checkpoint):
 
 def test_generate_names_the_folder_its_weights_come_from(capsys, checkpoint, monkeypatch):
     code, out, err = run(capsys, "generate", "The dog", "--model", checkpoint, "--max-new-tokens", "2", "--verbose")
-    assert code == 0 and out.startswith("The dog") and err == f"minigpt: weights from {checkpoint}\n"
+    assert code == 0 and out.startswith("The dog") and err == (f"minigpt: weights from {checkpoint}\n"
+                                                                "minigpt: strategy greedy (no --strategy given: the default)\n")
     monkeypatch.chdir(Path(checkpoint).parent)  # a relative path is named absolute, as the folder read
     code, out, err = run(capsys, "generate", "The dog", "--model", Path(checkpoint).name, "--max-new-tokens", "2",
                          "--json")
@@ -133,9 +134,25 @@ def test_beam_json_is_best_first(capsys, checkpoint):
 
 
 def test_option_the_strategy_cannot_use_is_refused(capsys, checkpoint):
-    code, out, err = run(capsys, "generate", "hi", "--model", checkpoint, "--top-p", "0.9")
+    code, out, err = run(capsys, "generate", "hi", "--model", checkpoint, "--strategy", "greedy", "--top-p", "0.9")
     assert code == 1 and out == "" and "Traceback" not in err
     assert "does not use --top-p" in err and "add --strategy sample" in err
+
+
+def test_a_sampling_option_without_a_strategy_samples_and_reports_its_seed(capsys, checkpoint):
+    """As llama.cpp, Ollama and OpenAI-style APIs read it, --temperature alone means sampling; the seed drawn
+    is said, so the text can be had again, and --json carries the strategy and the seed."""
+    code, out, err = run(capsys, "generate", "hi", "--model", checkpoint, "--temperature", "0.7", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["strategy"] == "sample" and isinstance(result["seed"], int)
+    assert err == f"minigpt: seed {result['seed']} (--seed {result['seed']} gives this text again)\n"
+    code, again, _ = run(capsys, "generate", "hi", "--model", checkpoint, "--temperature", "0.7", "--json", "--seed",
+                         str(result["seed"]))
+    assert code == 0 and json.loads(again)["sequences"] == result["sequences"]
+    ids = minigpt.Tokenizer().encode("hi")
+    out = minigpt.generate(minigpt.load(checkpoint), ids, temperature=0.7, max_new_tokens=3)  # Python reads it alike
+    assert out.strategy == "sample" and out.seed is not None
+    assert minigpt.generate(minigpt.load(checkpoint), ids, max_new_tokens=3).seed is None  # greedy draws nothing
 
 
 def test_library_warnings_are_one_line(capsys, tmp_path):
@@ -187,8 +204,9 @@ def test_every_flag_of_generate_says_its_default_and_range(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--top-p P nucleus: keep the fewest most probable tokens whose probability adds up to P (default 1; " \
            "a number in (0, 1])" in help_text
-    assert "--max-new-tokens N how many tokens to generate at most (default 40; an integer >= 0)" in help_text
-    assert "--strategy NAME how the next token is chosen (default greedy): greedy: the most probable" in help_text
+    assert "--max-new-tokens N how many tokens to generate at most (default 20; an integer >= 0)" in help_text
+    assert ("--strategy NAME how the next token is chosen (default: greedy, or sample when an option only sampling "
+            "uses is given): greedy: the most probable") in help_text
 
 
 def test_a_refusal_names_python_keywords_in_python_and_flags_on_the_command_line(capsys):
