@@ -358,7 +358,7 @@ def test_an_installed_minigpt_downloads_once_into_the_cache_whatever_the_directo
     size = hub._size(sum(len(data) for data in CHECKPOINT.values()))
     assert ran.returncode == 0 and ran.stderr.splitlines() == [
         f"minigpt: downloading gpt2 (config.json and model.safetensors, {size}) from {fake.url}/{GPT2} into {snapshot}/",
-        f"minigpt: weights from {snapshot}"]
+        f"minigpt: weights from {snapshot}", "minigpt: strategy greedy (no --strategy given: the default)"]
     assert sorted(path for method, path in requests if method == "GET") == [f"/{GPT2}/resolve/main/{name}"
                                                                            for name in sorted(FILES)]
     assert again.returncode == 0 and again.stderr == ""

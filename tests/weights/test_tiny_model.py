@@ -70,7 +70,7 @@ def test_minigpt_generate_model_tiny_writes_words_of_pythons_docs_without_networ
     done = run_program(*readme_command_without_the_hub()[1:], env=env, cwd=tmp_path)
     assert done.returncode == 0 and done.stderr == ""
     model, tok = minigpt.load("tiny"), minigpt.Tokenizer()
-    greedy = minigpt.generate(model, tok.encode("The stream"), max_new_tokens=40)  # the command line's default
+    greedy = minigpt.generate(model, tok.encode("The stream"))  # the command line and the library share a default
     assert done.stdout == "The stream" + tok.decode(greedy.sequences[0]) + "\n"
     documented = set(words(" ".join(topics.values())))  # pydoc's topics: part of what tiny was trained on
     written = words(done.stdout)
