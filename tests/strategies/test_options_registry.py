@@ -1,5 +1,5 @@
 """One declaration per option: the options dataclass, the refusals, the command line's flags and --help,
-and the README's list all come from sampling/options.py's REGISTRY, or are checked against it here."""
+and the table of docs/options.md all come from strategies/options.py's REGISTRY, or are checked against it here."""
 
 import re
 from dataclasses import fields
@@ -16,7 +16,7 @@ from minigpt.links.chain import PENALTY_ORDER, WARPER_ORDER
 from minigpt.strategies.options import REGISTRY, GenerationOptions, OptionError
 from minigpt.views.text import options_table
 
-README = (CHECKOUT / "README.md").read_text()
+OPTIONS_PAGE = (CHECKOUT / "docs" / "options.md").read_text()
 NEEDS = {"beam": {"num_beams": 4}, "beam-sample": {"num_beams": 4}, "diverse-beam": {"num_beams": 4, "num_beam_groups": 2},
          "speculative": {"draft_model": "distilgpt2", "do_sample": True}}
 
@@ -67,8 +67,8 @@ def test_every_option_refuses_a_bad_value_naming_itself(option):
             build_options(other, **(NEEDS.get(other, {}) | {option.name: option.default}))
 
 
-def test_the_readme_lists_every_option_as_the_registry_declares_it():
-    assert "\n".join(options_table(REGISTRY)) in README
+def test_the_options_page_lists_every_option_as_the_registry_declares_it():
+    assert "\n".join(options_table(REGISTRY)) in OPTIONS_PAGE
 
 
 def test_every_help_is_one_short_line():
