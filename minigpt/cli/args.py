@@ -11,13 +11,32 @@ from pathlib import Path
 
 from huggingface_hub.utils import tqdm
 
-from ..core.link import read_number
+from ..core.checks import number
+from ..core.link import Option, read_number
 from ..core.model import GPT2
 from ..weights import hub
 from ..weights.checkpoint import load
 
 MODEL_HELP = ("a name (gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2; or tiny, a small model that ships with "
               "minigpt and needs no download), a hub repo id, a folder or a .safetensors file")
+
+
+def add_option(group, option: Option, default=argparse.SUPPRESS):
+    """One declared option as a flag, its help and range from the declaration: only what the user gives is passed
+    on (argparse.SUPPRESS), unless a command gives a default of its own."""
+    shown = option.default if default is argparse.SUPPRESS else default  # the library's, wherever it is used
+    off = "0 = off" in option.help  # the help says what 0 means: no "default 0", no second "(0 turns it off)"
+    said = shown is None or shown is False or isinstance(shown, tuple) or (off and shown == 0)  # in the help already
+    text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
+    ranged = [] if option.low is None else [option.accepts.removesuffix(f" {option.note}" if off else "")]
+    facts = ([] if said else [f"default {text}"]) + ranged
+    help = option.help + (f" ({'; '.join(facts)})" if facts else "")
+    if option.kind is bool:
+        group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)
+        return
+    group.add_argument(option.flag, dest=option.name, type=argument_type(option.from_text, option.name),
+                       action="append" if option.repeat else "store", default=default, help=help,
+                       metavar=option.metavar or ("N" if option.kind is int else "X"))
 
 
 def command_line_text(text: str) -> str:

@@ -23,8 +23,8 @@ import warnings
 
 from ..call.generate import generate
 from ..call.strategies import STRATEGIES, chosen_strategy
-from ..core.checks import OptionError, number, plural
-from ..core.link import GROUPS, Option, Trait
+from ..core.checks import OptionError, plural
+from ..core.link import GROUPS, Trait
 from ..core.tokenizer import Tokenizer
 from ..inspection.compare import CLASSIC, compare, parse_run
 from ..strategies.options import BY_NAME, MAX_NEW_TOKENS, REGISTRY
@@ -32,12 +32,11 @@ from ..version import VERSION
 from ..views.labels import visible
 from ..views.text import comparison_json, comparison_lines, generation_json, merge_lines, step_line, trace_lines
 from ..weights import hub
-from .args import MODEL_HELP, add_model, announce, argument_type, command_line_text, integer, model_from
+from .args import MODEL_HELP, add_model, add_option, announce, command_line_text, integer, model_from
 from .batch import cmd_generate_file
 from .plot import add_plot_commands
 from .score import add_score_command
 from .web import add_web_commands
-
 
 
 def generation_options(args, tok: Tokenizer) -> dict:
@@ -56,23 +55,6 @@ def generation_options(args, tok: Tokenizer) -> dict:
             STRATEGIES[args.strategy].accepts(BY_NAME["draft_model"]):  # loaded here: its download is announced
         options["draft_model"] = model_from(args, options["draft_model"])[0]
     return options
-
-
-def add_option(group, option: Option):
-    """One declared option as a flag: only what the user gives is passed on (argparse.SUPPRESS)."""
-    default, shown = argparse.SUPPRESS, option.default  # the library's default: one default, wherever it is used
-    off = "0 = off" in option.help  # the help says what 0 means: no "default 0", no second "(0 turns it off)"
-    said = shown is None or shown is False or isinstance(shown, tuple) or (off and shown == 0)  # in the help already
-    text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
-    ranged = [] if option.low is None else [option.accepts.removesuffix(f" {option.note}" if off else "")]
-    facts = ([] if said else [f"default {text}"]) + ranged
-    help = option.help + (f" ({'; '.join(facts)})" if facts else "")
-    if option.kind is bool:
-        group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)
-        return
-    group.add_argument(option.flag, dest=option.name, type=argument_type(option.from_text, option.name),
-                       action="append" if option.repeat else "store", default=default, help=help,
-                       metavar=option.metavar or ("N" if option.kind is int else "X"))
 
 
 def add_generation_flags(g, prompt_help: str) -> dict:

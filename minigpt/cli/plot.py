@@ -11,14 +11,15 @@ Like main.py, it parses, calls the library and prints the file it wrote; nothing
 from pathlib import Path
 
 from .. import inspection
+from ..core.links import MIN_P, TOP_K, TOP_P
 from ..core.tokenizer import Tokenizer
-from ..strategies.options import parse_early_stopping
+from ..links.penalties import NO_REPEAT_NGRAM_SIZE
+from ..strategies.options import EARLY_STOPPING, LENGTH_PENALTY, MAX_NEW_TOKENS, NUM_BEAMS
 from ..views import plots
 from ..views.labels import token_label
 from ..views.plots.canvas import check_out
-from .args import add_model, argument_type, command_line_text, integer, model_from, real
+from .args import add_model, add_option, command_line_text, integer, model_from, real
 
-early_stopping = argument_type(parse_early_stopping, "early_stopping")
 
 def plot_prompt(args, tok: Tokenizer) -> list[int]:
     """The prompt's ids; an empty prompt is <|endoftext|>, as for generate."""
@@ -36,6 +37,7 @@ def plot_title(args, what: str, settings: str = "") -> str:
 def cmd_plot_probs(args):
     check_out(args.out)  # before the model is even loaded
     tok, (model, _) = Tokenizer(), model_from(args)
+    args.temperature = args.temperature or [1.0]
     data = inspection.next_token_distribution(model, plot_prompt(args, tok), temperatures=args.temperature,
                                               top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, top=args.top,
                                               seed=args.seed)
@@ -93,22 +95,19 @@ def add_plot_commands(sub):
 
     v = view("probs", "the next-token distribution: the top N tokens, the cut-offs, "
                       "temperatures", cmd_plot_probs, "probs.png")
-    v.add_argument("--temperature", type=real, nargs="+", default=[1.0], metavar="T",
-                   help="one or more temperatures, overlaid (default 1)")
-    v.add_argument("--top-k", type=integer, metavar="K")
-    v.add_argument("--top-p", type=real, metavar="P")
-    v.add_argument("--min-p", type=real, metavar="P")
+    v.add_argument("--temperature", type=real, action="append", metavar="T",
+                   help="a temperature to draw the distribution at (repeatable: each is overlaid; default 1)")
+    for option in (TOP_K, TOP_P, MIN_P):
+        add_option(v, option, default=None)
     v.add_argument("--top", type=integer, default=20, metavar="N", help="how many tokens to show (default 20)")
     v.add_argument("--seed", type=integer, metavar="N",
                    help="select the token sampling would draw with this seed (default: the most probable)")
 
     v = view("beam-tree", "every candidate beam search weighed, as a tree", cmd_plot_beam_tree, "beam-tree.png")
-    v.add_argument("--num-beams", type=integer, default=3, metavar="N", help="(default 3)")
-    v.add_argument("--max-new-tokens", type=integer, default=5, metavar="N", help="(default 5)")
-    v.add_argument("--length-penalty", type=real, default=1.0, metavar="X", help="(default 1)")
-    v.add_argument("--early-stopping", type=early_stopping, default=False, metavar="true|false|never",
-                   help="(default false)")
-    v.add_argument("--no-repeat-ngram-size", type=integer, default=0, metavar="N")
+    add_option(v, NUM_BEAMS, default=3)  # a tree a picture can show: 3 beams, 5 steps
+    add_option(v, MAX_NEW_TOKENS, default=5)
+    for option in (LENGTH_PENALTY, EARLY_STOPPING, NO_REPEAT_NGRAM_SIZE):
+        add_option(v, option, default=option.default)
     v.add_argument("--color-by", choices=("probability", "score"), default="probability",
                    help="colour a node by p(token | beam) or by its beam score (default probability)")
 

@@ -221,3 +221,32 @@ def test_a_refusal_names_python_keywords_in_python_and_flags_on_the_command_line
     code, _, stderr = run(capsys, "generate", "hi", "--model", "tiny", "--strategy", "greedy", "--temperature",
                           "0.7")
     assert code == 1 and stderr == f"minigpt: error: {err.value.in_flags()}\n"
+
+
+def test_plot_temperatures_are_repeated_flags_and_never_swallow_the_prompt(tmp_path, capsys):
+    """--temperature took several values, and then the prompt after them as one more (a usage error): a repeated
+    flag cannot eat the prompt. The plot's cut-off flags have the help their declarations give."""
+    out = tmp_path / "probs.png"
+    code, printed, err = run(capsys, "plot", "probs", "--temperature", "0.5", "--temperature", "1.5", "The stream",
+                             "--model", "tiny", "--out", out)
+    assert code == 0 and printed == f"{out}\n" and out.stat().st_size > 0, err
+    with pytest.raises(SystemExit):
+        main(["plot", "probs", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--top-p P nucleus: keep the fewest most probable tokens whose probability adds up to P" in help_text
+    assert "--min-p P keep tokens at least P times as probable as the most probable one" in help_text
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["generate", "hi", "--model", "tiny", "--temprature", "0.7"], "(did you mean --temperature?)"),
+    (["tokenize", "hi", "--model", "tiny"], "(minigpt tokenize takes no --model)"),
+    (["generate", "hello", "world", "--model", "tiny"], "(a text of several words is one argument: put it in quotes)"),
+    (["generate", "hi", "-5x"], "(a text that starts with '-' goes last, after '--'"),
+    (["report", "hi", "--model", "tiny"], "required: --out; see 'minigpt report --help'"),
+])
+def test_a_usage_error_hints_only_what_applies(capsys, argv, hint):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and hint in err, err
+    assert ("starts with '-'" in err) == (hint.startswith("(a text that starts with '-'"))

@@ -17,7 +17,7 @@ PROMPT = "The quick brown fox\njumps over the lazy dog"
 
 COMMANDS = {
     "probs": ["probs", PROMPT],
-    "probs-cutoffs": ["probs", PROMPT, "--temperature", "0.7", "1", "1.5", "--top-k", "5", "--top-p", "0.9",
+    "probs-cutoffs": ["probs", PROMPT, "--temperature", "0.7", "--temperature", "1", "--temperature", "1.5", "--top-k", "5", "--top-p", "0.9",
                       "--min-p", "0.05", "--top", "12", "--seed", "1"],
     "beam-tree": ["beam-tree", PROMPT, "--num-beams", "3", "--max-new-tokens", "4"],
     "beam-tree-score": ["beam-tree", PROMPT, "--color-by", "score", "--length-penalty", "2", "--no-repeat-ngram-size", "2"],
