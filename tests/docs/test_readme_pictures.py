@@ -1,6 +1,6 @@
 """README's pictures: each one in docs/images/ is shown under the command that makes it, and that command,
 run here offline on the shipped tiny model, draws the same picture again. The screenshots of the explore page
-are taken in a browser by scripts/screenshots.py, which the README names and whose docstring lists them."""
+are taken in a browser by scripts/docs/screenshots.py, which the README names and whose docstring lists them."""
 
 import re
 import shlex
@@ -21,7 +21,7 @@ README = (CHECKOUT / "README.md").read_text()
 SHOWN = re.findall(r"!\[[^\]]*\]\((docs/images/[^)]+\.png)\)", README)
 COMMANDS = {Path(line.split("--out ")[1].split()[0]).name: shlex.split(line)[1:]
             for line in README.splitlines() if line.startswith("minigpt plot ") and "--out " in line}
-SCREENSHOTS_SCRIPT = CHECKOUT / "scripts" / "screenshots.py"
+SCREENSHOTS_SCRIPT = CHECKOUT / "scripts" / "docs" / "screenshots.py"
 SCREENSHOTS = sorted(re.findall(r"^    (explore-[\w-]+\.png) ", SCREENSHOTS_SCRIPT.read_text(), re.M))
 
 
