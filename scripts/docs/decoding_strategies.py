@@ -32,7 +32,8 @@ from minigpt.views.text import comparison_block, comparison_table
 SECTIONS = [
     ("Greedy search", "the most probable token at every step: fluent at first, then it repeats itself.",
      CLASSIC["greedy"]),
-    ("Beam search", "keeps the 5 most probable sequences rather than tokens: more probable text, repeating all the same.",
+    ("Beam search",
+     "keeps the 5 most probable sequences rather than tokens: more probable text, repeating all the same.",
      RunSpec("beam", {"num_beams": 5, "early_stopping": True}, "beam")),
     ("Beam search, no repeated bigram", "the same search, but no 2-gram may occur twice (no_repeat_ngram_size=2).",
      RunSpec("beam", {"num_beams": 5, "early_stopping": True, "no_repeat_ngram_size": 2}, "beam, no repeat")),
@@ -42,14 +43,16 @@ SECTIONS = [
      CLASSIC["temperature"]),
     ("Top-k sampling", "draws from the 50 most probable tokens only (Fan et al. 2018).",
      CLASSIC["top-k"]),
-    ("Top-p (nucleus) sampling", "draws from the smallest set of tokens holding 92% of the probability (Holtzman et al. 2020).",
+    ("Top-p (nucleus) sampling",
+     "draws from the smallest set of tokens holding 92% of the probability (Holtzman et al. 2020).",
      CLASSIC["top-p"]),
 ]
 
 
 def arguments(argv=None):
     p = argparse.ArgumentParser(description="The classic study of decoding strategies on one prompt.")
-    p.add_argument("--model", default="gpt2", help="a GPT-2 name, hub repo id, folder or .safetensors file (default gpt2)")
+    p.add_argument("--model", default="gpt2",
+                   help="a GPT-2 name, hub repo id, folder or .safetensors file (default gpt2)")
     p.add_argument("--prompt", default="I have a dream")
     p.add_argument("--out-dir", default="figures", help="where the figures go (default figures/)")
     p.add_argument("--max-new-tokens", type=int, default=40)
