@@ -32,6 +32,16 @@ CHAIN_CASES = 12
 # The links recorded one by one, in the order of the records: those with a transformers counterpart.
 NAMES = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
          "no_repeat_ngram", "bad_words", "logit_bias", "min_new_tokens", "suppress_tokens")
+# The cut-offs: our link -> (transformers' warper, its keyword for the link's parameter, that parameter); each also
+# takes min_tokens_to_keep.
+CUT_OFFS = {
+    "top_k": (hf.TopKLogitsWarper, "top_k", "k"),
+    "top_p": (hf.TopPLogitsWarper, "top_p", "p"),
+    "min_p": (hf.MinPLogitsWarper, "min_p", "p"),
+    "typical_p": (hf.TypicalLogitsWarper, "mass", "p"),
+    "epsilon_cutoff": (hf.EpsilonLogitsWarper, "epsilon", "epsilon"),
+    "eta_cutoff": (hf.EtaLogitsWarper, "epsilon", "epsilon"),
+}
 
 
 def reference_processor(name, params):
@@ -40,18 +50,9 @@ def reference_processor(name, params):
     keep = p.get("min_tokens_to_keep", 1)
     if name == "temperature":
         return hf.TemperatureLogitsWarper(float(p["t"]))
-    if name == "top_k":
-        return hf.TopKLogitsWarper(top_k=p["k"], min_tokens_to_keep=keep)
-    if name == "top_p":
-        return hf.TopPLogitsWarper(top_p=p["p"], min_tokens_to_keep=keep)
-    if name == "min_p":
-        return hf.MinPLogitsWarper(min_p=p["p"], min_tokens_to_keep=keep)
-    if name == "typical_p":
-        return hf.TypicalLogitsWarper(mass=p["p"], min_tokens_to_keep=keep)
-    if name == "epsilon_cutoff":
-        return hf.EpsilonLogitsWarper(epsilon=p["epsilon"], min_tokens_to_keep=keep)
-    if name == "eta_cutoff":
-        return hf.EtaLogitsWarper(epsilon=p["epsilon"], min_tokens_to_keep=keep)
+    if name in CUT_OFFS:
+        warper, keyword, parameter = CUT_OFFS[name]
+        return warper(**{keyword: p[parameter]}, min_tokens_to_keep=keep)
     if name == "repetition_penalty":
         skip = p.get("prompt_ignore_length")
         skip = torch.tensor(skip) if isinstance(skip, list) else skip
