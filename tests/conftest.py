@@ -1,6 +1,6 @@
 """Shared test helpers: the reference checkpoints in tests/fixtures/ and what transformers computed on them.
 
-Each folder tests/fixtures/<name>/ (written by scripts/make_reference.py) holds a checkpoint
+Each folder tests/fixtures/<name>/ (written by scripts/reference/logits.py) holds a checkpoint
 (config.json + model.safetensors) and transformers' outputs on it (reference.json + reference.safetensors).
 `reference(name)` reads one; `assert_close` is the parity criterion every comparison uses.
 """
@@ -55,7 +55,7 @@ class Reference:
 def reference(name: str) -> Reference:
     folder = FIXTURES / name
     if not (folder / "reference.json").is_file():
-        pytest.fail(f"{folder} has no reference.json; run `python scripts/make_reference.py` to write it.")
+        pytest.fail(f"{folder} has no reference.json; run `python -m scripts.reference.logits` to write it.")
     meta = json.loads((folder / "reference.json").read_text(encoding="utf-8"))
     return Reference(folder, meta, load_file(str(folder / "reference.safetensors")))
 

@@ -160,12 +160,12 @@ def png_size(path) -> tuple[int, int]:
 
 
 def _processor_namespace() -> SimpleNamespace:
-    """The links with a transformers counterpart (and frequency/presence), the chain and softmax under one name,
-    as the processor tests use them: P.TopK, P.PROCESSORS["top_k"], P.build_chain."""
-    classes = [cls for name, cls in chain.LINKS.items() if name not in ("dry", "top_n_sigma", "xtc",
-                                                                        "dynamic_temperature")]
-    return SimpleNamespace(PROCESSORS={cls.name: cls for cls in classes}, Chain=chain.Chain,
-                           build_chain=chain.build_chain, softmax=softmax, **{cls.__name__: cls for cls in classes})
+    """The links' registry (minigpt.links.chain.LINKS), the chain and softmax under one name, as the processor tests
+    use them: P.TopK, P.LINKS["top_k"], P.build_chain. P.TESTED names the links they draw parameters for: those
+    with a transformers counterpart, and frequency/presence (llama.cpp's have tests of their own)."""
+    tested = [name for name in chain.LINKS if name not in ("dry", "top_n_sigma", "xtc", "dynamic_temperature")]
+    return SimpleNamespace(LINKS=chain.LINKS, TESTED=tested, Chain=chain.Chain, build_chain=chain.build_chain,
+                           softmax=softmax, **{cls.__name__: cls for cls in chain.LINKS.values()})
 
 
 P = _processor_namespace()

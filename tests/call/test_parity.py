@@ -1,6 +1,6 @@
 """minigpt against transformers, on the recorded fixtures: logits, padding, the KV cache, greedy generation.
 
-Every expected value here was computed by transformers' GPT2LMHeadModel (scripts/make_reference.py) and
+Every expected value here was computed by transformers' GPT2LMHeadModel (scripts/reference/logits.py) and
 read from tests/fixtures/<name>/; these tests need only NumPy and minigpt. Logits match when
 max |ours - transformers'| <= 1e-5 x max |transformers'| (conftest.assert_close).
 """

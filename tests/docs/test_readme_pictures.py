@@ -21,8 +21,7 @@ from PIL import Image  # noqa: E402
 IMAGES = CHECKOUT / "docs" / "images"
 PAGES = [CHECKOUT / "README.md", *sorted((CHECKOUT / "docs").glob("*.md"))]
 # The script's place after scripts/ was sorted into folders, or before.
-SCREENSHOTS_SCRIPT = next(path for path in (CHECKOUT / "scripts" / "docs" / "screenshots.py",
-                                            CHECKOUT / "scripts" / "screenshots.py") if path.exists())
+SCREENSHOTS_SCRIPT = CHECKOUT / "scripts" / "docs" / "screenshots.py"
 SCREENSHOTS = sorted(re.findall(r"^    (explore-[\w-]+\.png) ", SCREENSHOTS_SCRIPT.read_text(), re.M))
 
 

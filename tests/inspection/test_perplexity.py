@@ -1,8 +1,7 @@
 """The perplexity of a whole text with a sliding window (minigpt/perplexity.py, `minigpt score --file`):
 the same windows and the same NLL, window by window, as transformers' guide computes them (recorded by
-scripts/make_perplexity_reference.py, and recomputed live when torch is here)."""
+scripts/reference/perplexity.py, and recomputed live when torch is here)."""
 
-import importlib.util
 import json
 import math
 import re
@@ -21,7 +20,6 @@ from minigpt.inspection import scoring
 from minigpt.inspection.scoring import cross_entropy, score_text, windows
 
 RECORDED = json.loads((CHECKOUT / "tests" / "fixtures" / "perplexity" / "reference.json").read_text())["cases"]
-SCRIPT = CHECKOUT / "scripts" / "make_perplexity_reference.py"
 
 
 def case_id(case):
@@ -45,13 +43,11 @@ def test_every_window_equals_transformers_recorded(case):
 @pytest.mark.parametrize("case", RECORDED, ids=case_id)
 def test_every_window_equals_transformers_live(case):
     torch, transformers = require_reference()
-    spec = importlib.util.spec_from_file_location("make_perplexity_reference", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from scripts.reference import perplexity  # it imports torch: not at the top
     folder = CHECKOUT / "tests" / "fixtures" / case["fixture"]
     model = transformers.GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval()
     ids = np.random.default_rng(7).integers(0, model.config.vocab_size, len(case["ids"])).tolist()  # fresh text
-    theirs = script.window_nlls(model, ids, case["max_length"], case["stride"])
+    theirs = perplexity.window_nlls(model, ids, case["max_length"], case["stride"])
     assert_same_windows(score_text(load_model(case["fixture"]), ids, case["stride"], case["max_length"]), theirs)
 
 

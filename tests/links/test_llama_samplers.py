@@ -4,7 +4,7 @@ and v2 (sampling/mirostat.py) and the user's sampler order.
 - definition: each is recomputed here from its formula, in plain Python (float64), on small inputs
   (hypothesis draws some), and compared with ours;
 - reference: tests/fixtures/llama/cases.json holds what llama.cpp's own samplers returned on recorded
-  inputs (scripts/make_llama_reference.py, through llama-cpp-python); we must return the same;
+  inputs (scripts/reference/llama.py, through llama-cpp-python); we must return the same;
 - end to end: generation through the library and the CLI with each option on tests/fixtures/fullvocab,
   the trace's state, the order printed, and bad values refused with a sentence naming the parameter.
 """

@@ -1,6 +1,6 @@
 """minigpt.sampling.processors: equal to transformers' logits processors, and true to what each promises.
 
-- recorded: cases that scripts/make_processor_reference.py ran through transformers, replayed with NumPy;
+- recorded: cases that scripts/reference/processors.py ran through transformers, replayed with NumPy;
 - live (when torch and transformers import): hypothesis draws logits with ties and -inf entries, id
   histories and parameters, and runs our processor and transformers' class side by side; likewise for
   whole chains, against transformers' own GenerationMixin._get_logits_processor;
@@ -12,7 +12,6 @@ transformers' answer depends on how torch orders equal values (torch.sort is sta
 entries; torch.topk breaks ties arbitrarily), we require the same kept values per row, not positions.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -27,8 +26,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import load_file
 
 FIXTURES = CHECKOUT / "tests" / "fixtures" / "processors"
-REFERENCE_SCRIPT = CHECKOUT / "scripts" / "make_processor_reference.py"
-WITH_REFERENCE = [name for name in P.PROCESSORS if name != "frequency_presence_penalty"]
+WITH_REFERENCE = [name for name in P.TESTED if name != "frequency_presence_penalty"]
 HF_CLASS = {
     "temperature": "TemperatureLogitsWarper", "top_k": "TopKLogitsWarper", "top_p": "TopPLogitsWarper",
     "min_p": "MinPLogitsWarper", "typical_p": "TypicalLogitsWarper", "epsilon_cutoff": "EpsilonLogitsWarper",
@@ -79,7 +77,7 @@ def assert_same(ours, theirs, exact_positions=True):
 
 
 def build(name, params):
-    return P.PROCESSORS[name](**params)
+    return P.LINKS[name](**params)
 
 
 # ----------------------------------------------------------------------------- drawing cases
@@ -111,7 +109,7 @@ def cases(draw, max_vocab=60, last_token_free=False):
 
 
 def params_for(name, draw, ids, vocab, token_limit=None):
-    """Random constructor parameters for PROCESSORS[name]; banned tokens are < token_limit."""
+    """Random constructor parameters for LINKS[name]; banned tokens are < token_limit."""
     batch, t = ids.shape
     limit = token_limit or vocab
     keep = st.sampled_from([1, 1, 2, 3, 7])
@@ -199,12 +197,11 @@ def test_recorded_fixtures_are_small():
 
 @pytest.fixture(scope="module")
 def reference():
+    """scripts/reference/processors.py, which needs torch and transformers (hence imported here, not at the top)."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    spec = importlib.util.spec_from_file_location("make_processor_reference", REFERENCE_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from scripts.reference import processors
+    return processors
 
 
 @pytest.mark.parametrize("name", WITH_REFERENCE)
@@ -278,7 +275,7 @@ def test_top_k_keeps_k(data):
         assert y[np.isfinite(y)].min() >= x[~np.isfinite(y)].max(initial=-np.inf)
 
 
-@pytest.mark.parametrize("name", list(P.PROCESSORS))
+@pytest.mark.parametrize("name", P.TESTED)
 @BOUNDED
 @given(data=st.data())
 def test_processor_contract(name, data):

@@ -127,14 +127,14 @@ def params(name, draw, W, t):
 BANNING = {"no_repeat_ngram", "bad_words", "logit_bias", "min_new_tokens", "suppress_tokens"}  # may empty a row
 
 
-@pytest.mark.parametrize("name", list(P.PROCESSORS))
+@pytest.mark.parametrize("name", P.TESTED)
 @FAST
 @given(data=st.data())
 def test_every_processor_gives_a_valid_distribution_or_a_value_error(name, data):
     logits, ids = data.draw(logits_and_ids())
     W, t = logits.shape[1], ids.shape[1]
     try:
-        processor = P.PROCESSORS[name](**params(name, data.draw, W, t))
+        processor = P.LINKS[name](**params(name, data.draw, W, t))
         out = processor(logits, ids)
     except ValueError:
         return
@@ -151,9 +151,9 @@ def test_every_processor_gives_a_valid_distribution_or_a_value_error(name, data)
 def test_a_chain_of_any_options_is_valid_or_a_value_error(data):
     logits, ids = data.draw(logits_and_ids())
     W, t = logits.shape[1], ids.shape[1]
-    names = data.draw(st.lists(st.sampled_from(list(P.PROCESSORS)), max_size=5, unique=True))
+    names = data.draw(st.lists(st.sampled_from(P.TESTED), max_size=5, unique=True))
     try:
-        chain = P.Chain(P.PROCESSORS[n](**params(n, data.draw, W, t)) for n in names)
+        chain = P.Chain(P.LINKS[n](**params(n, data.draw, W, t)) for n in names)
         out = chain(logits, ids)
     except ValueError:
         return

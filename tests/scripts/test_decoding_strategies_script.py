@@ -1,28 +1,19 @@
-"""scripts/decoding_strategies.py, the walkthrough of the classic study, on the full-vocabulary fixture."""
-
-import importlib.util
-from pathlib import Path
+"""scripts/docs/decoding_strategies.py, the walkthrough of the classic study, on the full-vocabulary fixture."""
 
 import pytest
 from conftest import reference
-from helpers import CHECKOUT, png_size
+from helpers import png_size
 
-SCRIPT = CHECKOUT / "scripts" / "decoding_strategies.py"
+from scripts.docs import decoding_strategies
+
 HEADINGS = ["Greedy search", "Beam search", "Beam search, no repeated bigram", "Sampling", "Temperature",
             "Top-k sampling", "Top-p (nucleus) sampling"]
 FIGURES = ["next_token.png", "beam_tree.png", "temperature.png", "top_k.png", "top_p.png", "logit_lens.png", "attention.png"]
 
 
-def walkthrough():
-    spec = importlib.util.spec_from_file_location("decoding_strategies", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_prints_every_strategy(capsys, tmp_path):
-    code = walkthrough().main(["--model", str(reference("fullvocab").folder), "--max-new-tokens", "6", "--no-figures",
-                               "--out-dir", str(tmp_path)])
+    code = decoding_strategies.main(["--model", str(reference("fullvocab").folder), "--max-new-tokens", "6",
+                                     "--no-figures", "--out-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0 and list(tmp_path.iterdir()) == []
     for heading in HEADINGS:
@@ -34,8 +25,8 @@ def test_prints_every_strategy(capsys, tmp_path):
 
 def test_writes_every_figure(capsys, tmp_path):
     pytest.importorskip("matplotlib")
-    code = walkthrough().main(["--model", str(reference("fullvocab").folder), "--max-new-tokens", "3",
-                               "--out-dir", str(tmp_path / "figures")])
+    code = decoding_strategies.main(["--model", str(reference("fullvocab").folder), "--max-new-tokens", "3",
+                                     "--out-dir", str(tmp_path / "figures")])
     out = capsys.readouterr().out
     assert code == 0
     for name in FIGURES:
@@ -46,6 +37,6 @@ def test_writes_every_figure(capsys, tmp_path):
 
 
 def test_missing_weights_end_in_one_line(capsys, tmp_path):
-    code = walkthrough().main(["--model", str(tmp_path / "no-such-model")])
+    code = decoding_strategies.main(["--model", str(tmp_path / "no-such-model")])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("decoding_strategies: error: ") and err.count("\n") == 1

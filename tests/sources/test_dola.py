@@ -1,5 +1,5 @@
 """DoLa: token for token, and premature layer for premature layer, equal to transformers 4.46's
-generate(dola_layers=...) (fixtures recorded by scripts/make_dola_reference.py on the 12-layer
+generate(dola_layers=...) (fixtures recorded by scripts/reference/dola.py on the 12-layer
 tests/fixtures/dola-model); the candidate layers, the divergence and the contrast against their
 definitions; the trace, the CLI and refusals."""
 

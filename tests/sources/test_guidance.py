@@ -1,5 +1,5 @@
 """Classifier-free guidance: token-for-token equal to transformers' generate(guidance_scale=...,
-negative_prompt_ids=...) and its processed scores (fixtures recorded by scripts/make_guidance_reference.py),
+negative_prompt_ids=...) and its processed scores (fixtures recorded by scripts/reference/guidance.py),
 the formula against an independent computation, the batch sharing, the CLI, and refusals."""
 
 import json

@@ -1,6 +1,6 @@
 """Beam search, beam sampling and diverse beam search (minigpt/sampling/beam.py) against transformers.
 
-The fixtures in tests/fixtures/strategies/ come from scripts/make_beam_reference.py:
+The fixtures in tests/fixtures/strategies/ come from scripts/reference/beam.py:
 - beam.json: transformers 5.x generate(num_beams=..., do_sample=False) over num_beams, length_penalty,
   early_stopping, num_return_sequences, the shared logit processors, end-of-text early and late, and
   left-padded batches; ours must return the same tokens and the same sequences_scores.
@@ -48,7 +48,7 @@ def test_recorded_on_these_checkpoints(strategy):
     for name, digest in RECORDED[strategy]["checkpoints"].items():
         path = FIXTURES / name / "model.safetensors"
         assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
-            f"{path} changed since {strategy} was recorded; run scripts/make_beam_reference.py again "
+            f"{path} changed since {strategy} was recorded; run python -m scripts.reference.beam again "
             f"(with --diverse under transformers 4.46 for diverse_beam.json).")
 
 

@@ -1,5 +1,5 @@
 """Contrastive search: token-for-token equal to transformers 4.46's generate(penalty_alpha=..., top_k=...)
-(fixtures recorded by scripts/make_contrastive_reference.py), and its invariants."""
+(fixtures recorded by scripts/reference/contrastive.py), and its invariants."""
 
 import json
 

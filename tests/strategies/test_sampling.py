@@ -1,6 +1,6 @@
 """Greedy decoding and sampling (minigpt/sampling/tokenwise.py) against transformers' generate().
 
-The fixtures in tests/fixtures/strategies/ come from scripts/make_sampling_reference.py:
+The fixtures in tests/fixtures/strategies/ come from scripts/reference/sampling.py:
 - greedy.json: transformers' greedy tokens with each logit processor, alone and combined, for single
   prompts and a left-padded batch; ours must be the same, token for token.
 - sampling.json + sampling.safetensors: transformers' processed next-token distribution (softmax of
@@ -13,12 +13,11 @@ itself, for new prompts and seeds, when torch and transformers are installed.
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CHECKOUT, FIXTURES, options_of
+from helpers import FIXTURES, options_of
 from safetensors.numpy import load_file
 
 import minigpt
@@ -287,14 +286,12 @@ def test_option_the_strategy_does_not_use_names_the_strategy(sampling_model):
 
 @pytest.fixture(scope="module")
 def reference():
-    """scripts/make_sampling_reference.py, which needs torch and transformers."""
+    """scripts/reference/sampling.py, which needs torch and transformers (hence imported here, not at the top)."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    sys.path.insert(0, str(CHECKOUT / "scripts"))
-    import make_sampling_reference
-    make_sampling_reference.transformers.logging.set_verbosity_error()
-    make_sampling_reference.torch.set_num_threads(1)  # a tiny model: threads cost more than they save
-    return make_sampling_reference
+    from scripts.reference import common, sampling
+    common.start_torch(threads=1)  # a tiny model: threads cost more than they save
+    return sampling
 
 
 @pytest.mark.parametrize("case", SAMPLING["cases"], ids=lambda c: c["name"])

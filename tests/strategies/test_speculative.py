@@ -16,7 +16,7 @@ from minigpt.links.chain import build_chain
 from minigpt.strategies.speculative import verify
 from minigpt.weights.checkpoint import read_safetensors
 
-TARGETS = ("tiny-hub", "tiny-pretrained", "odd-f16")  # sharpened checkpoints of scripts/make_reference.py
+TARGETS = ("tiny-hub", "tiny-pretrained", "odd-f16")  # sharpened checkpoints of scripts/reference/logits.py
 
 
 # ----------------------------------------------------------------------------- models

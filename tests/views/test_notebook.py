@@ -1,7 +1,7 @@
 """docs/decoding_strategies.ipynb runs top to bottom in a real Jupyter kernel (nbclient, ipykernel), offline, and
 its committed outputs are what a fresh run on the same model gives.
 
-The kernel is started by scripts/run_notebook.py's `execute`, in a clean environment (no MINIGPT_* or HF_* setting
+The kernel is started by scripts/docs/run_notebook.py's `execute`, in a clean environment (no MINIGPT_* or HF_* setting
 of the caller's, HF_HUB_OFFLINE=1), on this checkout's minigpt and on the model that wrote the committed outputs
 (the first cell prints it). Without the `notebook` extra (nbclient, ipykernel, nbformat) and matplotlib these
 tests are skipped, unless MINIGPT_REQUIRE_NOTEBOOK=1 (as in CI), when they fail instead.
@@ -10,7 +10,6 @@ tests are skipped, unless MINIGPT_REQUIRE_NOTEBOOK=1 (as in CI), when they fail 
 import importlib
 import os
 import re
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -35,14 +34,10 @@ def need(module: str):
 
 @pytest.fixture(scope="module")
 def run_notebook():
-    """scripts/run_notebook.py, which runs the notebook and compares its outputs."""
+    """scripts/docs/run_notebook.py, which runs the notebook and compares its outputs."""
     for module in ("nbclient", "ipykernel", "matplotlib", "matplotlib_inline", "nbformat"):
         need(module)
-    sys.path.insert(0, str(CHECKOUT / "scripts"))
-    try:
-        return importlib.import_module("run_notebook")
-    finally:
-        sys.path.remove(str(CHECKOUT / "scripts"))
+    return importlib.import_module("scripts.docs.run_notebook")  # it imports nbformat and nbclient: not at the top
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +117,9 @@ def test_the_committed_outputs_are_a_fresh_run_on_the_same_model(notebooks, run_
     if committed.metadata.get("minigpt", {}).get("outputs") == "cleared":  # cleared on purpose: all of them
         assert not any(cell.outputs for cell in code_cells(committed))
         return
-    assert recorded_model(committed), "the committed notebook has no outputs: run python scripts/run_notebook.py"
+    assert recorded_model(committed), "the committed notebook has no outputs: run python -m scripts.docs.run_notebook"
     changed = run_notebook.differences(committed, fresh)
-    assert not changed, (f"{', '.join(changed)} differ from a fresh run; run python scripts/run_notebook.py "
+    assert not changed, (f"{', '.join(changed)} differ from a fresh run; run python -m scripts.docs.run_notebook "
                          f"--model {recorded_model(committed)} and commit the notebook")
 
 

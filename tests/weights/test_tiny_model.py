@@ -1,7 +1,6 @@
-"""The small trained GPT-2 that ships in minigpt/data/tiny/ (made by scripts/train_tiny.py): its files, that it
-loads offline and generates, and that its README's held-out perplexity is what minigpt computes."""
+"""The small trained GPT-2 that ships in minigpt/data/tiny/ (made by scripts/training/train_tiny.py): its files,
+that it loads offline and generates, and that its README's held-out perplexity is what minigpt computes."""
 
-import importlib.util
 import json
 import platform
 import re
@@ -16,10 +15,10 @@ from helpers import CHECKOUT, program_env, run_program
 
 import minigpt
 from minigpt.weights.header import read_header
+from scripts.training import tiny_corpus
 
 TINY = Path(minigpt.__file__).parent / "data" / "tiny"
 FILES = ("config.json", "model.safetensors", "README.md")
-CORPUS = CHECKOUT / "scripts" / "tiny_corpus.py"
 README = CHECKOUT / "README.md"
 
 
@@ -28,13 +27,6 @@ def readme_value(what: str) -> str:
     match = re.search(rf"^\| {re.escape(what)} \| ([^|]+) \|$", (TINY / "README.md").read_text(), re.M)
     assert match, f"README.md has no row '{what}'"
     return match[1].strip()
-
-
-def tiny_corpus():
-    spec = importlib.util.spec_from_file_location("tiny_corpus", CORPUS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_shipped_files_exist_and_fit_in_16_mb():
@@ -89,11 +81,10 @@ def test_the_readmes_held_out_perplexity_is_what_minigpt_computes():
     python = readme_value("Python")
     if platform.python_version() != python:
         pytest.skip(f"the held-out text comes from Python {python}'s own files; this is {platform.python_version()}")
-    corpus = tiny_corpus()
-    _, held = corpus.split(corpus.documents())
-    if corpus.sha256(held) != readme_value("SHA-256 of the held-out text"):
+    _, held = tiny_corpus.split(tiny_corpus.documents())
+    if tiny_corpus.sha256(held) != readme_value("SHA-256 of the held-out text"):
         pytest.skip(f"this Python {python} installation's files give another held-out text than the README's")
-    ids = corpus.token_ids(held, minigpt.Tokenizer())
+    ids = tiny_corpus.token_ids(held, minigpt.Tokenizer())
     assert f"{len(ids):,}" == readme_value("tokens (training / held out)").split(" / ")[1]
     recorded = float(readme_value("held-out perplexity (minigpt, these float16 weights)"))
-    assert corpus.held_out_perplexity(minigpt.load(str(TINY)), ids) == pytest.approx(recorded, abs=0.006)
+    assert tiny_corpus.held_out_perplexity(minigpt.load(str(TINY)), ids) == pytest.approx(recorded, abs=0.006)

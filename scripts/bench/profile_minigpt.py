@@ -1,11 +1,11 @@
 """Where minigpt's time goes: its functions wrapped with timers, per decoded token, per prefill and per beam step.
 
-    python scripts/profile_minigpt.py                            # threads = the CPUs this process may use
-    python scripts/profile_minigpt.py --threads 1 --repeats 3 --out profile.json
-    python scripts/profile_minigpt.py --native-blas              # the same, in a child without OPENBLAS_CORETYPE/_L2_SIZE
+    python -m scripts.bench.profile_minigpt                      # threads = the CPUs this process may use
+    python -m scripts.bench.profile_minigpt --threads 1 --repeats 3 --out profile.json
+    python -m scripts.bench.profile_minigpt --native-blas        # in a child without OPENBLAS_CORETYPE/_L2_SIZE
 
-This is scripts/profile_minigpt.py; the side-by-side comparison with transformers is scripts/benchmark.py, from which
-this script imports the options they share, the thread settings, the checkpoint and the timing helpers.
+The side-by-side comparison with transformers is scripts/bench/benchmark.py; this script shares with it
+scripts/bench/common.py: the options, the thread settings, the checkpoint and the timing helpers.
 
 What is measured, on the same checkpoint and prompts as the benchmark (a 32-token prompt; greedy, 64 new
 tokens; a 512-token prefill with full logits; 4 beams, 32 new tokens): the exclusive wall time of each
@@ -32,50 +32,48 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import benchmark as B  # scripts/benchmark.py, from this folder (the first entry of sys.path)
+import numpy as np
+
+import minigpt
+
+from .common import (NATIVE_BLAS_MARK, Settings, add_common_arguments, blas_info, limit_numpy_threads, loadavg,
+                     machine_info, median, model_folder, prompt_ids, rerun_with_native_blas, timed, use_threads)
+
+MODULE = "scripts.bench.profile_minigpt"
 
 MATMUL = "<matmul: labelled by its weight's shape>"  # see matmul_label()
 FORWARD = "<forward glue: its own time; sets the phase>"  # see Profiler.wrap_forward()
 
 # What is wrapped: (owner, attribute, label). owner is "module" or "module:Class"; after the colon, a dotted
-# path of attributes or dict keys ("minigpt.generate:STRATEGIES.greedy"). Entries that share a label add up.
-# A function is wrapped where it is looked up: a module that did `from ..numerics import log_softmax` calls its
-# own name, so the wrapper goes there; generate() calls a strategy through the Strategy in STRATEGIES.
+# path of attributes or dict keys ("minigpt.call.strategies:STRATEGIES.greedy"). Entries that share a label add up.
+# A function is wrapped where it is looked up: a module that did `from ..core.numerics import log_softmax` calls
+# its own name, so the wrapper goes there. A strategy's loop is a generator, which runs while finish() draws it:
+# finish's own time is the loop's own Python.
 WRAPPED = [
-    ("minigpt.model", "layer_norm", "layer norm"),
-    ("minigpt.model", "gelu", "gelu"),
-    ("minigpt.model", "softmax", "attention softmax"),
-    ("minigpt.model", "linear", MATMUL),
-    ("minigpt.model", "attention", "attention: q k^T, scale, mask, @ v"),
-    ("minigpt.model", "self_attention", "head split/merge, KV cache write"),
-    ("minigpt.model", "mlp", "glue (Python, residual adds)"),
-    ("minigpt.model", "block", "glue (Python, residual adds)"),
-    ("minigpt.model", "unembed", "LM head (unembed)"),
-    ("minigpt.model", "position_ids", "forward glue: embeddings, mask, positions"),
-    ("minigpt.model:KVCache", "reorder", "KV cache reorder (copies the cache)"),
-    ("minigpt.model:GPT2", "forward", FORWARD),
-    ("minigpt.sampling.tokenwise", "log_softmax", "log_softmax over V"),
-    ("minigpt.sampling.run", "trace_step", "trace_step (softmax + top-k over V)"),  # append_token's
-    ("minigpt.sampling.beam", "log_softmax", "log_softmax over V"),
-    ("minigpt.sampling.beam", "trace_step", "trace_step (softmax + top-k over V)"),  # extend's
-    ("minigpt.sampling.chain:Chain", "__call__", "processor chain (copies logits)"),
-    ("minigpt.sampling.chain:Greedy", "choose", "argmax / draw"),  # Draw.choose: sampling, not profiled
-    ("minigpt.generate:STRATEGIES.greedy", "run", "strategy loop (history, Python)"),  # tokenwise.token_by_token
-    ("minigpt.sampling.tokenwise", "append_token", "emit (per row)"),  # run.append_token, once decoding.emit
-    ("minigpt.generate:STRATEGIES.beam", "run", "strategy loop (history, Python)"),  # beam.beam_search
-    ("minigpt.sampling.beam:BeamSearch", "step", "beam step (candidates, history)"),
-    ("minigpt.sampling.beam", "advance_group", "beam step (candidates, history)"),
-    ("minigpt.sampling.beam", "extend", "beam step (candidates, history)"),
+    ("minigpt.core.model", "layer_norm", "layer norm"),
+    ("minigpt.core.model", "gelu", "gelu"),
+    ("minigpt.core.model", "softmax", "attention softmax"),
+    ("minigpt.core.model", "linear", MATMUL),
+    ("minigpt.core.model", "attention", "attention: q k^T, scale, mask, @ v"),
+    ("minigpt.core.model", "self_attention", "head split/merge, KV cache write"),
+    ("minigpt.core.model", "mlp", "glue (Python, residual adds)"),
+    ("minigpt.core.model", "block", "glue (Python, residual adds)"),
+    ("minigpt.core.model", "unembed", "LM head (unembed)"),
+    ("minigpt.core.model", "position_ids", "forward glue: embeddings, mask, positions"),
+    ("minigpt.core.model:KVCache", "reorder", "KV cache reorder (copies the cache)"),
+    ("minigpt.core.model:GPT2", "forward", FORWARD),
+    ("minigpt.strategies.tokenwise", "log_softmax", "log_softmax over V"),
+    ("minigpt.strategies.run", "trace_step", "trace_step (softmax + top-k over V)"),  # append_token's
+    ("minigpt.strategies.beam", "log_softmax", "log_softmax over V"),
+    ("minigpt.strategies.beam", "trace_step", "trace_step (softmax + top-k over V)"),  # extend's
+    ("minigpt.core.chain:Chain", "__call__", "processor chain (copies logits)"),
+    ("minigpt.core.chain:Greedy", "choose", "argmax / draw"),  # Draw.choose: sampling, not profiled
+    ("minigpt.call.generate", "finish", "strategy loop (history, Python)"),  # drives token_by_token, beam_search
+    ("minigpt.strategies.tokenwise", "append_token", "emit (per row)"),  # run.append_token
+    ("minigpt.strategies.beam:BeamSearch", "step", "beam step (candidates, history)"),
+    ("minigpt.strategies.beam", "advance_group", "beam step (candidates, history)"),
+    ("minigpt.strategies.beam", "extend", "beam step (candidates, history)"),
 ]
-
-np = minigpt = None  # imported by use_threads(), once the thread counts are in the environment
-
-
-def use_threads(threads: int):
-    """benchmark.use_threads(): the thread counts into the environment, then NumPy and minigpt, here too."""
-    global np, minigpt
-    B.use_threads(threads)
-    np, minigpt = B.np, B.minigpt
 
 
 # ----------------------------------------------------------------------------- the profiler
@@ -110,7 +108,7 @@ class Profiler:
         A missing owner.name is an error: a silently skipped name would be a silently missing row."""
         if not hasattr(owner, name):
             raise AttributeError(f"cannot profile {qualified_name(owner)}.{name}: {qualified_name(owner)} has no "
-                                 f"attribute {name!r} (update WRAPPED at the top of scripts/profile_minigpt.py)")
+                                 f"attribute {name!r} (update WRAPPED at the top of scripts/bench/profile_minigpt.py)")
         fn = getattr(owner, name)
         profiler, entry = self, entry or label
 
@@ -157,7 +155,7 @@ class Profiler:
 
 
 def set_attribute(owner, name, value):
-    """setattr, also on a frozen dataclass (generate.Strategy): the wrapper replaces the function it holds."""
+    """setattr, also on a frozen dataclass (call.strategies.Strategy): the wrapper replaces the function it holds."""
     if dataclasses.is_dataclass(owner) and not isinstance(owner, type):
         object.__setattr__(owner, name, value)
     else:
@@ -172,14 +170,14 @@ def resolve(owner: str):
         found = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         raise ModuleNotFoundError(f"cannot profile {owner}: {e} "
-                                  f"(update WRAPPED at the top of scripts/profile_minigpt.py)") from e
+                                  f"(update WRAPPED at the top of scripts/bench/profile_minigpt.py)") from e
     for part in filter(None, class_name.split(".")):
         if isinstance(found, dict) and part in found:
             found = found[part]
             continue
         if not hasattr(found, part):
             raise AttributeError(f"cannot profile {owner}: {qualified_name(found)} has no attribute {part!r} "
-                                 f"(update WRAPPED at the top of scripts/profile_minigpt.py)")
+                                 f"(update WRAPPED at the top of scripts/bench/profile_minigpt.py)")
         found = getattr(found, part)
     return found
 
@@ -218,16 +216,16 @@ def profile_run(fn, config, repeats: int) -> dict:
         instrument(profiler, config)
         try:
             gc.collect()
-            wall, _ = B.timed(fn)
+            wall, _ = timed(fn)
         finally:
             profiler.restore()
         runs.append(profiler)
         walls.append(wall)
     keys = set().union(*(p.totals for p in runs))
-    totals = {key: B.median([p.totals.get(key, 0.0) for p in runs]) for key in keys}
+    totals = {key: median([p.totals.get(key, 0.0) for p in runs]) for key in keys}
     accounted = sum(totals.values())
     by_label = sorted(totals.items(), key=lambda kv: -kv[1])
-    return {"wall_s": B.median(walls), "unaccounted_s": max(B.median(walls) - accounted, 0.0),
+    return {"wall_s": median(walls), "unaccounted_s": max(median(walls) - accounted, 0.0),
             "by_label": {f"{phase}|{label}": s for (phase, label), s in by_label},
             "calls": {f"{phase}|{label}": n for (phase, label), n in runs[-1].calls.items()},
             "forwards": dict(runs[-1].forwards), "not_float32": sorted(set().union(*(p.not_float32 for p in runs))),
@@ -243,8 +241,8 @@ def wrapper_cost() -> float:
     profiler = Profiler()
     profiler.wrap(Holder, "f", "f")
     n = 20000
-    wall, _ = B.timed(lambda: [Holder.f(i) for i in range(n)])
-    bare, _ = B.timed(lambda: [(lambda x: x)(i) for i in range(n)])
+    wall, _ = timed(lambda: [Holder.f(i) for i in range(n)])
+    bare, _ = timed(lambda: [(lambda x: x)(i) for i in range(n)])
     return max(wall - bare, 0.0) / n
 
 
@@ -263,7 +261,7 @@ def profile(folder: Path, repeats: int) -> dict:
     """The three runs under the profiler (greedy, prefill, beam), the wrapper's cost, and cProfile's view."""
     model = minigpt.load(folder)
     V = model.config.vocab_size
-    ids = B.prompt_ids(V)
+    ids = prompt_ids(V)
     long_ids = np.random.default_rng(1).integers(0, min(V, 50256), 512)
     greedy = lambda: minigpt.generate(model, ids, max_new_tokens=64, eos_token_id=V)  # noqa: E731
     beam = lambda: minigpt.generate(model, ids, "beam", num_beams=4, max_new_tokens=32, eos_token_id=V)  # noqa: E731
@@ -318,40 +316,40 @@ def print_profile(prof: dict):
 # ----------------------------------------------------------------------------- main
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    B.add_common_arguments(parser)
+def parse_args(argv=None) -> Settings:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
+    add_common_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3,
                         help="profiled runs of each of greedy, prefill and beam; the median is reported "
                              "(default: %(default)s)")
-    return parser.parse_args(argv)
+    return Settings.of(parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None):
-    """Parse the arguments, then (in this order) rerun for --native-blas, set the threads and import NumPy
-    (use_threads), and profile."""
+    """Parse the arguments, then (in this order) make sure the thread counts are in the environment
+    (use_threads), rerun for --native-blas, and profile."""
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    if args.native_blas and B.NATIVE_BLAS_MARK not in os.environ:
-        sys.exit(B.rerun_with_native_blas(__file__, argv))
-    use_threads(args.threads)
-    start = B.loadavg()
-    limit = B.limit_numpy_threads(args.threads)  # noqa: F841  (threadpoolctl's limit lasts while it is referenced)
+    settings = parse_args(argv)
+    use_threads(settings.threads, MODULE, argv)
+    if settings.native_blas and NATIVE_BLAS_MARK not in os.environ:
+        sys.exit(rerun_with_native_blas(MODULE, argv))
+    start = loadavg()
+    limit = limit_numpy_threads(settings.threads)  # noqa: F841  (threadpoolctl's limit lasts while it is referenced)
     can_build = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))  # the random checkpoint
-    folder, _ = B.model_folder(args.model_dir, can_build, args.cache_dir, args.threads)
-    blas = B.blas_info()
-    print(f"checkpoint {folder}; {args.threads} thread(s); OpenBLAS kernel {blas.get('corename', '?')}; "
+    folder, _ = model_folder(settings, can_build)
+    blas = blas_info()
+    print(f"checkpoint {folder}; {settings.threads} thread(s); OpenBLAS kernel {blas.get('corename', '?')}; "
           f"load average {start}", flush=True)
-    report = {"meta": {"command": " ".join(["python", *sys.argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                       "machine": B.machine_info(), "threads": args.threads, "repeats": args.repeats,
+    report = {"meta": {"command": " ".join(["python -m", MODULE, *argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                       "machine": machine_info(), "threads": settings.threads, "repeats": settings.repeats,
                        "blas": blas, "checkpoint": str(folder), "loadavg_start": start},
-              "profile": profile(folder, args.repeats)}
-    report["meta"]["loadavg_end"] = B.loadavg()
+              "profile": profile(folder, settings.repeats)}
+    report["meta"]["loadavg_end"] = loadavg()
     print_profile(report["profile"])
     print(f"\nload average (1, 5, 15 min): start {start}, end {report['meta']['loadavg_end']}")
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1, default=str))
-        print(f"\nwrote {args.out}")
+    if settings.out:
+        settings.out.write_text(json.dumps(report, indent=1, default=str))
+        print(f"\nwrote {settings.out}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """Train the tiny GPT-2 that ships in minigpt/data/tiny/, for learners without the real weights.
 
-    pip install -e '.[reference]'            # torch + transformers, for training only
-    python scripts/train_tiny.py             # about 20 minutes on 2 CPU threads -> minigpt/data/tiny/
+    pip install -e '.[reference]'                 # torch + transformers, for training only
+    python -m scripts.training.train_tiny         # about 20 minutes on 2 CPU threads -> minigpt/data/tiny/
     minigpt generate "The stream" --model tiny
 
 The model: GPT-2's architecture and GPT-2's full tokenizer (50257 tokens), but small: 4 layers, 4 heads,
 n_embd 128, a context of 256 tokens; stored in float16 (14.5 MB; minigpt reads it as float32).
 
 The text: Python's own documentation, taken from the Python installation that runs this script, so any
-fresh machine has it, offline (scripts/tiny_corpus.py builds it): the Python Language Reference's topics in
+fresh machine has it, offline (scripts/training/tiny_corpus.py builds it): the Python Language Reference's topics in
 pydoc_data/topics.py and the docstrings of the standard library's modules, classes and functions, read
 with ast from their .py files. Both are part of CPython, under the Python Software Foundation License
 (PSF-2.0), Copyright (c) 2001 Python Software Foundation. Only prose paragraphs are kept; every 20th
@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -40,15 +39,14 @@ import transformers
 from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-import tiny_corpus  # noqa: E402
-
-import minigpt  # noqa: E402
+import minigpt
 from minigpt.core.config import GPTConfig
 from minigpt.core.tokenizer import Tokenizer
 from minigpt.weights.layout import expected_shapes
+
+from . import tiny_corpus
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 SHAPE = {"n_embd": 128, "n_layer": 4, "n_head": 4}
 SAMPLE_PROMPT = "The stream"
@@ -166,7 +164,7 @@ README = """# tiny: a small GPT-2 trained on Python's documentation
 
 The model that `--model tiny` and `minigpt.load("tiny")` load, for when the real GPT-2 weights are not at
 hand (`minigpt generate "The stream" --model tiny`), and the one that drew the pictures in minigpt's README.
-It is made by `scripts/train_tiny.py`.
+It is made by `python -m scripts.training.train_tiny`.
 
 It has GPT-2's architecture and GPT-2's full tokenizer (vocabulary {vocab}), at a small size:
 {n_layer} layers, {n_head} heads, n_embd {n_embd}, a context of {context} tokens: {params:,} parameters,
@@ -179,7 +177,7 @@ Python's own documentation, from the installation that ran the training script: 
 Reference's topics (`pydoc_data/topics.py`) and the docstrings of the standard library's modules, classes
 and functions, read with `ast` from their `.py` files. Both are part of CPython, under the Python Software
 Foundation License (PSF-2.0), Copyright (c) 2001 Python Software Foundation. Only prose paragraphs are kept
-(`scripts/tiny_corpus.py` says which); every {every}th document is held out and never trained on.
+(`scripts/training/tiny_corpus.py` says which); every {every}th document is held out and never trained on.
 Other Python versions ship other text:
 
 | what | value |
@@ -193,7 +191,7 @@ Other Python versions ship other text:
 | held-out perplexity (minigpt, these float16 weights) | {perplexity:.2f} |
 
 The held-out perplexity is exp(mean -log p) over the held-out tokens, scored by minigpt in consecutive
-windows of {context} tokens (`tests/test_tiny_model.py` recomputes it when its Python matches the one above).
+windows of {context} tokens (`tests/weights/test_tiny_model.py` recomputes it when its Python matches the one above).
 
 ## Training
 
@@ -203,7 +201,7 @@ algorithms: torch {torch}, transformers {transformers}, {minutes:.0f} minutes on
 The same Python, torch and CPU make the same file: model.safetensors has the SHA-256 {digest}.
 
 ```
-pip install -e ".[reference]" && python scripts/train_tiny.py
+pip install -e ".[reference]" && python -m scripts.training.train_tiny
 ```
 
 Greedy, from "{prompt}":

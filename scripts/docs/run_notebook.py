@@ -1,16 +1,16 @@
 """Run docs/decoding_strategies.ipynb top to bottom in a real Jupyter kernel, offline, and save its outputs.
 
     pip install -e ".[notebook]"
-    python scripts/run_notebook.py                 # the model the notebook picks (gpt2 if found, else tiny)
-    python scripts/run_notebook.py --model tiny    # the model of the committed outputs
-    python scripts/run_notebook.py --check         # run, and save nothing: exit 1 if a cell failed
+    python -m scripts.docs.run_notebook                 # the model the notebook picks (gpt2 if found, else tiny)
+    python -m scripts.docs.run_notebook --model tiny    # the model of the committed outputs
+    python -m scripts.docs.run_notebook --check         # run, and save nothing: exit 1 if a cell failed
 
 The file is rewritten only when a cell's outputs differ from the committed ones by more than float32's
 differences between machines (`same_text`): a rerun on another CPU leaves it as it is.
 
 The kernel runs this checkout's minigpt (PYTHONPATH), in a clean environment: no MINIGPT_* or HF_* setting of
 the caller's (so no other weights folder, no hub endpoint), HF_HUB_OFFLINE=1, and MINIGPT_NOTEBOOK_MODEL set to
---model when given. tests/test_notebook.py runs the notebook through `execute` below and compares the outputs
+--model when given. tests/views/test_notebook.py runs the notebook through `execute` below and compares the outputs
 with the committed ones.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 NOTEBOOK = ROOT / "docs" / "decoding_strategies.ipynb"
 CALLERS_SETTINGS = ("HF_", "HUGGINGFACE_", "MINIGPT_", "PYTHON", "MPL")  # what would change what the notebook does
 TIMEOUT = 600  # seconds a cell may take

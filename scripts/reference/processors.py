@@ -1,20 +1,19 @@
-"""Record what transformers' logits processors do, so that the tests can check ours without torch.
+"""Record what transformers' logits processors do, so that the tests can check our links without torch.
 
-    pip install -e '.[reference]'
-    python scripts/make_processor_reference.py      # writes tests/fixtures/processors/cases.{safetensors,json}
+    pip install -e '.[reference]'                   # torch + transformers 5.x
+    python -m scripts.reference.processors          # writes tests/fixtures/processors/cases.{safetensors,json}
 
-Each case is one processor (named as in minigpt.sampling.processors.PROCESSORS, with our constructor's
-parameters) or one whole chain (build_chain's options), random logits [B, V] with ties and -inf entries,
-a random id history [B, t], and the scores transformers returns for them. The arrays go to
-cases.safetensors under "<case>.logits", "<case>.ids", "<case>.expected"; cases.json holds the rest.
+Each case is one link (named as in minigpt.links.chain.LINKS, with its constructor's parameters) or one whole
+chain (build_chain's options), random logits [B, V] with ties and -inf entries, a random id history [B, t], and
+the scores transformers returns for them. The arrays go to cases.safetensors under "<case>.logits",
+"<case>.ids", "<case>.expected"; cases.json holds the rest.
 
 `reference_processor` and `reference_chain` say which transformers class stands for which of ours;
-tests/test_processors.py uses them too when torch and transformers are installed.
+tests/links/test_processors.py uses them too when torch and transformers are installed.
 """
 
-import json
 import warnings
-from pathlib import Path
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -23,29 +22,37 @@ from safetensors.numpy import save_file
 from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
 from transformers.generation import logits_process as hf
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "processors"
+from minigpt.links.chain import LINKS
+
+from .common import FIXTURES, sequence_bias, start_torch, versions, write_json
+
+OUT = FIXTURES / "processors"
 CASES_PER_PROCESSOR = 6
 CHAIN_CASES = 12
+# The links recorded one by one, in the order of the records: those with a transformers counterpart.
+NAMES = ("temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
+         "no_repeat_ngram", "bad_words", "logit_bias", "min_new_tokens", "suppress_tokens")
+# The cut-offs: our link -> (transformers' warper, its keyword for the link's parameter, that parameter); each also
+# takes min_tokens_to_keep.
+CUT_OFFS = {
+    "top_k": (hf.TopKLogitsWarper, "top_k", "k"),
+    "top_p": (hf.TopPLogitsWarper, "top_p", "p"),
+    "min_p": (hf.MinPLogitsWarper, "min_p", "p"),
+    "typical_p": (hf.TypicalLogitsWarper, "mass", "p"),
+    "epsilon_cutoff": (hf.EpsilonLogitsWarper, "epsilon", "epsilon"),
+    "eta_cutoff": (hf.EtaLogitsWarper, "epsilon", "epsilon"),
+}
 
 
 def reference_processor(name, params):
-    """The transformers LogitsProcessor equivalent to PROCESSORS[name](**params)."""
+    """The transformers LogitsProcessor equivalent to LINKS[name](**params)."""
     p = dict(params)
     keep = p.get("min_tokens_to_keep", 1)
     if name == "temperature":
         return hf.TemperatureLogitsWarper(float(p["t"]))
-    if name == "top_k":
-        return hf.TopKLogitsWarper(top_k=p["k"], min_tokens_to_keep=keep)
-    if name == "top_p":
-        return hf.TopPLogitsWarper(top_p=p["p"], min_tokens_to_keep=keep)
-    if name == "min_p":
-        return hf.MinPLogitsWarper(min_p=p["p"], min_tokens_to_keep=keep)
-    if name == "typical_p":
-        return hf.TypicalLogitsWarper(mass=p["p"], min_tokens_to_keep=keep)
-    if name == "epsilon_cutoff":
-        return hf.EpsilonLogitsWarper(epsilon=p["epsilon"], min_tokens_to_keep=keep)
-    if name == "eta_cutoff":
-        return hf.EtaLogitsWarper(epsilon=p["epsilon"], min_tokens_to_keep=keep)
+    if name in CUT_OFFS:
+        warper, keyword, parameter = CUT_OFFS[name]
+        return warper(**{keyword: p[parameter]}, min_tokens_to_keep=keep)
     if name == "repetition_penalty":
         skip = p.get("prompt_ignore_length")
         skip = torch.tensor(skip) if isinstance(skip, list) else skip
@@ -55,7 +62,7 @@ def reference_processor(name, params):
     if name == "bad_words":
         return hf.NoBadWordsLogitsProcessor(p["sequences"], eos_token_id=p.get("eos_token_id"))
     if name == "logit_bias":
-        return hf.SequenceBiasLogitsProcessor([[[int(tok)], float(b)] for tok, b in dict(p["bias"]).items()])
+        return hf.SequenceBiasLogitsProcessor(sequence_bias(p["bias"]))
     if name == "min_new_tokens":
         return hf.MinNewTokensLengthLogitsProcessor(p["prompt_length"], p["min_new_tokens"], p["eos_token_id"])
     if name == "suppress_tokens":
@@ -63,7 +70,13 @@ def reference_processor(name, params):
     raise KeyError(f"transformers has no counterpart of {name}")
 
 
-_MODEL = None
+@lru_cache(maxsize=1)
+def decoder_only_model() -> GPT2LMHeadModel:
+    """The model whose _get_logits_processor builds the chains: any decoder-only model will do, since only its
+    config's is_encoder_decoder is read."""
+    transformers.logging.set_verbosity_error()  # it warns that sampling options go unused when not sampling
+    return GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, n_positions=8, vocab_size=8, bos_token_id=0,
+                                      eos_token_id=0))
 
 
 def reference_chain(options, prompt_length, vocab_size):
@@ -71,11 +84,6 @@ def reference_chain(options, prompt_length, vocab_size):
 
     frequency/presence penalties have no transformers counterpart and must not be in options.
     """
-    global _MODEL
-    if _MODEL is None:  # any decoder-only model will do: only its config's is_encoder_decoder is read
-        transformers.logging.set_verbosity_error()  # it warns that sampling options go unused when not sampling
-        config = GPT2Config(n_layer=1, n_embd=8, n_head=2, n_positions=8, vocab_size=8, bos_token_id=0, eos_token_id=0)
-        _MODEL = GPT2LMHeadModel(config)
     o = dict(options)
     config = GenerationConfig(
         do_sample=o["sampling"], temperature=o.get("temperature", 1.0), top_k=o.get("top_k", 0),
@@ -83,7 +91,7 @@ def reference_chain(options, prompt_length, vocab_size):
         epsilon_cutoff=o.get("epsilon_cutoff", 0.0), eta_cutoff=o.get("eta_cutoff", 0.0),
         repetition_penalty=o.get("repetition_penalty", 1.0),
         no_repeat_ngram_size=o.get("no_repeat_ngram_size", 0), bad_words_ids=o.get("bad_words_ids") or None,
-        sequence_bias=[[[int(t)], float(b)] for t, b in dict(o.get("logit_bias") or {}).items()] or None,
+        sequence_bias=sequence_bias(o.get("logit_bias") or {}) or None,
         min_new_tokens=o.get("min_new_tokens", 0), suppress_tokens=o.get("suppress_tokens") or None,
     )
     config._eos_token_tensor = torch.tensor([o["eos_token_id"]])  # what generate's _prepare_special_tokens sets
@@ -93,7 +101,8 @@ def reference_chain(options, prompt_length, vocab_size):
         kwargs["attention_mask"] = (torch.arange(prompt_length)[None, :] >= pads[:, None]).long()
     with warnings.catch_warnings():  # with an empty prompt it warns that generate must have had inputs_embeds
         warnings.simplefilter("ignore", UserWarning)
-        processors = _MODEL._get_logits_processor(config, input_ids_seq_length=prompt_length, model_kwargs=kwargs)
+        processors = decoder_only_model()._get_logits_processor(config, input_ids_seq_length=prompt_length,
+                                                                model_kwargs=kwargs)
     if o.get("min_tokens_to_keep", 1) != 1:  # generate sets it from num_beams; we take it as an option
         for p in processors:
             if hasattr(p, "min_tokens_to_keep"):
@@ -191,32 +200,38 @@ def random_options(rng, batch, vocab, t):
     }
 
 
+def record_case(rng, name: str, i: int) -> tuple[dict, dict]:
+    """One random case of a link (or of a whole chain): its record in cases.json, and its arrays."""
+    batch, vocab = int(rng.integers(1, 4)), int(rng.integers(5, 41))
+    logits, ids = random_logits(rng, batch, vocab), random_ids(rng, batch, vocab)
+    key = f"{name}.{i}"
+    if name == "chain":
+        options = random_options(rng, batch, vocab, ids.shape[1])
+        reference = reference_chain(options, options["prompt_length"], vocab)
+        case = {"key": key, "options": options}
+    else:
+        params = random_params(rng, name, batch, vocab, ids.shape[1])
+        LINKS[name](**params)  # our link takes these parameters: a case the tests could not replay stops here
+        reference = reference_processor(name, params)
+        case = {"key": key, "processor": name, "params": params}
+    arrays = {f"{key}.logits": logits, f"{key}.ids": ids, f"{key}.expected": run_reference(reference, logits, ids)}
+    return case, arrays
+
+
 def main():
+    start_torch(threads=None)
     rng = np.random.default_rng(20240601)
-    names = ["temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
-             "repetition_penalty", "no_repeat_ngram", "bad_words", "logit_bias", "min_new_tokens", "suppress_tokens"]
     cases, arrays = [], {}
-    jobs = [(name, i) for name in names for i in range(CASES_PER_PROCESSOR)]
+    jobs = [(name, i) for name in NAMES for i in range(CASES_PER_PROCESSOR)]
     jobs += [("chain", i) for i in range(CHAIN_CASES)]
     for name, i in jobs:
-        batch, vocab = int(rng.integers(1, 4)), int(rng.integers(5, 41))
-        logits, ids = random_logits(rng, batch, vocab), random_ids(rng, batch, vocab)
-        key = f"{name}.{i}"
-        if name == "chain":
-            options = random_options(rng, batch, vocab, ids.shape[1])
-            reference = reference_chain(options, options["prompt_length"], vocab)
-            cases.append({"key": key, "options": options})
-        else:
-            params = random_params(rng, name, batch, vocab, ids.shape[1])
-            reference = reference_processor(name, params)
-            cases.append({"key": key, "processor": name, "params": params})
-        arrays[f"{key}.logits"], arrays[f"{key}.ids"] = logits, ids
-        arrays[f"{key}.expected"] = run_reference(reference, logits, ids)
+        case, case_arrays = record_case(rng, name, i)
+        cases.append(case)
+        arrays |= case_arrays
     OUT.mkdir(parents=True, exist_ok=True)
     save_file(arrays, str(OUT / "cases.safetensors"))
-    meta = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}
-    (OUT / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {len(cases)} cases to {OUT}")
+    path = write_json(OUT / "cases.json", {**versions(), "cases": cases})
+    print(f"wrote {len(cases)} cases to {path.parent}")
 
 
 if __name__ == "__main__":

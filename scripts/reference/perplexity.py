@@ -1,24 +1,22 @@
-"""Record transformers' sliding-window perplexity on fixture checkpoints, for tests/test_perplexity.py.
+"""Record transformers' sliding-window perplexity on fixture checkpoints, for tests/inspection/test_perplexity.py.
 
-    pip install -e '.[reference]'
-    python scripts/make_perplexity_reference.py   # writes tests/fixtures/perplexity/reference.json
+    pip install -e '.[reference]'                   # torch + transformers 5.x
+    python -m scripts.reference.perplexity          # writes tests/fixtures/perplexity/reference.json
 
 The loop is the one of transformers' guide "Perplexity of fixed-length models": windows of max_length tokens
 whose starts advance by stride, every label before the last trg_len = end - prev_end of a window set to -100,
 and `model(input_ids, labels=target_ids).loss` (the mean over the labels that remain after the shift by one).
 Each window's NLL is that mean times the count of those labels, so the sum over windows is the exact total.
-Seeded and on one thread: re-running it rewrites the same bytes.
+Seeded and on one thread: re-running it rewrites the same bytes (up to the versions the record names).
 """
-
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "fixtures" / "perplexity" / "reference.json"
+from .common import FIXTURES, start_torch, write_json
+
+OUT = FIXTURES / "perplexity" / "reference.json"
 CASES = [  # fixture, tokens, max_length, stride
     ("fullvocab", 300, 64, 24),
     ("fullvocab", 300, 64, 64),  # no overlap: each window's first token is not scored
@@ -51,21 +49,16 @@ def window_nlls(model, ids: list[int], max_length: int, stride: int) -> list[dic
 
 
 def main():
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    start_torch(threads=1)
     cases = []
     for fixture, n, max_length, stride in CASES:
-        folder = ROOT / "tests" / "fixtures" / fixture
+        folder = FIXTURES / fixture
         model = transformers.GPT2LMHeadModel.from_pretrained(folder, dtype=torch.float32).eval()
         ids = text_ids(model.config.vocab_size, n)
         cases.append({"fixture": fixture, "ids": ids, "max_length": max_length, "stride": stride,
                       "windows": window_nlls(model, ids, max_length, stride)})
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
-                               "cases": cases}) + "\n")
-    print(f"wrote {OUT.relative_to(ROOT)}: {len(cases)} cases")
+    record = {"torch": torch.__version__, "transformers": transformers.__version__, "cases": cases}
+    print(f"wrote {write_json(OUT, record, indent=None)}: {len(cases)} cases")
 
 
 if __name__ == "__main__":

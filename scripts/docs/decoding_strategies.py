@@ -1,15 +1,15 @@
 """The classic study of decoding strategies, walked through on "I have a dream".
 
-    python scripts/decoding_strategies.py                               # gpt2; figures into figures/
-    python scripts/decoding_strategies.py --model gpt2-medium --out-dir /tmp/figures
-    python scripts/decoding_strategies.py --model tests/fixtures/fullvocab   # any GPT-2 checkpoint runs
+    python -m scripts.docs.decoding_strategies                               # gpt2; figures into figures/
+    python -m scripts.docs.decoding_strategies --model gpt2-medium --out-dir /tmp/figures
+    python -m scripts.docs.decoding_strategies --model tests/fixtures/fullvocab   # any GPT-2 checkpoint runs
 
 The study is Patrick von Platen's "How to generate text: using different decoding methods for language
 generation with Transformers" (Hugging Face blog, 2020). One prompt goes through greedy search, beam
 search (plain, then with repeated bigrams blocked), pure sampling, sampling with a temperature, top-k
 sampling (Fan et al. 2018) and nucleus sampling (Holtzman et al. 2020). Each section prints the text
-with its log-probability under the model and its distinct-n (minigpt/compare.py), and draws the
-figure that explains it (minigpt/plots.py): the next-token distribution, the beam tree, temperature,
+with its log-probability under the model and its distinct-n (minigpt/inspection/compare.py), and draws the
+figure that explains it (minigpt/views/plots/): the next-token distribution, the beam tree, temperature,
 the top-k and top-p cut-offs; then the logit lens and the attention of the first layer, to show where
 the distribution comes from. The numbers differ from the blog's: a different seed and random generator.
 
@@ -21,10 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the checkout this script belongs to, installed or not
-
-import minigpt  # noqa: E402
+import minigpt
 from minigpt import inspection
 from minigpt.inspection.compare import CLASSIC, RunSpec, compare
 from minigpt.views import plots
@@ -35,7 +32,8 @@ from minigpt.views.text import comparison_block, comparison_table
 SECTIONS = [
     ("Greedy search", "the most probable token at every step: fluent at first, then it repeats itself.",
      CLASSIC["greedy"]),
-    ("Beam search", "keeps the 5 most probable sequences rather than tokens: more probable text, repeating all the same.",
+    ("Beam search",
+     "keeps the 5 most probable sequences rather than tokens: more probable text, repeating all the same.",
      RunSpec("beam", {"num_beams": 5, "early_stopping": True}, "beam")),
     ("Beam search, no repeated bigram", "the same search, but no 2-gram may occur twice (no_repeat_ngram_size=2).",
      RunSpec("beam", {"num_beams": 5, "early_stopping": True, "no_repeat_ngram_size": 2}, "beam, no repeat")),
@@ -45,14 +43,16 @@ SECTIONS = [
      CLASSIC["temperature"]),
     ("Top-k sampling", "draws from the 50 most probable tokens only (Fan et al. 2018).",
      CLASSIC["top-k"]),
-    ("Top-p (nucleus) sampling", "draws from the smallest set of tokens holding 92% of the probability (Holtzman et al. 2020).",
+    ("Top-p (nucleus) sampling",
+     "draws from the smallest set of tokens holding 92% of the probability (Holtzman et al. 2020).",
      CLASSIC["top-p"]),
 ]
 
 
 def arguments(argv=None):
     p = argparse.ArgumentParser(description="The classic study of decoding strategies on one prompt.")
-    p.add_argument("--model", default="gpt2", help="a GPT-2 name, hub repo id, folder or .safetensors file (default gpt2)")
+    p.add_argument("--model", default="gpt2",
+                   help="a GPT-2 name, hub repo id, folder or .safetensors file (default gpt2)")
     p.add_argument("--prompt", default="I have a dream")
     p.add_argument("--out-dir", default="figures", help="where the figures go (default figures/)")
     p.add_argument("--max-new-tokens", type=int, default=40)

@@ -1,12 +1,14 @@
-"""Record what llama.cpp's own samplers do, for tests/test_llama_samplers.py.
+"""Record what llama.cpp's own samplers do, for tests/links/test_llama_samplers.py.
 
 Runs llama.cpp's low-level sampler API (through llama-cpp-python, which builds llama.cpp from PyPI's
 source package) on small random inputs, without a model, and writes inputs and outputs to
 tests/fixtures/llama/cases.json, so that the tests need neither llama.cpp nor a compiler:
 
-    python3 -m venv /work/.venvllama
-    CMAKE_ARGS="-DGGML_NATIVE=OFF" /work/.venvllama/bin/pip install llama-cpp-python numpy
-    /work/.venvllama/bin/python scripts/make_llama_reference.py
+    python3 -m venv <env>
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" <env>/bin/pip install llama-cpp-python numpy
+    <env>/bin/python -m scripts.reference.llama
+
+It needs neither torch nor transformers, and so imports nothing of common.py (which needs both).
 
 Recorded (V = vocabulary of the case, logits float32):
 - top_n_sigma, xtc, temp_ext: logits [V] in, the candidates' logits out ({id: logit}; missing = dropped).
@@ -26,7 +28,7 @@ from pathlib import Path
 import llama_cpp as L
 import numpy as np
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "llama" / "cases.json"
+OUT = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "llama" / "cases.json"  # as common.FIXTURES
 rng = np.random.default_rng(20240613)
 
 
@@ -138,7 +140,8 @@ def mirostat_cases(version):
         steps = []
         for _ in range(12):
             ranks = np.arange(1, v + 1, dtype=np.float32)
-            x = rounded3((-float(rng.uniform(1.0, 2.0)) * np.log(ranks) + 0.3 * rng.standard_normal(v))[rng.permutation(v)])
+            logits = -float(rng.uniform(1.0, 2.0)) * np.log(ranks) + 0.3 * rng.standard_normal(v)  # Zipf-like
+            x = rounded3(logits[rng.permutation(v)])
             arr, data = candidates(x)
             L.llama_sampler_apply(s, ctypes.byref(arr))
             token = arr.data[arr.selected].id

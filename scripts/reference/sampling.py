@@ -1,8 +1,8 @@
 """Record what transformers' generate() does for greedy decoding and sampling, so that
-tests/test_sampling.py can check minigpt's without torch.
+tests/strategies/test_sampling.py can check minigpt's without torch.
 
-    pip install -e '.[reference]'
-    python scripts/make_sampling_reference.py
+    pip install -e '.[reference]'                   # torch + transformers 5.x
+    python -m scripts.reference.sampling
         # writes tests/fixtures/strategies/greedy.json, sampling.json and sampling.safetensors
 
 greedy.json: for one small checkpoint, cases of `generate(do_sample=False)` with each logit processor
@@ -15,14 +15,9 @@ minigpt's sampler drew with the recorded seed), and, for every step along that p
 processed next-token distribution: softmax of the `scores` generate(do_sample=True, output_scores=True)
 returns, i.e. after its whole logits processor list, in float32. Array "<case>.probs" is [steps, V].
 
-`reference_model` loads a minigpt test checkpoint into transformers (either key layout), and
-`reference_greedy` / `reference_scores` run transformers the way the fixtures were made; the live
-tests of tests/test_sampling.py use them too.
+`reference_greedy` / `reference_scores` run transformers the way the fixtures were made (on a checkpoint
+that common.reference_model loads); the live tests of tests/strategies/test_sampling.py use them too.
 """
-
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,34 +26,20 @@ from safetensors.numpy import save_file
 from transformers import LogitsProcessorList
 from transformers.generation import logits_process as hf
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from reference_model import left_pad, reference_model  # noqa: E402
-
-import minigpt  # noqa: E402
+import minigpt
 from minigpt.core.numerics import softmax
 
-FIXTURES = ROOT / "tests" / "fixtures"
-OUT = FIXTURES / "strategies"
-# Checkpoints written by scripts/make_reference.py: sharpened random GPT-2s with a 1000-token vocabulary.
+from .common import (FIXTURES, STRATEGIES, cut_after, generate_options, left_pad, reference_model, start_torch,
+                     write_json)
+
+# Checkpoints written by scripts/reference/logits.py: sharpened random GPT-2s with a 1000-token vocabulary.
 GREEDY_CHECKPOINT = "tiny-hub"  # the hub's key layout, loaded into transformers by hand
 SAMPLING_CHECKPOINT = "tiny-pretrained"  # save_pretrained's layout
 MAX_NEW_TOKENS = 12
 SAMPLING_STEPS = 4
 
 
-# ----------------------------------------------------------------------------- the model
-
-
 # ----------------------------------------------------------------------------- transformers' runs
-
-
-def generate_kwargs(options):
-    """minigpt's option names -> transformers' generate() keyword arguments."""
-    kwargs = dict(options)
-    if "logit_bias" in kwargs:
-        kwargs["sequence_bias"] = [[[int(t)], float(b)] for t, b in dict(kwargs.pop("logit_bias")).items()]
-    return kwargs
 
 
 def reference_greedy(model, prompts, eos, options, max_new_tokens=MAX_NEW_TOKENS, logits_processor=None):
@@ -67,18 +48,15 @@ def reference_greedy(model, prompts, eos, options, max_new_tokens=MAX_NEW_TOKENS
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
                              eos_token_id=eos, pad_token_id=eos, top_k=None, top_p=None, temperature=None,
-                             logits_processor=logits_processor, **generate_kwargs(options))
-    sequences = []
-    for row in out[:, ids.shape[1]:].tolist():
-        sequences.append(row[: row.index(eos) + 1] if eos in row else row)
-    return sequences
+                             logits_processor=logits_processor, **generate_options(options))
+    return [cut_after(row, eos) for row in out[:, ids.shape[1]:].tolist()]
 
 
 def reference_scores(model, prefix, eos, options):
     """transformers' processed next-token scores [V] (float32) for one prefix, sampling with `options`:
     the `scores` of generate(do_sample=True), i.e. after its whole logits processor list. top_k is 0
     (off) unless given, as in minigpt (transformers' own default is 50)."""
-    kwargs = {"top_k": 0, **generate_kwargs(options)}
+    kwargs = {"top_k": 0, **generate_options(options)}
     ids = torch.tensor([prefix])
     torch.manual_seed(0)
     with torch.no_grad():
@@ -184,7 +162,7 @@ def record_greedy(prompts):
         print(f"greedy {case:26s} eos={eos:3d} {expected} {status}")
         greedy["cases"].append({"name": case, "prompts": prompts, "eos_token_id": eos, "options": as_json(options),
                                 "expected": expected, **(extra[0] if extra else {})})
-    (OUT / "greedy.json").write_text(json.dumps(greedy, indent=1) + "\n")
+    write_json(STRATEGIES / "greedy.json", greedy)
 
 
 def record_sampling(prompt):
@@ -208,18 +186,16 @@ def record_sampling(prompt):
               f"max |minigpt - transformers| = {np.abs(ours_probs - probs).max():.2e}")
         sampling["cases"].append({"name": case, "options": as_json(options), "prompt": prompt, "seed": seed,
                                   "path": path, "eos_token_id": eos})
-    (OUT / "sampling.json").write_text(json.dumps(sampling, indent=1) + "\n")
-    save_file(arrays, str(OUT / "sampling.safetensors"))
+    write_json(STRATEGIES / "sampling.json", sampling)
+    save_file(arrays, str(STRATEGIES / "sampling.safetensors"))
 
 
 def main():
-    transformers.logging.set_verbosity_error()
-    torch.set_num_threads(1)  # a tiny model: threads cost more than they save
+    start_torch(threads=1)  # a tiny model: threads cost more than they save
     rng = np.random.default_rng(7)
     p0 = [int(t) for t in rng.integers(0, 1000, size=7)]  # both checkpoints have 1000 tokens
     p0[5] = p0[1]  # a repeat in the prompt, for the penalties and the n-gram ban
     p1 = [int(t) for t in rng.integers(0, 1000, size=3)]
-    OUT.mkdir(parents=True, exist_ok=True)
     record_greedy([p0, p1])
     record_sampling(p0)
 

@@ -1,41 +1,34 @@
-"""Record what transformers 4.46's contrastive search generates, so that tests/test_contrastive.py can
+"""Record what transformers 4.46's contrastive search generates, so that tests/strategies/test_contrastive.py can
 replay it against minigpt without torch.
 
-    /work/.venv446/bin/python scripts/make_contrastive_reference.py [checkpoint names]
+    <env>/bin/python -m scripts.reference.contrastive [checkpoint names]
         # -> tests/fixtures/strategies/contrastive.json (default names: MODELS, those that exist)
+
+<env> is an environment of transformers 4.46 (scripts/reference/__init__.py says how to make one): it cannot
+run under transformers 5, and so not in the `reference` extra's environment.
 
 transformers 5 moved contrastive search out of its core; 4.46 still runs it inside generate() when
 penalty_alpha > 0 and top_k > 1 (GenerationMixin._contrastive_search). With penalty_alpha = 0 it runs
 greedy search, which contrastive search must then equal.
 
 The models are the sharpened random checkpoints in tests/fixtures/<name>/ (config.json +
-model.safetensors, written by scripts/make_reference.py): sharpened so that the top token has a
+model.safetensors, written by scripts/reference/logits.py): sharpened so that the top token has a
 probability near 0.5, which leaves room for the degeneration penalty to change the choice. Each case
 gives its prompts (left-padded here, as minigpt.generate pads them), the generate() options under
 minigpt's names, transformers' new tokens per prompt (cut after the first end-of-text, whose repeats
 are only padding), and the greedy tokens for comparison.
 """
 
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
-from reference_model import left_pad
 from transformers import GPT2LMHeadModel
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-OUT = FIXTURES / "strategies" / "contrastive.json"
+from .common import FIXTURES, STRATEGIES, cut_after, left_pad, start_torch, versions, write_json
+
+OUT = STRATEGIES / "contrastive.json"
 MODELS = ("tiny-hub", "tiny-pretrained", "odd-f16", "fullvocab", "contrastive-model")
-
-
-def new_tokens(row, T, eos):
-    """The generated part of one output row, up to and including the first end-of-text."""
-    out = [int(t) for t in row[T:]]
-    return out[: out.index(eos) + 1] if eos in out else out
 
 
 def run(model, prompts, options):
@@ -45,7 +38,7 @@ def run(model, prompts, options):
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=eos, use_cache=True,
                              **options)
-    return [new_tokens(row, ids.shape[1], eos) for row in out.tolist()]
+    return [cut_after([int(t) for t in row[ids.shape[1]:]], eos) for row in out.tolist()]
 
 
 def greedy_options(options):
@@ -94,7 +87,7 @@ def cases_for(name, model, rng):
 
 
 def main():
-    torch.manual_seed(0)
+    start_torch(threads=None)
     records, found = [], []
     for name in sys.argv[1:] or MODELS:
         folder = FIXTURES / name
@@ -110,11 +103,9 @@ def main():
                                 sequences=sequences, greedy=greedy))
             print(f"{name}/{case}: {'differs from' if sequences != greedy else 'equals'} greedy", file=sys.stderr)
     if not found:
-        sys.exit(f"no checkpoint in {FIXTURES}/{{{','.join(MODELS)}}}; run scripts/make_reference.py first.")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(dict(transformers=transformers.__version__, torch=torch.__version__, cases=records),
-                              indent=1) + "\n")
-    print(f"wrote {len(records)} cases for {', '.join(found)} to {OUT.relative_to(ROOT)}", file=sys.stderr)
+        sys.exit(f"no checkpoint in {FIXTURES}/{{{','.join(MODELS)}}}; run python -m scripts.reference.logits first.")
+    path = write_json(OUT, {**versions(), "cases": records})
+    print(f"wrote {len(records)} cases for {', '.join(found)} to {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

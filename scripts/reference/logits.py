@@ -1,23 +1,21 @@
 """Build small random GPT-2 checkpoints with transformers and record what transformers computes on them.
 
-    pip install -e '.[reference]'        # torch + transformers
-    python scripts/make_reference.py     # writes tests/fixtures/<name>/ for every fixture below
+    pip install -e '.[reference]'                   # torch + transformers 5.x
+    python -m scripts.reference.logits              # writes tests/fixtures/<name>/ for every fixture below
+    python -m scripts.reference.logits fullvocab    # or only the ones named
 
-tests/test_parity.py then checks minigpt against these records with NumPy alone. Everything is seeded and
-runs on one thread, so re-running the script rewrites the same bytes.
+tests/call/test_parity.py then checks minigpt against these records with NumPy alone. Everything is seeded and
+runs on one thread, so re-running the script rewrites the same bytes (up to the versions the records name).
 
 Each fixture folder holds
-    config.json, model.safetensors   the checkpoint, in the key layout named in FIXTURES
+    config.json, model.safetensors   the checkpoint, in the key layout named in FIXTURES_SPEC
     reference.safetensors            float32 arrays recorded from transformers, named in reference.json
     reference.json                   prompts, generated tokens, settings, versions, sharpening statistics
 
-Random GPT-2 weights give nearly flat next-token distributions: argmax ties, and bugs that barely move the
-logits. `sharpen` makes each model more like a trained one: random biases and layer-norm parameters (so a
-dropped bias shows), larger attention and MLP weights (so softmax and GELU work outside their near-linear
-range), larger block outputs (so the prediction depends on the context, not only on the last token), and a
-final layer norm scaled so that the top token gets half the probability at the median position. With random
-embeddings the logits over the vocabulary are close to Gaussian, so at that sharpness 90% of the mass sits on
-about ten tokens; a trained model's tail is heavier (about a hundred). The script prints both statistics.
+Each model is sharpened (common.sharpen) so that it looks trained: the top token gets half the probability at
+the median position. With random embeddings the logits over the vocabulary are close to Gaussian, so at that
+sharpness 90% of the mass sits on about ten tokens; a trained model's tail is heavier (about a hundred). The
+script prints both statistics.
 """
 
 import json
@@ -29,15 +27,11 @@ import safetensors
 import tiktoken
 import torch
 import transformers
-from reference_model import left_pad
 from safetensors.numpy import save_file
-from tiktoken.load import load_tiktoken_bpe
 from transformers import GPT2Config, GPT2LMHeadModel
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-EOT = 50256
+from . import common
+from .common import EOT, FIXTURES, cut_after, gpt2_encoding, left_pad, sharpen, start_torch, write_json
 
 FIXTURES_SPEC = {
     # The hub's own layout (what huggingface.co/gpt2 ships): no "transformer." prefix, the attention-mask
@@ -64,11 +58,6 @@ FULLVOCAB_TEXTS = [
 ]
 FULLVOCAB_KEEP = 1  # full-vocabulary logits are 200 KB a position: keep the last position (all of "The dog")
 
-# Sharpening factors (see the module docstring); the final layer norm's factor is solved per model.
-ATTN_SCALE, FC_SCALE, PROJ_SCALE, PARAM_NOISE = 5.0, 5.0, 30.0, 0.1
-TARGET_TOP_PROB = 0.5
-
-
 # ----------------------------------------------------------------------------- the model
 
 
@@ -82,7 +71,8 @@ def build_model(config: dict, seed: int) -> GPT2LMHeadModel:
 
 
 def quartiles(x: torch.Tensor) -> list[float]:
-    return [round(v, 3) for v in torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.double)).tolist()]
+    q = torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.double))
+    return [round(v, 3) for v in q.tolist()]
 
 
 def next_token_stats(logits: torch.Tensor) -> dict:
@@ -91,26 +81,6 @@ def next_token_stats(logits: torch.Tensor) -> dict:
     top = probs.sort(-1, descending=True).values  # [positions, V], most probable first
     n90 = (top.cumsum(-1) < 0.9).sum(-1) + 1
     return {"top1_prob_quartiles": quartiles(top[:, 0]), "tokens_for_90pct_quartiles": quartiles(n90)}
-
-
-@torch.no_grad()
-def sharpen(model: GPT2LMHeadModel, sample: torch.Tensor) -> float:
-    """Make next-token distributions look trained (module docstring); returns the final layer norm's factor."""
-    for name, p in model.named_parameters():
-        if name.endswith(".bias") or ".ln_" in name:
-            p.add_(PARAM_NOISE * torch.randn_like(p))
-        if name.endswith(".weight"):
-            p.mul_({"c_attn": ATTN_SCALE, "c_fc": FC_SCALE, "c_proj": PROJ_SCALE}.get(name.split(".")[-2], 1.0))
-    # Scaling ln_f's weight and bias by s scales every logit by s: bisect s for the median top-1 probability.
-    logits = model(sample).logits.double()
-    lo, hi = 1e-2, 1e3
-    for _ in range(60):
-        mid = (lo * hi) ** 0.5
-        median_top = torch.softmax(mid * logits, -1).max(-1).values.median()
-        lo, hi = (mid, hi) if median_top < TARGET_TOP_PROB else (lo, mid)
-    model.transformer.ln_f.weight.mul_(lo)
-    model.transformer.ln_f.bias.mul_(lo)
-    return lo
 
 
 @torch.no_grad()
@@ -200,9 +170,7 @@ def greedy(model, prompts, max_new_tokens, eos_token_id, min_new_tokens=0, pad_i
     out = model.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
                          min_new_tokens=min_new_tokens, eos_token_id=eos_token_id,
                          pad_token_id=pad_id if eos_token_id is None else eos_token_id)
-    sequences = []
-    for row in out[:, ids.shape[1]:].tolist():
-        sequences.append(row[:row.index(eos_token_id) + 1] if eos_token_id in row else row)
+    sequences = [cut_after(row, eos_token_id) for row in out[:, ids.shape[1]:].tolist()]
     reasons = ["eos" if s and s[-1] == eos_token_id else "length" for s in sequences]
     return {"prompts": prompts, "max_new_tokens": max_new_tokens, "min_new_tokens": min_new_tokens,
             "eos_token_id": eos_token_id, "pad_id": pad_id, "sequences": sequences, "finish_reasons": reasons}
@@ -238,28 +206,27 @@ def generation_cases(model, prompts, vocab_size, max_new_tokens=12):
 # ----------------------------------------------------------------------------- the fixtures
 
 
-def gpt2_encoding() -> tiktoken.Encoding:
-    ranks = load_tiktoken_bpe(str(ROOT / "minigpt" / "data" / "gpt2.tiktoken"))
-    return tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": EOT})
-
-
-def make_fixture(name: str, spec: dict):
-    folder = FIXTURES / name
-    folder.mkdir(parents=True, exist_ok=True)
-    config, seed = spec["config"], spec["seed"]
-    vocab, n_positions = config["vocab_size"], config["n_positions"]
-    rng = np.random.default_rng(seed)
-    model = build_model(config, seed)
-    sample = torch.from_numpy(rng.integers(0, vocab, (8, min(32, n_positions))))
+def sharpened_checkpoint(folder: Path, spec: dict, rng: np.random.Generator) -> tuple:
+    """The fixture's model, built, sharpened, rounded to its dtype and written to folder.
+    -> (the model, ln_f's factor, the next-token statistics of the sharpened model)"""
+    config = spec["config"]
+    model = build_model(config, spec["seed"])
+    sample = torch.from_numpy(rng.integers(0, config["vocab_size"], (8, min(32, config["n_positions"]))))
     scale = sharpen(model, sample)
     round_weights(model, spec["dtype"])
     with torch.no_grad():
         stats = next_token_stats(model(sample).logits)
+    folder.mkdir(parents=True, exist_ok=True)
     write_checkpoint(model, folder, spec["layout"], spec["dtype"])
+    return model, scale, stats
 
+
+def record_passes(model, name: str, spec: dict, rng: np.random.Generator) -> tuple:
+    """The forward passes recorded: each prompt alone, a left-padded batch, cached steps, the final hidden state.
+    -> (prompts, arrays, the batch's settings, the steps' settings)"""
+    vocab = spec["config"]["vocab_size"]
     if name == "fullvocab":
-        enc = gpt2_encoding()
-        prompts, keep, pad_id = [enc.encode(t) for t in FULLVOCAB_TEXTS], FULLVOCAB_KEEP, EOT
+        prompts, keep, pad_id = [gpt2_encoding().encode(t) for t in FULLVOCAB_TEXTS], FULLVOCAB_KEEP, EOT
         batch_prompts, step_prompts, n_steps = prompts[1:3], prompts[:1], 1
     else:
         prompts = [rng.integers(0, vocab, n).tolist() for n in spec["prompt_lengths"]]
@@ -270,28 +237,49 @@ def make_fixture(name: str, spec: dict):
     steps = rng.integers(0, vocab, (n_steps, len(step_prompts))).tolist()
     steps_meta, steps_arrays = record_steps(model, step_prompts, pad_id, steps)
     arrays |= batch_arrays | steps_arrays | record_hidden(model, prompts[1])
+    return prompts, arrays, batch_meta, steps_meta
 
+
+def fullvocab_generations(model, prompts) -> list[dict]:
+    """Greedy cases on real text, with the texts and the generated tokens decoded."""
+    enc = gpt2_encoding()
+    generations = [greedy(model, prompts[1:3], 13, EOT, pad_id=EOT), greedy(model, prompts[:1], 18, EOT)]
+    eos = first_new_token(generations[0]["sequences"][1], start=2)
+    generations.append(greedy(model, prompts[1:3], 13, eos, pad_id=EOT))  # row 1 stops on this token
+    for g in generations:
+        g["texts"] = [enc.decode(p) for p in g["prompts"]]
+        g["decoded"] = [enc.decode(s) for s in g["sequences"]]
+    return generations
+
+
+def settings(spec: dict, ln_f_scale: float) -> dict:
+    """How the checkpoint was made, as reference.json states it."""
+    sharpening = {"attn_scale": common.ATTN_SCALE, "fc_scale": common.FC_SCALE, "proj_scale": common.PROJ_SCALE,
+                  "param_noise": common.PARAM_NOISE, "ln_f_scale": round(ln_f_scale, 6),
+                  "target_top_prob": common.TARGET_TOP_PROB}
+    return {"config": spec["config"], "seed": spec["seed"], "layout": spec["layout"], "dtype": spec["dtype"],
+            "attn_implementation": "eager", "torch_threads": torch.get_num_threads(), "sharpening": sharpening}
+
+
+def make_fixture(name: str, spec: dict):
+    """tests/fixtures/<name>/: the checkpoint, and what transformers computes on it."""
+    folder, vocab = FIXTURES / name, spec["config"]["vocab_size"]
+    rng = np.random.default_rng(spec["seed"])
+    model, scale, stats = sharpened_checkpoint(folder, spec, rng)
+    prompts, arrays, batch_meta, steps_meta = record_passes(model, name, spec, rng)
     if name == "fullvocab":
-        generations = [greedy(model, prompts[1:3], 13, EOT, pad_id=EOT), greedy(model, prompts[:1], 18, EOT)]
-        eos = first_new_token(generations[0]["sequences"][1], start=2)
-        generations.append(greedy(model, prompts[1:3], 13, eos, pad_id=EOT))  # row 1 stops on this token
-        for g in generations:
-            g["texts"] = [enc.decode(p) for p in g["prompts"]]
-            g["decoded"] = [enc.decode(s) for s in g["sequences"]]
+        generations = fullvocab_generations(model, prompts)
     else:
         generations = generation_cases(model, prompts[:3], vocab)
     assert any(r == "eos" for g in generations for r in g["finish_reasons"])
-
     reference = {
         "fixture": name,
+        # The script's name before scripts/ became a package (python -m scripts.reference.logits): kept, so that a
+        # rerun on the same versions writes the same bytes.
         "about": "transformers' outputs on this checkpoint, recorded by scripts/make_reference.py",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
                      "safetensors": safetensors.__version__, "tiktoken": tiktoken.__version__},
-        "settings": {"config": config, "seed": seed, "layout": spec["layout"], "dtype": spec["dtype"],
-                     "attn_implementation": "eager", "torch_threads": torch.get_num_threads(),
-                     "sharpening": {"attn_scale": ATTN_SCALE, "fc_scale": FC_SCALE, "proj_scale": PROJ_SCALE,
-                                    "param_noise": PARAM_NOISE,
-                                    "ln_f_scale": round(scale, 6), "target_top_prob": TARGET_TOP_PROB}},
+        "settings": settings(spec, scale),
         "next_token_stats": stats,
         "prompts": prompts,
         "texts": FULLVOCAB_TEXTS if name == "fullvocab" else None,
@@ -304,17 +292,14 @@ def make_fixture(name: str, spec: dict):
     }
     save_file({k: v.detach().float().contiguous().numpy() for k, v in arrays.items()},
               str(folder / "reference.safetensors"))
-    (folder / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n")
+    write_json(folder / "reference.json", reference)
     print(f"{name:16s} ln_f x{scale:7.3f}  top-1 prob quartiles {stats['top1_prob_quartiles']}  "
           f"tokens holding 90% quartiles {stats['tokens_for_90pct_quartiles']} of {vocab}")
 
 
 def main():
-    torch.set_num_threads(1)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    names = sys.argv[1:] or list(FIXTURES_SPEC)
-    for name in names:
+    start_torch(threads=1)
+    for name in sys.argv[1:] or list(FIXTURES_SPEC):
         make_fixture(name, FIXTURES_SPEC[name])
 
 

@@ -1,7 +1,7 @@
-"""Record what transformers' classifier-free guidance generates, so that tests/test_guidance.py can replay
+"""Record what transformers' classifier-free guidance generates, so that tests/sources/test_guidance.py can replay
 it against minigpt without torch.
 
-    python scripts/make_guidance_reference.py
+    python -m scripts.reference.guidance
         # -> tests/fixtures/strategies/guidance.json (+ guidance.safetensors: processed scores)
 
 generate(guidance_scale=g, negative_prompt_ids=...) runs UnbatchedClassifierFreeGuidanceLogitsProcessor
@@ -16,22 +16,17 @@ The checkpoints are tests/fixtures/fullvocab (GPT-2's vocabulary, prompts from r
 tests/fixtures/tiny-hub. Runs under transformers 5.x or 4.46 (the processor is the same in both).
 """
 
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
-from make_reference import gpt2_encoding
-from reference_model import left_pad, reference_model
 from safetensors.numpy import save_file
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-OUT = FIXTURES / "strategies" / "guidance.json"
+from .common import (EOT, FIXTURES, STRATEGIES, cut_after, gpt2_encoding, left_pad, reference_model, start_torch,
+                     versions, write_json)
+
+OUT = STRATEGIES / "guidance.json"
 STEPS = 3  # processed scores kept per tiny-hub case
-EOT = 50256
 
 
 def run(model, prompts, negative, options):
@@ -46,11 +41,7 @@ def run(model, prompts, negative, options):
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad, use_cache=True,
                              output_scores=True, return_dict_in_generate=True, **options, **extra)
-    T = ids.shape[1]
-    sequences = []
-    for row in out.sequences.tolist():
-        new = row[T:]
-        sequences.append(new[: new.index(eos) + 1] if eos in new else new)
+    sequences = [cut_after(row[ids.shape[1]:], eos) for row in out.sequences.tolist()]
     return sequences, torch.stack(out.scores).numpy()
 
 
@@ -70,7 +61,8 @@ def cases(encoding):
         ("fullvocab", "scale3-negative", [dog], sad, dict(guidance_scale=3.0, **full)),
         ("fullvocab", "scale0-negative", [little], sad, dict(guidance_scale=0.0, **full)),
         ("fullvocab", "scale1-is-greedy", [dog], None, dict(guidance_scale=1.0, **full)),
-        ("fullvocab", "scale3-repetition-penalty", [little], None, dict(guidance_scale=3.0, repetition_penalty=1.3, **full)),
+        ("fullvocab", "scale3-repetition-penalty", [little], None,
+         dict(guidance_scale=3.0, repetition_penalty=1.3, **full)),
         ("fullvocab", "batch-scale1.5", [dog, today, little], None, dict(guidance_scale=1.5, **full)),
         ("fullvocab", "batch-scale3-negative", [dog, little], sad, dict(guidance_scale=3.0, **full)),
         ("tiny-hub", "scale1.5", [tiny_prompt], None, dict(guidance_scale=1.5, **never)),
@@ -81,7 +73,7 @@ def cases(encoding):
 
 
 def main():
-    torch.manual_seed(0)
+    start_torch(threads=None)
     encoding = gpt2_encoding()
     models, records, arrays = {}, [], {}
     for model_name, case, prompts, negative, options in cases(encoding):
@@ -99,11 +91,9 @@ def main():
             arrays[name] = np.ascontiguousarray(scores[:STEPS], dtype=np.float32)  # [steps, B, V]
         records.append(record)
         print(f"{name}: {'differs from' if sequences != greedy else 'equals'} greedy", file=sys.stderr)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(dict(transformers=transformers.__version__, torch=torch.__version__, cases=records),
-                              indent=1) + "\n")
+    path = write_json(OUT, {**versions(), "cases": records})
     save_file(arrays, str(OUT.with_suffix(".safetensors")))
-    print(f"wrote {len(records)} cases to {OUT.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {len(records)} cases to {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,42 +1,36 @@
-"""Record what transformers' beam searches return, so that tests/test_beam.py can check minigpt's without torch.
+"""Record what transformers' beam searches return, so that tests/strategies/test_beam.py can check minigpt's
+without torch.
 
     pip install -e '.[reference]'                        # transformers 5.x
-    python scripts/make_beam_reference.py                # -> tests/fixtures/strategies/beam.json
+    python -m scripts.reference.beam                     # -> tests/fixtures/strategies/beam.json
 
-    # diverse (group) beam search left transformers' core in version 5: record it with 4.46
-    python -m venv /tmp/hf446 && /tmp/hf446/bin/pip install torch==2.13.0 transformers==4.46.3 safetensors numpy
-    /tmp/hf446/bin/python scripts/make_beam_reference.py --diverse   # -> tests/fixtures/strategies/diverse_beam.json
+    # diverse (group) beam search left transformers' core in version 5: record it with 4.46, in an environment
+    # of its own (scripts/reference/__init__.py says how to make one)
+    <env>/bin/python -m scripts.reference.beam --diverse   # -> tests/fixtures/strategies/diverse_beam.json
 
-The checkpoints are the sharpened random GPT-2s that scripts/make_reference.py writes to tests/fixtures/<name>/.
+The checkpoints are the sharpened random GPT-2s that scripts/reference/logits.py writes to tests/fixtures/<name>/.
 Each case: the checkpoint, the prompts (a left-padded batch when there are two), minigpt's options, and for
 every returned sequence (num_return_sequences per prompt, prompt-major, best first) its new tokens, cut after
 the end-of-text token as minigpt returns them, and transformers' sequences_scores. The end-of-text token of
 a case is picked among the tokens an earlier search produced, so that beams do end; a few cases end at once.
 
-This script imports neither minigpt nor tiktoken, so that it runs in a bare transformers 4.46 environment.
+This script imports nothing of minigpt, so that it runs in an environment of transformers 4.46.
 """
 
 import argparse
 import hashlib
 import itertools
-import json
-import re
-from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
-from reference_model import reference_model
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-OUT = FIXTURES / "strategies"
+from .common import (FIXTURES, STRATEGIES, cut_after, generate_options, left_pad, reference_model, start_torch,
+                     versions, write_json)
+
 MAX_NEW_TOKENS = 12
 LENGTH_PENALTIES = (-1.0, 0.0, 0.5, 1.0, 2.0)
 EARLY_STOPPING = (True, False, "never")
-
-
-# ----------------------------------------------------------------------------- the model
 
 
 def checkpoint_digest(name: str) -> str:
@@ -44,31 +38,16 @@ def checkpoint_digest(name: str) -> str:
     return hashlib.sha256((FIXTURES / name / "model.safetensors").read_bytes()).hexdigest()
 
 
-
 # ----------------------------------------------------------------------------- transformers' runs
-
-
-def hf_options(options: dict) -> dict:
-    """minigpt's option names -> transformers' generate() keywords. logit_bias, [[token, bias], ...] (JSON has
-    no integer keys), is a sequence_bias of one-token sequences."""
-    o = dict(options)
-    if "logit_bias" in o:
-        o["sequence_bias"] = [[[int(t)], float(b)] for t, b in o.pop("logit_bias")]
-    return o
 
 
 @torch.no_grad()
 def run(model, prompts: list[list[int]], eos: int, options: dict):
     """transformers' beam search on the prompts (left-padded with eos): new tokens and sequences_scores."""
-    T = max(map(len, prompts))
-    ids = torch.tensor([[eos] * (T - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])
+    ids, mask = left_pad(prompts, eos)
     out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, eos_token_id=eos, pad_token_id=eos,
-                         return_dict_in_generate=True, output_scores=True, **hf_options(options))
-    sequences = []
-    for row in out.sequences[:, T:].tolist():
-        sequences.append(row[: row.index(eos) + 1] if eos in row else row)
-    return sequences, out.sequences_scores.tolist()
+                         return_dict_in_generate=True, output_scores=True, **generate_options(options))
+    return [cut_after(row, eos) for row in out.sequences[:, ids.shape[1]:].tolist()], out.sequences_scores.tolist()
 
 
 def probe_tokens(model, prompts, num_beams, steps) -> list[int]:
@@ -212,18 +191,14 @@ def main():
         raise SystemExit(f"transformers {transformers.__version__} has no group beam search; run --diverse with 4.46.")
     if not args.diverse and major < 5:
         raise SystemExit(f"minigpt's beam search matches transformers 5.x; this is {transformers.__version__}.")
-    torch.set_num_threads(1)
+    start_torch(threads=1)
     cases = record_diverse() if args.diverse else record_beam()
-    out = OUT / ("diverse_beam.json" if args.diverse else "beam.json")
-    OUT.mkdir(parents=True, exist_ok=True)
     checkpoints = {name: checkpoint_digest(name) for name in sorted({c["checkpoint"] for c in cases})}
-    record = {"transformers": transformers.__version__, "torch": torch.__version__, "checkpoints": checkpoints,
-              "cases": cases}
-    text = json.dumps(record, indent=1)
-    text = re.sub(r"\[[^\[\]{}]*\]", lambda m: json.dumps(json.loads(m.group(0))), text)  # a token list per line
-    out.write_text(text + "\n")
+    record = {**versions(), "checkpoints": checkpoints, "cases": cases}
+    path = write_json(STRATEGIES / ("diverse_beam.json" if args.diverse else "beam.json"), record,
+                      flat_lists=True)  # a token list per line
     ended = sum(s[-1] == c["options"]["eos_token_id"] for c in cases for s in c["expected"] if s)
-    print(f"{out.relative_to(ROOT)}: {len(cases)} cases, {ended} sequences end in end-of-text")
+    print(f"{path}: {len(cases)} cases, {ended} sequences end in end-of-text")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The two pictures of `minigpt explore` in the README, taken in headless Chromium.
 
-    python scripts/screenshots.py                       # tiny; writes docs/images/explore-*.png
-    python scripts/screenshots.py --model gpt2 --out-dir /tmp/shots
+    python -m scripts.docs.screenshots                       # tiny; writes docs/images/explore-*.png
+    python -m scripts.docs.screenshots --model gpt2 --out-dir /tmp/shots
 
 Needs the browser extra (pip install -e ".[browser]") and Debian's chromium (apt-get install chromium);
 Playwright drives it at /usr/bin/chromium and downloads nothing. The server runs in this process on a free
@@ -23,7 +23,7 @@ import minigpt
 from minigpt.web.explore import Explorer
 from minigpt.web.server import ExploreServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def settle(page, before: int):

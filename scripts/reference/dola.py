@@ -1,65 +1,52 @@
 """Build a deeper test checkpoint and record what transformers 4.46's DoLa decoding generates on it, so that
-tests/test_dola.py can replay it against minigpt without torch.
+tests/sources/test_dola.py can replay it against minigpt without torch.
 
-    /work/.venv446/bin/python scripts/make_dola_reference.py
+    <env>/bin/python -m scripts.reference.dola
         # -> tests/fixtures/dola-model/ (config.json + model.safetensors, 12 layers, float16)
         #    tests/fixtures/strategies/dola.json (+ dola.safetensors: processed scores of the first steps)
 
+<env> is an environment of transformers 4.46 (scripts/reference/__init__.py says how to make one).
 transformers 5 moved DoLa out of its core (to a hub "custom_generate" repository); 4.46 still runs it inside
 generate() when dola_layers is set (GenerationMixin._dola_decoding). The fixture models have 2 or 3 layers,
 too few for "low" and "high" to differ, so this script writes a 12-layer model ("low" = [2, 4], "high" =
-[6, 8, 10]), sharpened as scripts/make_reference.py sharpens its models (random biases and layer norms,
-larger attention, MLP and block-output weights, a final layer norm scaled for a top-token probability
-near 0.5), so that layers disagree and DoLa departs from greedy decoding.
+[6, 8, 10]), sharpened as the other fixture models are (common.sharpen, its sample drawn from torch's generator
+after the noise), so that layers disagree and DoLa departs from greedy decoding.
 
 Each case: a prompt, the options under minigpt's names, transformers' greedy tokens, the premature
 layer transformers chose at each step, and (in dola.safetensors, under the case's name) the scores
 [STEPS, V] its processors produced at the first steps (generate's output_scores). Also, for models of
-1 to 48 layers, the candidate layers transformers takes for "low" and "high" (null where it fails). That choice is not an output of generate(); it is found by wrapping
-transformers' own _dola_select_contrast and asking which candidate layer reproduces the scores it returned.
+1 to 48 layers, the candidate layers transformers takes for "low" and "high" (null where it fails). That choice
+is not an output of generate(); it is found by wrapping transformers' own _dola_select_contrast and asking which
+candidate layer reproduces the scores it returned.
 read_out "raw" is transformers as it is (lm_head applied to the hidden state without ln_f); read_out "lens"
 runs the same code with the output embeddings replaced by ln_f followed by lm_head, i.e. the logit lens.
 """
 
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 import transformers.generation.utils as generation_utils
-from reference_model import reference_model
 from safetensors.numpy import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
+from .common import (FIXTURES, ROOT, STRATEGIES, cut_after, fit_final_norm, reference_model, scale_weights,
+                     start_torch, versions, write_json)
+
 FOLDER = FIXTURES / "dola-model"
-OUT = FIXTURES / "strategies" / "dola.json"
+OUT = STRATEGIES / "dola.json"
 CONFIG = dict(vocab_size=256, n_embd=12, n_layer=12, n_head=2, n_positions=64)
 SEED = 12
 STEPS = 3  # processed scores kept per case
-# scripts/make_reference.py's sharpening factors
-ATTN_SCALE, FC_SCALE, PROJ_SCALE, PARAM_NOISE, TARGET_TOP_PROB = 5.0, 5.0, 30.0, 0.1, 0.5
 
 
 @torch.no_grad()
 def build_model() -> GPT2LMHeadModel:
+    """The 12-layer model, sharpened: common.sharpen's two steps, with the sample drawn between them."""
     torch.manual_seed(SEED)
     model = GPT2LMHeadModel(GPT2Config(**CONFIG, bos_token_id=None, eos_token_id=None)).eval()
-    for name, p in model.named_parameters():
-        if name.endswith(".bias") or ".ln_" in name:
-            p.add_(PARAM_NOISE * torch.randn_like(p))
-        if name.endswith(".weight"):
-            p.mul_({"c_attn": ATTN_SCALE, "c_fc": FC_SCALE, "c_proj": PROJ_SCALE}.get(name.split(".")[-2], 1.0))
-    logits = model(torch.randint(0, CONFIG["vocab_size"], (8, 32))).logits.double()
-    lo, hi = 1e-2, 1e3  # scale ln_f so that the median top-token probability is TARGET_TOP_PROB
-    for _ in range(60):
-        mid = (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if torch.softmax(mid * logits, -1).max(-1).values.median() < TARGET_TOP_PROB else (lo, mid)
-    model.transformer.ln_f.weight.mul_(lo)
-    model.transformer.ln_f.bias.mul_(lo)
+    scale_weights(model)
+    fit_final_norm(model, torch.randint(0, CONFIG["vocab_size"], (8, 32)))
     return model
 
 
@@ -71,8 +58,8 @@ def recording_select_contrast(candidate_layers, candidate_logits, final_logits):
     """transformers' _dola_select_contrast, noting which candidate layer its result came from."""
     candidates.append(list(candidate_layers))
     result = original_select_contrast(candidate_layers, candidate_logits, final_logits)
-    matches = [j for j in candidate_layers
-               if torch.equal(torch.sub(*generation_utils._relative_top_filter(final_logits, candidate_logits[j])), result)]
+    filtered = {j: generation_utils._relative_top_filter(final_logits, candidate_logits[j]) for j in candidate_layers}
+    matches = [j for j in candidate_layers if torch.equal(torch.sub(*filtered[j]), result)]
     chosen_layers.append(matches[0] if len(matches) == 1 else None)
     return result
 
@@ -91,13 +78,12 @@ def run(model, prompt, options, read_out):
         model.get_output_embeddings = lambda: lens
     chosen_layers.clear()
     with torch.no_grad():
-        out = model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
-                             do_sample=False, pad_token_id=0, use_cache=True, output_scores=True,
-                             return_dict_in_generate=True, **options)
+        ids = torch.tensor([prompt])
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, pad_token_id=0,
+                             use_cache=True, output_scores=True, return_dict_in_generate=True, **options)
     if read_out == "lens":
         del model.get_output_embeddings
-    new = out.sequences[0, len(prompt):].tolist()
-    new = new[: new.index(eos) + 1] if eos in new else new
+    new = cut_after(out.sequences[0, len(prompt):].tolist(), eos)
     scores = torch.stack(out.scores[:STEPS])[:, 0].numpy()  # [STEPS, V] after the processors
     return new, list(chosen_layers[: len(new)]), scores
 
@@ -116,27 +102,32 @@ def candidate_layers(n_layer, dola_layers):
     return candidates[0]
 
 
-def main():
-    torch.manual_seed(0)
-    FOLDER.mkdir(parents=True, exist_ok=True)
-    model = build_model()
-    model.half().save_pretrained(FOLDER)  # float16: small; lm_head is tied to wte and not written
-    model = reference_model(FOLDER)  # the float32 model of the stored float16 weights, as minigpt reads them
-    rng = np.random.default_rng(SEED)
+def cases(rng) -> list[tuple]:
+    """(name, prompt, options) of every case, for both read-outs."""
     prompt = lambda n: [int(t) for t in rng.integers(0, CONFIG["vocab_size"], size=n)]  # noqa: E731
     never = dict(max_new_tokens=16, eos_token_id=CONFIG["vocab_size"])  # end-of-text outside the vocabulary
-    cases = []
+    found = []
     for read_out in ("raw", "lens"):
-        cases += [
+        found += [
             (f"{read_out}-low", prompt(5), dict(dola_layers="low", **never)),
             (f"{read_out}-high", prompt(7), dict(dola_layers="high", **never)),
-            (f"{read_out}-high-repetition-penalty", prompt(6), dict(dola_layers="high", repetition_penalty=1.2, **never)),
+            (f"{read_out}-high-repetition-penalty", prompt(6),
+             dict(dola_layers="high", repetition_penalty=1.2, **never)),
             (f"{read_out}-list", prompt(4), dict(dola_layers=[0, 3, 5, 11], **never)),
             (f"{read_out}-one-layer", prompt(8), dict(dola_layers=[7], **never)),
             (f"{read_out}-one-token-prompt", prompt(1), dict(dola_layers="low", repetition_penalty=1.2, **never)),
         ]
+    return found
+
+
+def main():
+    start_torch(threads=None)
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    model = build_model()
+    model.half().save_pretrained(FOLDER)  # float16: small; lm_head is tied to wte and not written
+    model = reference_model(FOLDER)  # the float32 model of the stored float16 weights, as minigpt reads them
     records, arrays = [], {}
-    for name, p, options in cases:
+    for name, p, options in cases(np.random.default_rng(SEED)):
         read_out = name.split("-")[0]
         options = dict(options, dola_read_out=read_out)
         sequence, layers, scores = run(model, p, options, read_out)
@@ -144,11 +135,11 @@ def main():
         greedy, _, _ = run(model, p, {k: v for k, v in options.items() if k != "dola_layers"}, "raw")
         records.append(dict(name=name, prompt=p, options=options, sequence=sequence, layers=layers, greedy=greedy))
         print(f"{name}: {'differs from' if sequence != greedy else 'equals'} greedy; layers {layers}", file=sys.stderr)
-    layers = {n: {which: candidate_layers(n, which) for which in ("low", "high")} for n in (1, 2, 3, 4, 5, 6, 7, 12, 24, 40, 41, 48)}
-    OUT.write_text(json.dumps(dict(transformers=transformers.__version__, torch=torch.__version__, model="dola-model",
-                                   candidate_layers=layers, cases=records), indent=1) + "\n")
+    layers = {n: {which: candidate_layers(n, which) for which in ("low", "high")}
+              for n in (1, 2, 3, 4, 5, 6, 7, 12, 24, 40, 41, 48)}
+    path = write_json(OUT, {**versions(), "model": "dola-model", "candidate_layers": layers, "cases": records})
     save_file(arrays, str(OUT.with_suffix(".safetensors")))
-    print(f"wrote {FOLDER.relative_to(ROOT)} and {len(records)} cases to {OUT.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {FOLDER.relative_to(ROOT)} and {len(records)} cases to {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
