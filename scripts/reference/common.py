@@ -6,6 +6,7 @@ Needs torch, transformers, safetensors, NumPy and tiktoken; imports nothing of m
 need transformers 4.46 (beam --diverse, contrastive, dola) run in an environment of their own.
 """
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -22,6 +23,16 @@ FIXTURES = ROOT / "tests" / "fixtures"
 STRATEGIES = FIXTURES / "strategies"  # the decoding strategies' records
 EOT = 50256  # GPT-2's <|endoftext|>
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def command_line(doc: str, names=()) -> argparse.Namespace:
+    """A maker's command line: --help shows its docstring; with `names`, the fixtures it may remake (default:
+    all of them)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if names:
+        parser.add_argument("names", nargs="*", choices=list(names), metavar="NAME",
+                            help=f"the fixtures to remake, of: {', '.join(names)} (default: all)")
+    return parser.parse_args()
 
 
 def start_torch(seed: int = 0, threads: int | None = 1):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import GPT2LMHeadModel
 
-from .common import FIXTURES, STRATEGIES, cut_after, left_pad, start_torch, versions, write_json
+from .common import FIXTURES, STRATEGIES, command_line, cut_after, left_pad, start_torch, versions, write_json
 
 OUT = STRATEGIES / "contrastive.json"
 MODELS = ("tiny-hub", "tiny-pretrained", "odd-f16", "fullvocab", "contrastive-model")
@@ -87,9 +87,10 @@ def cases_for(name, model, rng):
 
 
 def main():
+    args = command_line(__doc__, names=MODELS)
     start_torch(threads=None)
     records, found = [], []
-    for name in sys.argv[1:] or MODELS:
+    for name in args.names or MODELS:
         folder = FIXTURES / name
         if not (folder / "config.json").is_file():
             continue

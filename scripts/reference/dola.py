@@ -30,8 +30,8 @@ import transformers.generation.utils as generation_utils
 from safetensors.numpy import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from .common import (FIXTURES, ROOT, STRATEGIES, cut_after, fit_final_norm, reference_model, scale_weights,
-                     start_torch, versions, write_json)
+from .common import (FIXTURES, ROOT, STRATEGIES, command_line, cut_after, fit_final_norm, reference_model,
+                     scale_weights, start_torch, versions, write_json)
 
 FOLDER = FIXTURES / "dola-model"
 OUT = STRATEGIES / "dola.json"
@@ -64,8 +64,11 @@ def recording_select_contrast(candidate_layers, candidate_logits, final_logits):
     return result
 
 
-original_select_contrast = generation_utils._dola_select_contrast
-generation_utils._dola_select_contrast = recording_select_contrast
+def record_the_chosen_layers():
+    """Wrap transformers 4.46's _dola_select_contrast so that each step notes the layer it chose."""
+    global original_select_contrast
+    original_select_contrast = generation_utils._dola_select_contrast
+    generation_utils._dola_select_contrast = recording_select_contrast
 
 
 def run(model, prompt, options, read_out):
@@ -121,6 +124,8 @@ def cases(rng) -> list[tuple]:
 
 
 def main():
+    command_line(__doc__)
+    record_the_chosen_layers()
     start_torch(threads=None)
     FOLDER.mkdir(parents=True, exist_ok=True)
     model = build_model()

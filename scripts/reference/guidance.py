@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-from .common import (EOT, FIXTURES, STRATEGIES, cut_after, gpt2_encoding, left_pad, reference_model, start_torch,
-                     versions, write_json)
+from .common import (EOT, FIXTURES, STRATEGIES, command_line, cut_after, gpt2_encoding, left_pad, reference_model,
+                     start_torch, versions, write_json)
 
 OUT = STRATEGIES / "guidance.json"
 STEPS = 3  # processed scores kept per tiny-hub case
@@ -73,6 +73,7 @@ def cases(encoding):
 
 
 def main():
+    command_line(__doc__)
     start_torch(threads=None)
     encoding = gpt2_encoding()
     models, records, arrays = {}, [], {}

@@ -21,6 +21,7 @@ Recorded (V = vocabulary of the case, logits float32):
   depend on mu, so equal counts step after step mean the same mu trajectory.
 """
 
+import argparse
 import ctypes
 import json
 from pathlib import Path
@@ -152,6 +153,7 @@ def mirostat_cases(version):
 
 
 def main():
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     cases = {
         "llama_cpp_python": L.__version__,
         "top_n_sigma": top_n_sigma_cases(),

@@ -19,7 +19,6 @@ script prints both statistics.
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from safetensors.numpy import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from . import common
-from .common import EOT, FIXTURES, cut_after, gpt2_encoding, left_pad, sharpen, start_torch, write_json
+from .common import EOT, FIXTURES, command_line, cut_after, gpt2_encoding, left_pad, sharpen, start_torch, write_json
 
 FIXTURES_SPEC = {
     # The hub's own layout (what huggingface.co/gpt2 ships): no "transformer." prefix, the attention-mask
@@ -298,8 +297,9 @@ def make_fixture(name: str, spec: dict):
 
 
 def main():
+    args = command_line(__doc__, names=list(FIXTURES_SPEC))
     start_torch(threads=1)
-    for name in sys.argv[1:] or list(FIXTURES_SPEC):
+    for name in args.names or list(FIXTURES_SPEC):
         make_fixture(name, FIXTURES_SPEC[name])
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import transformers
 
-from .common import FIXTURES, start_torch, write_json
+from .common import FIXTURES, command_line, start_torch, write_json
 
 OUT = FIXTURES / "perplexity" / "reference.json"
 CASES = [  # fixture, tokens, max_length, stride
@@ -49,6 +49,7 @@ def window_nlls(model, ids: list[int], max_length: int, stride: int) -> list[dic
 
 
 def main():
+    command_line(__doc__)
     start_torch(threads=1)
     cases = []
     for fixture, n, max_length, stride in CASES:

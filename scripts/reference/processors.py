@@ -24,7 +24,7 @@ from transformers.generation import logits_process as hf
 
 from minigpt.links.chain import LINKS
 
-from .common import FIXTURES, sequence_bias, start_torch, versions, write_json
+from .common import FIXTURES, command_line, sequence_bias, start_torch, versions, write_json
 
 OUT = FIXTURES / "processors"
 CASES_PER_PROCESSOR = 6
@@ -219,6 +219,7 @@ def record_case(rng, name: str, i: int) -> tuple[dict, dict]:
 
 
 def main():
+    command_line(__doc__)
     start_torch(threads=None)
     rng = np.random.default_rng(20240601)
     cases, arrays = [], {}

@@ -29,8 +29,8 @@ from transformers.generation import logits_process as hf
 import minigpt
 from minigpt.core.numerics import softmax
 
-from .common import (FIXTURES, STRATEGIES, cut_after, generate_options, left_pad, reference_model, start_torch,
-                     write_json)
+from .common import (FIXTURES, STRATEGIES, command_line, cut_after, generate_options, left_pad, reference_model,
+                     start_torch, write_json)
 
 # Checkpoints written by scripts/reference/logits.py: sharpened random GPT-2s with a 1000-token vocabulary.
 GREEDY_CHECKPOINT = "tiny-hub"  # the hub's key layout, loaded into transformers by hand
@@ -191,6 +191,7 @@ def record_sampling(prompt):
 
 
 def main():
+    command_line(__doc__)
     start_torch(threads=1)  # a tiny model: threads cost more than they save
     rng = np.random.default_rng(7)
     p0 = [int(t) for t in rng.integers(0, 1000, size=7)]  # both checkpoints have 1000 tokens
