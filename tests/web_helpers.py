@@ -11,9 +11,9 @@ from minigpt.web.server import ExploreServer
 
 
 @contextmanager
-def running_server(model, name="fixture"):
-    """An ExploreServer on 127.0.0.1 and port 0 (the OS picks a free one), served by a thread until the block ends."""
-    server = ExploreServer(Explorer(model, Tokenizer(), name=name), host="127.0.0.1", port=0)
+def running_server(model, name="fixture", host="127.0.0.1"):
+    """An ExploreServer on `host` and port 0 (the OS picks a free one), served by a thread until the block ends."""
+    server = ExploreServer(Explorer(model, Tokenizer(), name=name), host=host, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

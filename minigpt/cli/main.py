@@ -331,6 +331,9 @@ def main(argv=None) -> int:
         flags = isinstance(e, OptionError) and args.command != "compare"  # compare's runs are written as keywords
         print(f"minigpt: error: {e.in_flags() if flags else e}", file=sys.stderr)
         return 1
+    except Warning as w:  # a warning the caller made an error (PYTHONWARNINGS=error, python -W error): its sentence
+        print(f"minigpt: error: {w}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -23,6 +23,7 @@ What this module is not: what the endpoints compute (explore.py) or the page (we
 """
 
 import json
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,19 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
+WILDCARDS = ("0.0.0.0", "::", "")  # --host values that listen on every address of the machine
+
+
+def own_addresses() -> set[str]:
+    """This machine's names and the addresses they resolve to (a page opened at any of them is this server's)."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    try:
+        addresses = {info[4][0] for name in names for info in socket.getaddrinfo(name, None)}
+    except OSError:  # a name the resolver does not know
+        addresses = set()
+    return names | addresses
+
+
 class ExploreServer(ThreadingHTTPServer):
     """A thread per request; the model calls behind one lock."""
 
@@ -52,8 +66,9 @@ class ExploreServer(ThreadingHTTPServer):
         self.model_lock = threading.Lock()
         self.waiting = threading.BoundedSemaphore(MAX_WAITING)
         port = self.server_address[1]
-        self.hosts = {f"{name}:{port}" for name in (*LOOPBACK_NAMES, host)}
-        self.url = f"http://{'127.0.0.1' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/"
+        names = own_addresses() if host in WILDCARDS else ()  # every address: those this machine knows it has
+        self.hosts = {f"{name}:{port}" for name in (*LOOPBACK_NAMES, host, *names)}
+        self.url = f"http://{'127.0.0.1' if host in ('127.0.0.1', *WILDCARDS) else host}:{port}/"
 
     def handle_error(self, request, client_address):
         """A failure outside a request's own handling (a bug, a broken connection): one line, no traceback."""
@@ -114,8 +129,9 @@ class Handler(BaseHTTPRequestHandler):
         """The Host header must name this server (DNS rebinding), and an Origin, if sent, must be this page's."""
         host = self.headers.get("Host", "")
         if host not in self.server.hosts:
-            self.refuse(403, f"this server answers only requests addressed to {self.server.url}, "
-                             f"not to host {host[:80]!r}.")
+            self.refuse(403, f"this server answers only requests addressed to {self.server.url} (or the address it "
+                             f"was started with, --host), not to host {host[:80]!r}; start minigpt explore with "
+                             f"--host set to the address you open the page at.")
             return False
         origin = self.headers.get("Origin")
         if origin is not None and origin.removeprefix("http://") not in self.server.hosts:

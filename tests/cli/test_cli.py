@@ -165,6 +165,9 @@ def test_library_warnings_are_one_line(capsys, tmp_path):
         warnings.simplefilter("default")
         code, _, err = run(capsys, "score", "hello world", "--model", str(tmp_path))
     assert code == 0 and err.count("\n") == 1 and err.startswith("minigpt: warning:") and "score.weight" in err
+    done = run_program("score", "hello world", "--model", str(tmp_path), env=program_env(PYTHONWARNINGS="error"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr  # a warning made an error: its one sentence
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("minigpt: error: ") and "score.weight" in done.stderr
 
 
 def test_bare_command_lists_the_commands_and_version_prints_it(capsys):

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import tomllib
 import urllib.request
 
 import numpy as np
@@ -21,7 +20,7 @@ from minigpt.call.strategies import build_options
 from minigpt.inspection import attention_patterns, logit_lens, token_logprobs
 from minigpt.strategies.options import REGISTRY
 from minigpt.views.text import step_json
-from minigpt.web.server import MAX_BODY
+from minigpt.web.server import MAX_BODY, own_addresses
 
 PROMPT = "Hello, my dog is a little"
 
@@ -224,15 +223,6 @@ def test_explore_serves_until_ctrl_c_and_stops_cleanly():
     assert process.returncode == 0 and "Traceback" not in err and "stopped" in err, (process.returncode, out, err)
 
 
-def test_a_non_editable_install_ships_the_renderer():
-    """pyproject's package-data names every file of minigpt/web/ that is not Python, so a wheel holds the page and
-    the report's assets."""
-    data = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    for path in (CHECKOUT / "minigpt" / "web").iterdir():
-        if path.suffix in (".html", ".css", ".js"):
-            assert path.name in data["minigpt.web"], f"minigpt/web/{path.name} is not in pyproject's package-data"
-
-
 def test_structured_options_are_read_from_text_as_the_command_line_reads_them(server, model):
     ids = Tokenizer().encode(PROMPT)
     first = generate(model, ids, max_new_tokens=1).sequences[0][0]
@@ -241,3 +231,15 @@ def test_structured_options_are_read_from_text_as_the_command_line_reads_them(se
     out = generate(model, ids, max_new_tokens=3, trace_top=10, logit_bias={first: float("-inf")}, stop=["."],
                    suppress_tokens=[13, 11])
     assert status == 200 and data["accepted"] + [data["pending"]] == roundtrip([step_json(s) for s in out.steps[0]])
+
+
+def test_served_on_every_address_it_answers_the_machines_own_names_and_no_other(model):
+    """--host 0.0.0.0 listens on every address: a page opened at this machine's name or one of its addresses is
+    this server's; any other Host is refused, and the refusal says how to serve the address the page was opened at."""
+    with running_server(model, host="0.0.0.0") as server:
+        port = server.server_address[1]
+        for name in sorted(own_addresses()):
+            status, data = call(server, "GET", "/api/options", headers={"Host": f"{name}:{port}"})
+            assert status == 200 and data["model"] == "fixture", name
+        status, data = call(server, "GET", "/api/options", headers={"Host": f"evil.example:{port}"})
+        assert status == 403 and "start minigpt explore with --host set to the address you open" in data["error"]
