@@ -1,19 +1,18 @@
 """The HTTP service of `minigpt explore`: the page, its assets and the JSON endpoints, for one local user.
 
     GET  /                   the page (web/index.html)
-    GET  /static/NAME        style.css, render.js, explore.js: a fixed list of package files
+    GET  /static/NAME        style.css and the scripts: a fixed list of package files
     GET  /api/options        the registry of options, the strategies and the groups
     POST /api/tokenize       {"text"} -> {"tokens": [{id, bytes, text, shown, merges}]}
-    POST /api/step           {"prompt", "prefix": [ids], "forced": [[step, id]], "accepted": n, "have": k,
-                              "strategy", "options": {...}, "top": K, "stream": false}
-                             -> the steps the page lacks, the pending one and its distribution link by link,
-                                the chain, log p, distinct-n; with "stream": true, one JSON line per step as
-                                it is taken (application/x-ndjson), the whole answer last
+    POST /api/step           {"prompt", "prefix": [ids], "forced": [[step, id]], "accepted": n, "have": k, "strategy",
+                              "options": {...}, "top": K, "stream": false} -> the steps the page lacks, the pending
+                             one link by link, the chain, log p, distinct-n; "stream": true sends one JSON line per
+                             step as it is taken (application/x-ndjson), the whole answer last
     POST /api/inspect        {"ids": [...], "layer": l} -> {"lens", "attention": [H][T][T]}
     POST /api/beam-tree      {"prompt", "prefix", "strategy", "options", "max_new_tokens"} -> {"beam_tree"}
 
-explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json)
-and every answer is JSON; a refusal is {"error": "one sentence"} with a 4xx status, never a traceback.
+explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json); every
+answer is JSON; a refusal is {"error": "one sentence"} with a 4xx status, never a traceback.
 
 A careful local service: it binds 127.0.0.1 unless told otherwise; it answers only requests whose Host
 header names the address it serves (so a web page cannot reach it by DNS rebinding) and whose Origin,
