@@ -30,9 +30,14 @@ def command_line(doc: str, names=()) -> argparse.Namespace:
     all of them)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if names:
-        parser.add_argument("names", nargs="*", choices=list(names), metavar="NAME",
+        # no choices=: before Python 3.12, argparse checks an empty nargs="*" list against them and refuses it
+        parser.add_argument("names", nargs="*", metavar="NAME",
                             help=f"the fixtures to remake, of: {', '.join(names)} (default: all)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = [n for n in getattr(args, "names", []) if n not in names]
+    if unknown:
+        parser.error(f"no fixture named {', '.join(unknown)}; choose among {', '.join(names)}.")
+    return args
 
 
 def start_torch(seed: int = 0, threads: int | None = 1):
