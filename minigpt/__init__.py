@@ -22,7 +22,8 @@ from .call.generate import GenerationOutput, generate, stream
 from .core.config import ConfigError, GPTConfig
 from .core.model import GPT2, KVCache
 from .core.tokenizer import StreamDecoder, Tokenizer
-from .inspection.inside import ActivationCache, run_with_cache
+from .inspection.inside import (ActivationCache, Attribution, HeadScores, PatchResult, attribute, head_scores, patch,
+                                run_with_cache)
 from .version import VERSION as __version__
 from .views.notebook import show_in_notebooks
 from .weights.checkpoint import CheckpointError, load
@@ -30,4 +31,5 @@ from .weights.checkpoint import CheckpointError, load
 show_in_notebooks()
 
 __all__ = ["__version__", "load", "Tokenizer", "StreamDecoder", "generate", "stream", "GenerationOutput", "GPT2",
-           "GPTConfig", "KVCache", "CheckpointError", "ConfigError", "run_with_cache", "ActivationCache"]
+           "GPTConfig", "KVCache", "CheckpointError", "ConfigError", "run_with_cache", "ActivationCache", "attribute", "Attribution", "patch", "PatchResult", "head_scores",
+           "HeadScores"]
