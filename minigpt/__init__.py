@@ -31,5 +31,5 @@ from .weights.checkpoint import CheckpointError, load
 show_in_notebooks()
 
 __all__ = ["__version__", "load", "Tokenizer", "StreamDecoder", "generate", "stream", "GenerationOutput", "GPT2",
-           "GPTConfig", "KVCache", "CheckpointError", "ConfigError", "run_with_cache", "ActivationCache", "attribute", "Attribution", "patch", "PatchResult", "head_scores",
-           "HeadScores"]
+           "GPTConfig", "KVCache", "CheckpointError", "ConfigError", "run_with_cache", "ActivationCache", "attribute",
+           "Attribution", "patch", "PatchResult", "head_scores", "HeadScores"]

@@ -143,7 +143,8 @@ def attribute(model: GPT2, ids, token: int, versus: int | None = None, position:
         check_vocabulary([] if value is None else [value], model.config.vocab_size)
     T = ids.size
     if not is_integer(position) or not -T <= position < T:
-        raise ValueError(f"position must be an integer from {-T} to {T - 1} for a prompt of {T} tokens, got {position!r}.")
+        raise ValueError(f"position must be an integer from {-T} to {T - 1} for a prompt of {T} tokens, "
+                         f"got {position!r}.")
     t = int(position) % T
     if cache is None:
         names = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale"] + [
@@ -160,6 +161,7 @@ def attribute(model: GPT2, ids, token: int, versus: int | None = None, position:
     logits = cache.logits[t]  # [V]
     logit = logits[token] - (logits[versus] if versus is not None else logits.mean() if centered else 0)
     check_sum(contributions, leftover, np.float32(logit))
-    return Attribution(tokens=ids.tolist(), position=t, token=int(token), versus=None if versus is None else int(versus),
+    versus = None if versus is None else int(versus)
+    return Attribution(tokens=ids.tolist(), position=t, token=int(token), versus=versus,
                        labels=labels, contributions=contributions, leftover=float(leftover), logit=float(logit), by=by,
                        fold_value_biases=fold_value_biases, centered=centered and versus is None)

@@ -68,7 +68,8 @@ class ActivationCache(Mapping):
     def __repr__(self) -> str:
         shown = ", ".join(f"{name} {list(a.shape)}" for name, a in list(self.arrays.items())[:3])
         more = ", ..." if len(self.arrays) > 3 else ""
-        return f"ActivationCache({plural(len(self.arrays), 'array')} over tokens {list(self.tokens.shape)}: {shown}{more})"
+        arrays = plural(len(self.arrays), "array")
+        return f"ActivationCache({arrays} over tokens {list(self.tokens.shape)}: {shown}{more})"
 
     def to_json(self) -> dict:
         """The cache as JSON describes it: the tokens, each name's shape, the logits' shape (not the numbers)."""
