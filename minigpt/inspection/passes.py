@@ -6,6 +6,7 @@ What this module is not: any inspection (the other modules of inspection/), or a
 
 import numpy as np
 
+from ..core.checks import check_vocabulary
 from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
 from ..strategies.run import token_text
@@ -19,7 +20,22 @@ def prompt_ids(model: GPT2, ids) -> np.ndarray:
     if ids.size > model.config.n_positions:
         raise ValueError(f"the prompt has {ids.size} tokens, more than the model's context of "
                          f"n_positions={model.config.n_positions}; give a shorter prompt.")
+    check_vocabulary(ids, model.config.vocab_size)
     return ids.astype(np.int64)[None]
+
+
+def prompt_rows(model: GPT2, ids) -> tuple[np.ndarray, bool]:
+    """One prompt [T] or a batch of prompts of equal length [B, T], checked as prompt_ids checks one.
+    -> (ids [B, T] int64, whether one prompt was given)"""
+    ids = np.asarray(ids)
+    if ids.ndim == 1:
+        return prompt_ids(model, ids), True
+    if ids.ndim != 2 or ids.size == 0 or ids.dtype.kind not in "iu":
+        raise ValueError(f"ids must be a prompt of integer token ids [T] or a batch of prompts of equal length "
+                         f"[B, T], got an array of shape {ids.shape} and dtype {ids.dtype}.")
+    for row in ids:
+        prompt_ids(model, row)
+    return ids.astype(np.int64), False
 
 
 def inspect_prompt(model: GPT2, ids: np.ndarray):

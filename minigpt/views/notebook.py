@@ -11,14 +11,17 @@ import sys
 
 from ..call.generate import REPR_ROWS, GenerationOutput
 from ..inspection import AttentionPatterns, BeamNode, BeamTree, LogitLens, NextTokenDistribution
+from ..inspection.inside import ActivationCache, Attribution, HeadScores, PatchResult
 from ..strategies.run import Candidate, Step
 from .html import (attention_html, beam_node_html, beam_tree_html, candidate_html, distribution_html, generation_html,
                    lens_html, step_html)
+from .inside_html import attribution_html, cache_html, head_scores_html, patch_html
 
 HTML = {  # each result class -> the function that draws it as HTML
     GenerationOutput: lambda out: generation_html(out, REPR_ROWS**2), Step: step_html, Candidate: candidate_html,
     NextTokenDistribution: distribution_html, LogitLens: lens_html, AttentionPatterns: attention_html,
-    BeamTree: beam_tree_html, BeamNode: beam_node_html,
+    BeamTree: beam_tree_html, BeamNode: beam_node_html, ActivationCache: cache_html, Attribution: attribution_html,
+    PatchResult: patch_html, HeadScores: head_scores_html,
 }
 
 
