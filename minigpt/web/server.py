@@ -1,7 +1,7 @@
 """The HTTP service of `minigpt explore`: the page, its assets and the JSON endpoints, for one local user.
 
     GET  /                   the page (web/index.html)
-    GET  /static/NAME        style.css, render.js, explore.js: a fixed list of package files
+    GET  /static/NAME        style.css and the scripts: a fixed list of package files
     GET  /api/options        the registry of options, the strategies and the groups
     POST /api/tokenize       {"text"} -> {"tokens": [{id, bytes, text, shown, merges}]}
     POST /api/step           {"prompt", "prefix": [ids], "forced": [[step, id]], "accepted": n, "have": k,
@@ -40,7 +40,9 @@ TIMEOUT = 30  # seconds a connection may stay idle
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/static/style.css": ("style.css", "text/css; charset=utf-8"),
           "/static/render.js": ("render.js", "text/javascript; charset=utf-8"),
-          "/static/explore.js": ("explore.js", "text/javascript; charset=utf-8")}
+          "/static/panels.js": ("panels.js", "text/javascript; charset=utf-8"),
+          "/static/explore.js": ("explore.js", "text/javascript; charset=utf-8"),
+          "/static/inside.js": ("inside.js", "text/javascript; charset=utf-8")}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 
