@@ -6,8 +6,8 @@
 
 The loops live in strategies/ (tokenwise.py for greedy and sampling, beam.py, contrastive.py, speculative.py);
 each is a generator that pauses after every step. A LiveRun holds one paused: `stream()` hands its tokens over
-as they come, the explorer steps it click by click, and generate() runs it to the end. What every step shares is in strategies/run.py (trace, stop strings) and
-core/chain.py (the links and the chooser).
+as they come, the explorer steps it click by click, and generate() runs it to the end. What every step shares
+is in strategies/run.py (trace, stop strings) and core/chain.py (the links and the chooser).
 
 What this module is not: the strategies, the options' declarations (strategies/options.py) or the model.
 """

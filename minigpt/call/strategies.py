@@ -4,8 +4,9 @@ a strategy does not use, derives.
 A record says what a strategy does (core/link.Trait: it samples, streams one token per row per step, keeps
 beams, lets the chain choose), which loop runs it (strategies/), what it holds at its peak (memory.py), the
 options that are its own, the rules between them, and the defaults it needs to be itself (a beam search of one
-beam is greedy decoding; diverse beam search needs two groups): so every strategy runs from its name alone. An option is accepted by a strategy when the strategy
-does what the option's declaration says it is used by, or lists it among its own.
+beam is greedy decoding; diverse beam search needs two groups): so every strategy runs from its name alone.
+An option is accepted by a strategy when the strategy does what the option's declaration says it is used by, or
+lists it among its own.
 
 `build_options` makes a call's GenerationOptions, refusing in one sentence naming the option, before any token
 is generated: an unknown name, an option the strategy does not use, a value of the wrong type or out of range,
@@ -155,7 +156,8 @@ def build_options(strategy: str | None = None, **given) -> GenerationOptions:
             raise OptionError("strategy {s} does not use {o}; it is an option of: {using}; to use it, add {pick}.",
                               s=repr(strategy), o=BY_NAME[name].said(), using=", ".join(using),
                               pick=replace(STRATEGY, value=pick))
-    given = {option.name: value for option, value in record.defaults} | {k: v for k, v in given.items() if v is not None}
+    given = {option.name: value for option, value in record.defaults} | {
+        k: v for k, v in given.items() if v is not None}
     if record.samples_on_request and not given.get("do_sample", False):
         for name in sorted(SAMPLING_ONLY & given.keys()):
             raise OptionError("speculative decoding uses {o} only when it samples; add {sample}, or drop {o} for "

@@ -58,7 +58,8 @@ class Step:
     text: str = ""  # the chosen token's text, as Candidate.text
 
     def __repr__(self) -> str:
-        top = f", top after the chain {self.candidates[0].text!r} {chance(self.candidates[0].p)}" if self.candidates else ""
+        best = self.candidates[0] if self.candidates else None
+        top = f", top after the chain {best.text!r} {chance(best.p)}" if best else ""
         state = f", {state_text(self.state)}" if self.state else ""
         return (f"Step({self.token} {self.text!r} logprob={self.logprob:.4f}, {self.survivors:,} survivors, "
                 f"{len(self.raw_candidates)}/{len(self.candidates)} candidates before/after the chain{top}{state})")

@@ -4,25 +4,22 @@
     GET  /static/NAME        style.css and the scripts: a fixed list of package files
     GET  /api/options        the registry of options, the strategies and the groups
     POST /api/tokenize       {"text"} -> {"tokens": [{id, bytes, text, shown, merges}]}
-    POST /api/step           {"prompt", "prefix": [ids], "forced": [[step, id]], "accepted": n, "have": k,
-                              "strategy", "options": {...}, "top": K, "stream": false}
-                             -> the steps the page lacks, the pending one and its distribution link by link,
-                                the chain, log p, distinct-n; with "stream": true, one JSON line per step as
-                                it is taken (application/x-ndjson), the whole answer last
+    POST /api/step           {"prompt", "prefix": [ids], "forced": [[step, id]], "accepted": n, "have": k, "strategy",
+                              "options": {...}, "top": K, "stream": false} -> the steps the page lacks, the pending
+                             one link by link, the chain, log p, distinct-n; "stream": true sends one JSON line per
+                             step as it is taken (application/x-ndjson), the whole answer last
     POST /api/inspect        {"ids": [...], "layer": l} -> {"lens", "attention": [H][T][T]}
     POST /api/beam-tree      {"prompt", "prefix", "strategy", "options", "max_new_tokens"} -> {"beam_tree"}
 
-explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json)
-and every answer is JSON; a refusal is {"error": "one sentence"} with a 4xx status, never a traceback.
+explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json); every
+answer is JSON; a refusal is {"error": "one sentence"} with a 4xx status, never a traceback.
 
-A careful local service: it binds 127.0.0.1 unless told otherwise; it answers only requests whose Host
-header names the address it serves (so a web page cannot reach it by DNS rebinding) and whose Origin,
-if any, is its own; it reads at most MAX_BODY bytes of a body; the model runs one call at a time, with at
-most MAX_WAITING requests waiting (the others get 503 at once); and a client that stops sending is
-dropped after TIMEOUT seconds. No request names a file: the model is chosen at launch, and the static
-files are a fixed list.
-
-What this module is not: what the endpoints compute (explore.py) or the page (web/).
+A careful local service: it binds 127.0.0.1 unless told otherwise; it answers only requests whose Host header
+names the address it serves (so a web page cannot reach it by DNS rebinding) and whose Origin, if any, is its
+own; it reads at most MAX_BODY bytes of a body; the model runs one call at a time, with at most MAX_WAITING
+requests waiting (the others get 503 at once); a client that stops sending is dropped after TIMEOUT seconds.
+No request names a file: the model is chosen at launch, the static files are a fixed list. What this module
+is not: what the endpoints compute (explore.py) or the page (web/).
 """
 
 import json
