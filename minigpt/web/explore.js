@@ -1,6 +1,7 @@
 // The page of `minigpt explore`: controls built from the options registry (GET /api/options), stepping and
-// branching through POST /api/step, the model's inside through /api/inspect and /api/beam-tree. The drawing
-// is render.js's. Every request goes to the server that served the page; nothing else is loaded.
+// branching through POST /api/step, the beam tree through /api/beam-tree. The bars are panels.js's, the model's
+// inside (lens, attention, why this token) inside.js's, the drawing render.js's. Every request goes to the
+// server that served the page; nothing else is loaded.
 //
 // A branch is the server's paused run (web/runs.py): the page holds the steps it was sent and asks only for
 // the ones it lacks, so a Next costs one decoding step and its answer does not grow with the text.
@@ -248,8 +249,8 @@
     if (data.prefix_logprobs) data.prefix_logprobs.forEach((lp, i) => {
       if (b.prefixSteps[i]) b.prefixSteps[i].logprob = lp; });
     render();
-    if ($("inside").open) inspect();
     if (beams()) beamTree();
+    document.dispatchEvent(new CustomEvent("minigpt:text")); // inside.js: the lens, attention and why panels
   }
   const next = () => { branch().accepted += 1; refresh(); };
   const runN = () => {
@@ -332,7 +333,7 @@
         "one token longer" : `the text has ended (${d.ended || "no token"})`;
     $("mode-note").textContent = S.mode === "rerun" ? "a changed setting re-runs the whole text with it"
       : "a changed setting keeps the text and acts from the pending token on (the draws start again from the seed)";
-    if (!beams()) renderPanels(pending, d.stages);
+    if (!beams()) MinigptPanels.render(S, pending, d.stages, force);
     R.renderChain($("chain"), d.chain);
     $("measures").textContent = measuresText(d.measures);
     renderBranches();
@@ -343,60 +344,6 @@
     `n-grams that are new: ` + Object.entries(m.distinct).map(([n, v]) => `d${n} ${v === null ? "-" : R.fmt(v, 2)}`)
     .join(" ");
 
-  // The bars of the pending step on one 0-1 scale (or log): the model's distribution, the one the cut-offs
-  // start from (after the penalties and temperature), and what the token is drawn from.
-  function renderPanels(pending, stages) {
-    const panels = { before: null, tempered: null, after: null };
-    const detail = (c) => "logit " + R.fmt(c.logit, 3) + (c.score !== c.logit ? `; here ${R.fmt(c.score, 3)}` +
-      (temperature() ? ` (logit/T = ${R.fmt(c.logit / temperature(), 3)} at T = ${temperature()})` : "") : "");
-    const pick = pending ? force : null, scale = S.scale, chosen = pending && pending.token;
-    if (stages) {
-      const byStage = Object.fromEntries(stages.panels.map((p) => [p.stage, p]));
-      const linkOf = (stage) => stages.links[stage - 1].link;
-      const cut = {};
-      for (const [id, stage] of Object.entries(stages.removed_by)) cut[id] = `removed by ${linkOf(stage)}`;
-      panels.before = { data: byStage[0], heading: "the model", note: "softmax of the logits" };
-      if (stages.cutoffs_from > 0 && stages.cutoffs_from < stages.last) {
-        panels.tempered = { data: byStage[stages.cutoffs_from], heading: "after " + stages.links
-          .slice(0, stages.cutoffs_from).map((l) => l.link.split("(")[0]).join(" → "), note: "what the cut-offs " +
-          "start from; ✂ where each cuts, measured on what reached it" };
-      }
-      panels.after = { data: byStage[stages.last], heading: "after the chain", note: "what the token is drawn from" };
-      const start = panels.tempered ? stages.cutoffs_from : 0, lines = {}, below = [];
-      for (const link of stages.links.filter((l) => l.stage > start)) {
-        const shown = (panels.tempered || panels.before).data.candidates.find((c) => stages.removed_by[c.id] ===
-          link.stage);
-        const words = `✂ ${link.link}: keeps ${link.survivors.toLocaleString()} tokens, ` +
-          `${R.fmt(100 * link.kept_mass, 1)}% of what reached it`;
-        if (shown) (lines[shown.id] = lines[shown.id] || []).push(words); else below.push(words + " (below the bars)");
-      }
-      for (const [key, panel] of Object.entries(panels)) {
-        if (!panel) continue;
-        const cuts = key === "before" || key === "tempered";
-        R.renderBars($("bars-" + key), panel.data.candidates, S.table, { chosen, scale, detail, onPick: pick,
-          cut: cuts ? cut : null, lines: key === (panels.tempered ? "tempered" : "before") ? lines : null,
-          after: key === (panels.tempered ? "tempered" : "before") ? below : null });
-        summary(key, panel.heading, panel.note, panel.data.mass, panel.data.survivors);
-      }
-    } else { // the strategies that choose by rules of their own: the step's trace, before and after the chain
-      const raw = pending ? pending.raw_candidates : [], after = pending ? pending.candidates : [];
-      R.renderBars($("bars-before"), raw, S.table, { chosen, scale, onPick: pick });
-      R.renderBars($("bars-after"), after, S.table, { chosen, scale, onPick: pick });
-      summary("before", "the model", "softmax of the logits", pending ? pending.raw_shown_mass : 0, null);
-      summary("after", "after the chain", `the chain's output, from which ${S.strategy} chooses by a rule of its ` +
-        "own", pending ? pending.shown_mass : 0, pending ? pending.survivors : null);
-      panels.before = panels.after = true;
-    }
-    $("panel-tempered").hidden = !panels.tempered;
-  }
-  const temperature = () => (S.registry.options.some((o) => o.name === "temperature" && o.strategies.includes(
-    S.strategy)) && S.values.temperature && S.values.temperature !== 1 ? S.values.temperature : null);
-  function summary(key, heading, note, mass, survivors) {
-    $("head-" + key).textContent = heading;
-    $("sum-" + key).textContent = `${note}. These bars hold ${R.fmt(100 * mass, 1)}% of the probability` +
-      (survivors === null ? "." : survivors === S.registry.vocab_size ? "; every token of the vocabulary is possible."
-        : `; ${survivors.toLocaleString()} ${survivors === 1 ? "token survives" : "tokens survive"} (p > 0).`);
-  }
   function renderBranches() {
     $("branches").replaceChildren(...S.branches.map((b, i) => {
       const ids = textOf(b);
@@ -410,21 +357,6 @@
     }));
   }
 
-  // ------------------------------------------------------------ inside the model
-  async function inspect() {
-    const ids = [...S.promptTokens.map((t) => t.id), ...textOf(branch())];
-    if (!ids.length) return;
-    const data = await request("/api/inspect", { ids, layer: Number($("layer").value) });
-    if (!data) return;
-    Object.assign(S.table, data.tokens);
-    S.inspected = data;
-    R.renderLens($("lens"), data.lens, S.table);
-    drawAttention();
-  }
-  function drawAttention() {
-    const d = S.inspected, head = $("head").value;
-    if (d) R.renderAttention($("attention"), d.attention, d.ids, S.table, head === "all" ? "all" : Number(head));
-  }
   async function beamTree() {
     const b = branch();
     const data = await request("/api/beam-tree", { prompt: S.prompt, prefix: b.prefix, strategy: S.strategy,
@@ -440,12 +372,7 @@
     $("model").textContent = `model ${S.registry.model}`;
     $("run").textContent = `Run ${runLength()}`;
     buildControls();
-    for (let l = 0; l < S.registry.n_layer; l++) $("layer").append(el("option", { value: l }, `layer ${l}`));
-    $("head").append(el("option", { value: "all" }, "every head"));
-    for (let h = 0; h < S.registry.n_head; h++) $("head").append(el("option", { value: h }, `head ${h}`));
-    $("layer").addEventListener("change", inspect);
-    $("head").addEventListener("change", drawAttention);
-    $("inside").addEventListener("toggle", () => { if ($("inside").open) inspect(); });
+    document.dispatchEvent(new CustomEvent("minigpt:registry"));
     $("prompt").addEventListener("input", () => later("prompt", tokenize, 250));
     $("next").addEventListener("click", next);
     $("run").addEventListener("click", runN);
@@ -454,6 +381,10 @@
     $("scale").addEventListener("change", () => { S.scale = $("scale").checked ? "log" : "linear"; render(); });
     await tokenize();
   }
-  window.explorer = { state: S, refresh, next, undo, force, inspect };
+  // The text so far (the prompt's tokens, then the branch's) and its pending step: what inside.js explains.
+  const text = () => [...S.promptTokens.map((t) => t.id), ...textOf(branch())];
+  const pendingStep = () => { const b = branch(), d = b.answer;
+    return d && d.pending !== null && !beams() ? b.steps[d.pending] : null; };
+  window.explorer = { state: S, request, text, pendingStep, refresh, next, undo, force };
   start();
 })();

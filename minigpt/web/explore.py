@@ -5,6 +5,8 @@
     step        a branch of the page after `accepted` steps: the steps the page lacks (it holds `have`), the
                 pending one, and the pending step's distribution link by link (inspection/stages.py)
     inspect     the logit lens and one layer's attention over the text so far (inspection/)
+    why         why the pending token: each head's and MLP's share of its logit (inspection.attribute), and
+                where each of those heads looks from the last position
     beam_tree   a beam search, every candidate it weighed (inspection.beam_tree)
 
 Stepping is exact and costs one decoding step: each branch is a paused generate() call (runs.py), so n
@@ -27,10 +29,11 @@ from ..core.link import GROUPS, Trait
 from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
 from ..inspection import attention_patterns, beam_tree, logit_lens, token_logprobs
+from ..inspection.inside import attribute, run_with_cache
 from ..strategies.options import BY_NAME, REGISTRY
 from ..views.labels import shown_bytes
-from .render import (beam_tree_json, branch_steps, generation_data, lens_json, measures, setting, stages_json,
-                     tokens_table)
+from .render import (attribution_json, beam_tree_json, branch_steps, generation_data, lens_json, measures, setting,
+                     stages_json, tokens_table)
 from .runs import LiveRuns, branch_key, start_live
 
 LIMITS = {"accepted": 256, "max_new_tokens": 256, "top": 50, "num_beams": 16, "num_return_sequences": 16,
@@ -246,6 +249,33 @@ class Explorer:
         return {"ids": ids, "lens": lens, "layer": layer, "attention": attention.tolist(),
                 "tokens": tokens_table(self.tok, ids + [i for row in lens["top_tokens"] for i in row])}
 
+    def why(self, payload: dict) -> dict:
+        """Why `token` comes after the text ids: its logit split into every head's, MLP's and embedding's share
+        (inspection.attribute, by head or by layer), measured alone, against the model's runner-up (a logit
+        difference) or against the mean logit (centered); the `top` largest parts, and where each head shown
+        looks from the last position (its row of the attention pattern)."""
+        ids = self.token_ids(payload, "ids")
+        if not 0 < len(ids) <= LIMITS["inspect_tokens"]:
+            raise RequestError(f"why reads 1 to {LIMITS['inspect_tokens']} tokens, got {len(ids)}; "
+                               "undo some tokens or shorten the prompt.")
+        V = self.model.config.vocab_size
+        token = field(payload, "token", whole(0, V - 1), None, f"a token id in [0, {V - 1}]")
+        against = field(payload, "against", lambda v: v in AGAINST, "nothing", f"one of {', '.join(AGAINST)}")
+        by = field(payload, "by", lambda v: v in ("head", "layer"), "head", "head or layer")
+        fold = field(payload, "fold_value_biases", lambda v: isinstance(v, bool), False, "true or false")
+        top = field(payload, "top", whole(1, LIMITS["top"]), 16, f"an integer in [1, {LIMITS['top']}]")
+        names = ["hook_embed", "hook_pos_embed", "ln_final.hook_scale"] + [
+            f"blocks.{l}.{point}" for l in range(self.model.config.n_layer) for point in (
+                "attn.hook_result", "hook_attn_out", "hook_mlp_out", "attn.hook_pattern")]
+        cache = run_with_cache(self.model, ids, names)
+        versus = runner_up(cache.logits[-1], token) if against == "runner-up" else None
+        result = attribute(self.model, ids, token, versus=versus, by=by, fold_value_biases=fold,
+                           centered=against == "mean", cache=cache)
+        data = attribution_json(result, top, [cache[f"blocks.{l}.attn.hook_pattern"][:, -1]
+                                              for l in range(self.model.config.n_layer)])
+        data.update(against=against, tokens=tokens_table(self.tok, ids + [token] + ([versus] if versus else [])))
+        return data
+
     def beam_tree(self, payload: dict) -> dict:
         strategy, options = self.generation_options(payload)
         if strategy not in doing(Trait.KEEPS_BEAMS):
@@ -258,7 +288,14 @@ class Explorer:
         return {"beam_tree": tree, "tokens": tokens_table(self.tok, ids)}
 
 
+def runner_up(logits, token: int) -> int:
+    """The most probable token other than `token` under the model's logits [V]: what it was chosen over."""
+    best = logits.argsort()[-2:][::-1]  # [2] the two largest, largest first
+    return int(best[1] if best[0] == token else best[0])
+
+
+AGAINST = ("nothing", "runner-up", "mean")  # why: the token's logit alone, minus the runner-up's, minus the mean
 ENDPOINTS = {"/api/options": Explorer.options, "/api/tokenize": Explorer.tokenize, "/api/step": Explorer.step,
-             "/api/inspect": Explorer.inspect, "/api/beam-tree": Explorer.beam_tree}
-MODEL_CALLS = ("/api/step", "/api/inspect", "/api/beam-tree")  # one at a time: the others wait
+             "/api/inspect": Explorer.inspect, "/api/why": Explorer.why, "/api/beam-tree": Explorer.beam_tree}
+MODEL_CALLS = ("/api/step", "/api/inspect", "/api/why", "/api/beam-tree")  # one at a time: the others wait
 STREAMS = ("/api/step",)  # with "stream": true, each step is sent as it is taken, one JSON line each

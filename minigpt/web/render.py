@@ -8,6 +8,7 @@ minigpt/web/render.js, from the same JSON built here:
                       before and after the chain, the chain's state), plus the settings and the token table
     beam_tree_json    inspection.beam_tree's nodes, hypotheses and scores
     lens_json         inspection.logit_lens: each layer's top token and probability at each position
+    attribution_json  inspection.attribute: the largest parts of a logit, and where each head shown looks
 
 report_html puts the stylesheet, render.js and report.js inline and the data in a <script
 type="application/json"> tag, so the file needs no server and makes no request. Without JavaScript it
@@ -144,6 +145,22 @@ def lens_json(lens) -> dict:
     label them."""
     return {"tokens": lens.tokens, "top_tokens": lens.top_tokens.tolist(), "top_probs": lens.top_probs.tolist(),
             "rows": list(lens.row_labels)}
+
+
+def attribution_json(result, top: int, looks) -> dict:
+    """inspection.Attribution as JSON: its `top` parts of largest magnitude (largest first), what the others add
+    up to, and for each head shown its attention from the position read, looks[l][h] [T]."""
+    data = result.to_json()
+    data["ids"] = data.pop("tokens")  # the text read; "tokens" is the page's table of token texts
+    order = sorted(range(len(data["parts"])), key=lambda i: -abs(data["parts"][i]["contribution"]))
+    shown = [data["parts"][i] for i in order[:top]]
+    for part in shown:
+        label = part["label"]
+        if label.startswith("L") and "H" in label:
+            layer, head = (int(n) for n in label[1:].split("H"))
+            part.update(layer=layer, head=head, looks=looks[layer][head].tolist())
+    data.update(parts=shown, n_parts=len(order), rest=sum(data["parts"][i]["contribution"] for i in order[top:]))
+    return data
 
 
 # ----------------------------------------------------------------------------- the report file

@@ -9,6 +9,7 @@
                              one link by link, the chain, log p, distinct-n; "stream": true sends one JSON line per
                              step as it is taken (application/x-ndjson), the whole answer last
     POST /api/inspect        {"ids": [...], "layer": l} -> {"lens", "attention": [H][T][T]}
+    POST /api/why            {"ids", "token", "against", "by", "fold_value_biases", "top"} -> its logit's parts
     POST /api/beam-tree      {"prompt", "prefix", "strategy", "options", "max_new_tokens"} -> {"beam_tree"}
 
 explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json); every
@@ -37,7 +38,9 @@ TIMEOUT = 30  # seconds a connection may stay idle
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
           "/static/style.css": ("style.css", "text/css; charset=utf-8"),
           "/static/render.js": ("render.js", "text/javascript; charset=utf-8"),
-          "/static/explore.js": ("explore.js", "text/javascript; charset=utf-8")}
+          "/static/panels.js": ("panels.js", "text/javascript; charset=utf-8"),
+          "/static/explore.js": ("explore.js", "text/javascript; charset=utf-8"),
+          "/static/inside.js": ("inside.js", "text/javascript; charset=utf-8")}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 

@@ -1,4 +1,4 @@
-"""The two pictures of `minigpt explore` in the README, taken in headless Chromium.
+"""The three pictures of `minigpt explore` in the README, taken in headless Chromium.
 
     python -m scripts.docs.screenshots                       # tiny; writes docs/images/explore-*.png
     python -m scripts.docs.screenshots --model gpt2 --out-dir /tmp/shots
@@ -11,6 +11,8 @@ loopback port, exactly as `minigpt explore` serves it.
                         (the model, after temperature with where each cut-off cuts, after the chain), a hover
                         over a generated token, two branches
     explore-inside.png  the logit lens and one layer's attention heads for the current text
+    explore-why.png     why the pending token: its logit against the runner-up's, split by head and MLP, and where
+                        the head that pushed it most looks
 """
 
 import argparse
@@ -64,6 +66,13 @@ def take(url: str, out_dir: Path, chromium: str):
         page.select_option("#head", "all")
         page.locator("#inside").scroll_into_view_if_needed()
         page.locator("#inside").screenshot(path=str(out_dir / "explore-inside.png"))
+        page.click("#why summary")
+        page.wait_for_selector(".why-row")
+        page.select_option("#why-against", "runner-up")
+        page.wait_for_function("document.querySelector('#why-sum').textContent.includes('runner-up')")
+        page.wait_for_function("document.body.dataset.busy === '0'")
+        page.locator("#why").scroll_into_view_if_needed()
+        page.locator("#why").screenshot(path=str(out_dir / "explore-why.png"))
         browser.close()
 
 
@@ -82,7 +91,7 @@ def main():
     finally:
         server.shutdown()
         server.server_close()
-    for name in ("explore-step.png", "explore-inside.png"):
+    for name in ("explore-step.png", "explore-inside.png", "explore-why.png"):
         print(out_dir / name)
 
 

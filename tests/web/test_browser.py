@@ -379,3 +379,40 @@ def test_a_changed_setting_reruns_the_text_or_keeps_it_as_the_student_picks(page
     pending = generate(model, ids + kept, "sample", seed=0, temperature=0.5, max_new_tokens=1).sequences[0]
     assert page.ids("#text .gtok.pending") == pending
     assert "keeps the text and acts from the pending token" in page.page.inner_text("#mode-note")
+
+
+def test_why_this_token_shows_attribute_and_where_a_head_looks(page, model):
+    page.type_prompt(PROMPT)
+    page.act(lambda: page.page.select_option("#strategy", "greedy"))
+    page.act(lambda: page.page.click("#next"))
+    text = Tokenizer().encode(PROMPT) + page.ids("#text .gtok:not(.pending)")
+    pending = page.ids("#text .gtok.pending")[0]
+    page.page.click("#why summary")
+    page.page.wait_for_selector(".why-row")
+    page.page.wait_for_function("document.body.dataset.busy === '0'")
+
+    def drawn():
+        return [(label, float(c)) for label, c in page.page.eval_on_selector_all(
+            ".why-row", "ns => ns.map(n => [n.dataset.label, n.dataset.contribution])")]
+
+    result = minigpt.attribute(model, text, pending)
+    assert drawn() == [(label, pytest.approx(value, abs=1e-5)) for label, value in result.top(16)]
+    assert f"= {result.logit:.3f}" in page.page.inner_text("#why-sum")
+    head = next(label for label, _ in drawn() if label.startswith("L"))
+    layer, h = (int(n) for n in head[1:].split("H"))
+    page.page.click(f'.why-row[data-label="{head}"]')
+    weights = page.page.eval_on_selector_all("#why-looks .tok", "ns => ns.map(n => +n.dataset.weight)")
+    np.testing.assert_allclose(weights, attention_patterns(model, text).weights[layer, h, -1], atol=1e-6)
+
+    page.page.select_option("#why-against", "runner-up")
+    page.page.wait_for_function("document.body.dataset.busy === '0'")
+    page.page.wait_for_function("document.querySelector('#why-sum').textContent.includes('runner-up')")
+    logits = model(np.array([text]))[0, -1]
+    runner_up = int(next(i for i in np.argsort(-logits) if i != pending))
+    versus = minigpt.attribute(model, text, pending, versus=runner_up)
+    assert drawn() == [(label, pytest.approx(value, abs=1e-5)) for label, value in versus.top(16)]
+
+    page.page.click("#why-looks button")
+    page.page.wait_for_selector("#attention canvas")
+    assert page.page.evaluate("document.querySelector('#inside').open")
+    assert (page.page.input_value("#layer"), page.page.input_value("#head")) == (str(layer), str(h))

@@ -15,6 +15,7 @@ import pytest
 from helpers import CHECKOUT, fixture_model, program_env
 from web_helpers import call, running_server
 
+import minigpt
 from minigpt import Tokenizer, generate
 from minigpt.call.strategies import build_options
 from minigpt.core.numerics import draw, softmax
@@ -354,3 +355,44 @@ def test_served_on_every_address_it_answers_the_machines_own_names_and_no_other(
             assert status == 200 and data["model"] == "fixture", name
         status, data = call(server, "GET", "/api/options", headers={"Host": f"evil.example:{port}"})
         assert status == 403 and "start minigpt explore with --host set to the address you open" in data["error"]
+
+
+def test_why_splits_the_pending_tokens_logit_as_attribute_does(server, model):
+    ids = Tokenizer().encode(PROMPT)
+    token = int(np.argmax(model(np.array([ids]))[0, -1]))
+
+    def why(**payload):
+        status, data = call(server, "POST", "/api/why", {"ids": ids, "token": token} | payload)
+        assert status == 200, data
+        return data
+
+    for against, centered in (("nothing", False), ("mean", True)):
+        for fold in (False, True):
+            data = why(against=against, fold_value_biases=fold)
+            result = minigpt.attribute(model, ids, token, centered=centered, fold_value_biases=fold)
+            assert [(p["label"], p["contribution"]) for p in data["parts"]] == [
+                (label, pytest.approx(value, abs=1e-6)) for label, value in result.top(16)]
+            assert data["logit"] == pytest.approx(result.logit, abs=1e-6)
+            shown = sum(p["contribution"] for p in data["parts"])
+            assert shown + data["rest"] + data["leftover"] == pytest.approx(data["logit"], abs=1e-4)
+    logits = model(np.array([ids]))[0, -1]
+    runner_up = int(np.argsort(-logits)[1])
+    assert why(against="runner-up")["versus"] == runner_up
+    weights = attention_patterns(model, ids).weights
+    looked = [part for part in why(top=50)["parts"] if "looks" in part]
+    assert len(looked) == model.config.n_layer * model.config.n_head
+    for part in looked:
+        np.testing.assert_allclose(part["looks"], weights[part["layer"], part["head"], -1], atol=1e-6)
+    layers = why(by="layer", top=50)
+    assert {p["label"] for p in layers["parts"]} == set(minigpt.attribute(model, ids, token, by="layer").labels)
+
+
+@pytest.mark.parametrize("payload, words", [
+    ({"ids": [1, 2]}, "the request needs token"),
+    ({"ids": [1, 2], "token": 1, "against": "everything"}, "against"),
+    ({"ids": [], "token": 1}, "why reads 1 to"),
+    ({"ids": [1, 2], "token": 10 ** 9}, "token"),
+])
+def test_why_refuses_in_one_sentence(server, payload, words):
+    status, data = call(server, "POST", "/api/why", payload)
+    assert status == 400 and words in data["error"] and data["error"].count(". ") == 0, data
