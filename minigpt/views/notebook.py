@@ -8,17 +8,29 @@ What this module is not: the HTML itself (html.py) or the results (call/, strate
 """
 
 import sys
+from functools import cache
 
 from ..call.generate import REPR_ROWS, GenerationOutput
+from ..core.tokenizer import Tokenizer
 from ..inspection import AttentionPatterns, BeamNode, BeamTree, LogitLens, NextTokenDistribution
+from ..inspection.inside import ActivationCache, Attribution, HeadScores, PatchResult
 from ..strategies.run import Candidate, Step
-from .html import (attention_html, beam_node_html, beam_tree_html, candidate_html, distribution_html, generation_html,
-                   lens_html, step_html)
+from .html import (attention_html, attribution_html, beam_node_html, beam_tree_html, cache_html, candidate_html,
+                   distribution_html, generation_html, head_scores_html, lens_html, patch_html, step_html)
+
+
+@cache
+def tokenizer() -> Tokenizer:
+    """GPT-2's tokenizer, read once, for the results that hold token ids without their texts."""
+    return Tokenizer()
+
 
 HTML = {  # each result class -> the function that draws it as HTML
     GenerationOutput: lambda out: generation_html(out, REPR_ROWS**2), Step: step_html, Candidate: candidate_html,
     NextTokenDistribution: distribution_html, LogitLens: lens_html, AttentionPatterns: attention_html,
-    BeamTree: beam_tree_html, BeamNode: beam_node_html,
+    BeamTree: beam_tree_html, BeamNode: beam_node_html, ActivationCache: cache_html,
+    Attribution: lambda a: attribution_html(a, tokenizer()), PatchResult: lambda r: patch_html(r, tokenizer()),
+    HeadScores: lambda s: head_scores_html(s, tokenizer()),
 }
 
 

@@ -16,7 +16,7 @@ from ..core.bpe import Merge
 from ..core.checks import chance, plural
 from ..core.tokenizer import Tokenizer
 from .html import state_text
-from .labels import WIDTH, shown_bytes, token_label
+from .labels import WIDTH, logit_name, shown_bytes, token_label
 
 # ----------------------------------------------------------------------------- tokenize --merges
 
@@ -220,12 +220,6 @@ def options_table(registry) -> list[str]:
 # ----------------------------------------------------------------------------- attribute, patch, heads
 
 SHADES = " ░▒▓█"  # a patch's share of the clean metric recovered: below 20%, 40%, 60%, 80%, and above
-
-
-def logit_name(tok: Tokenizer, token: int, versus: int | None = None, centered: bool = False) -> str:
-    """"logit[␣Paris]", "logit[␣Paris] - logit[␣Rome]", "logit[␣Paris] - mean logit": what a number measures."""
-    name = f"logit[{token_label(tok, token)}]"
-    return name + (f" - logit[{token_label(tok, versus)}]" if versus is not None else " - mean logit" * centered)
 
 
 PART_NAMES = {"head": "L1H2: layer 1's head 2 (layers and heads from 0); 0_mlp_out: layer 0's MLP; bias: the attention "

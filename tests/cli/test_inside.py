@@ -55,7 +55,7 @@ def test_the_attribution_tables_rows_add_up_to_its_sum_line_which_is_the_logit(c
                              by="layer" if "layer" in flags else "head", centered="--centered" in flags)
     assert code == 0 and total == pytest.approx(want.logit, abs=1e-4)
     assert sum(rows) == pytest.approx(total, abs=1e-3)  # each row rounded to 4 decimals
-    assert f"the model's own logit[␣raised]" in out and f" is {want.logit:.4f}: " in out
+    assert "the model's own logit[␣raised]" in out and f" is {want.logit:.4f}: " in out
     top = 3 if "--top" in flags else 10
     assert "leftover (ln_f bias)" in out and len(rows) == top + 1 + 1  # the top rows, the other parts, the leftover
 
