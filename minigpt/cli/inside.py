@@ -108,8 +108,9 @@ def add_attribute_flags(a):
     a.add_argument("--token", metavar="TEXT", help="the token whose logit is split, as text, e.g. ' Paris' "
                                                    "(default: the model's most likely next token there)")
     a.add_argument("--versus", metavar="TEXT", help="split the logit difference token - versus instead")
-    a.add_argument("--by", choices=BY, default="head", help="head: each head, MLP, the embeddings and the attention "
-                                                            "biases; layer: each layer's attention and MLP (default head)")
+    a.add_argument("--by", choices=BY, default="head",
+                   help="head: each head, MLP, the embeddings and the attention biases; layer: each layer's attention "
+                        "and MLP (default head)")
     a.add_argument("--fold-value-biases", action="store_true",
                    help="move each head's constant part (its value bias through W_O) into bias, as TransformerLens")
     a.add_argument("--centered", action="store_true",

@@ -363,7 +363,8 @@ def head_scores_html(scores, tok) -> str:
         maps.append(f'<div style="margin-right:24px"><div>{escape(heading)}</div>'
                     f"{heat_table(labels[first:], cells, shown=str)}</div>")
     return block(f"{scores.kind} scores over {plural(T, 'token')}; best {name} {best:.3f}",
-                 heat_table([f"head {h}" for h in range(H)], grid, shown=str) + f'<div style="display:flex">{"".join(maps)}</div>',
+                 heat_table([f"head {h}" for h in range(H)], grid, shown=str)
+                 + f'<div style="display:flex">{"".join(maps)}</div>',
                  f"score: the share of a head's attention on the detection pattern ({SCALE}); row: the query, column: "
                  "the key" + (f"; the first {first} positions left out" if first else ""))
 
