@@ -130,7 +130,7 @@ def plot_heads(scores, tokenizer: Tokenizer, title: str, out):
     grid, attention, detection = fig.subplots(1, 3, width_ratios=[0.5 * H + 1, panel, panel])
     cmap = colormaps["viridis"]
     image = grid.imshow(scores.scores, cmap=cmap, vmin=0, vmax=1, origin="lower")
-    annotate_cells(grid, image, [[f"{v:.2f}" for v in row] for row in scores.scores], fontsize=8)
+    annotate_cells(grid, image, [[f"{v:.3f}" for v in row] for row in scores.scores], fontsize=7)
     grid.add_patch(Rectangle((h - 0.5, l - 0.5), 1, 1, fill=False, ec="#d62728", lw=2))
     grid.set_xticks(range(H))
     grid.set_yticks(range(L))
