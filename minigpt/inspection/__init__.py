@@ -7,6 +7,7 @@
     patterns.py      every head's attention pattern
     beam_tree.py     every candidate a beam search weighed, as a tree
     compare.py       strategies side by side on one prompt
+    inside/          why a token wins: every intermediate by name, attribution, patching, head detectors
 
 Each result has a short repr; views/ draws them (text, JSON, HTML, pictures), and in a notebook they show
 themselves (views/notebook.py). What this ring is not: a view, or the forward pass (core/model.py).

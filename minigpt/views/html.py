@@ -9,10 +9,9 @@ plain HTML that reads without JavaScript, and the hover is the browser's own `ti
     bars           a distribution as horizontal bars, the cut ones faded
     heat_table     a grid of cells coloured by a value in [0, 1] (the logit lens, attention, head scores), or
                    by a signed value on a diverging scale centred on 0 (patching)
-    signed_bar     a bar to the right of 0 or to the left (an attribution's parts)
     tree_svg       a tree of labelled nodes, one column per step, as inline SVG (the beam tree)
     *_html         each result laid out with the above: a step, a generation, the next-token distribution,
-                   the lens, attention, the beam tree; an attribution, a patching sweep, head scores, a cache
+                   the lens, attention, the beam tree (inspection/inside's results: inside_html.py)
 
 Every number a piece shows is also in a data-* attribute at full precision, for tests and for scripts.
 The output is well-formed XML (every tag closed, every text escaped), and bounded: the callers cut what
@@ -27,7 +26,7 @@ from html import escape
 
 from ..core.checks import chance, plural
 from ..strategies.run import state_text
-from .labels import logit_name, token_label, visible
+from .labels import visible
 
 MAX_TOKENS = 400  # the most tokens a coloured text shows; the rest is summarised
 MAX_CELLS = 1600  # the most cells a heat map shows
@@ -292,86 +291,3 @@ def beam_tree_html(tree) -> str:
     return block(repr(tree), f'<div style="overflow-x:auto">{tree_svg(nodes)}</div>{hyps}',
                  "blue: the returned sequences (bold: the best); green: finished; black: kept; grey: pruned; "
                  "hover a token for its p and score")
-
-# ----------------------------------------------------------------------------- inspection/inside's results
-
-SHOWN_PARTS = 12  # the parts an attribution lists; the rest are summed in one row
-
-
-def signed_bar(value: float, top: float, half: int = 120) -> str:
-    """A bar from the middle of a cell, to the right for a positive value, to the left for a negative one."""
-    w = max(1, round(half * abs(value) / top)) if top else 1
-    left = half if value >= 0 else half - w
-    return (f'<div style="width:{2 * half}px;border-left:1px solid #fff"><div style="margin-left:{left}px;width:{w}px;'
-            f'height:12px;background:{signed_colour(0.8 if value >= 0 else -0.8)}"></div></div>')
-
-
-def attribution_html(a, tok) -> str:
-    """An Attribution: its largest parts as signed bars, the rest in one row, the leftover, and their sum."""
-    what = logit_name(tok, a.token, a.versus, a.centered)
-    shown = a.top(SHOWN_PARTS)
-    rows = shown + ([(f"the other {len(a.labels) - len(shown)} parts",
-                      float(a.contributions.sum()) - sum(v for _, v in shown))] if len(shown) < len(a.labels) else [])
-    rows.append(("leftover (ln_f bias)", a.leftover))
-    top = max(abs(v) for _, v in rows)
-    body = "".join(f'<tr data-label="{attr(label)}" data-v="{number(v)}"><td>{escape(label)}</td>'
-                   f'<td>{signed_bar(v, top)}</td><td style="text-align:right">{v:+.4f}</td></tr>' for label, v in rows)
-    body += (f'<tr data-label="sum" data-v="{number(a.total)}" style="font-weight:bold"><td>sum = {escape(what)}</td>'
-             f'<td></td><td style="text-align:right">{a.total:.4f}</td></tr>')
-    return block(f"{what} after {token_label(tok, a.tokens[a.position])} (position {a.position}) = {a.logit:.4f}, "
-                 f"split by {a.by}", f'<table style="border-collapse:collapse">{body}</table>',
-                 f"purple: pushes the logit up, orange: down ({SIGNED}); the parts plus the leftover are the model's "
-                 "own logit; L1H2: layer 1's head 2, 0_mlp_out: layer 0's MLP (from 0)")
-
-
-def position_labels(tok, clean: list[int], corrupted: list[int]) -> list[str]:
-    """Each position's clean token, and "→ the corrupted one" where they differ."""
-    return [token_label(tok, c, 10) + (f" → {token_label(tok, d, 10)}" if c != d else "")
-            for c, d in zip(clean, corrupted)]
-
-
-def patch_html(result, tok) -> str:
-    """A PatchResult as a heat map, a row per layer (layer 0 at the bottom), a column per position or head, each
-    cell the metric with that patch, on a diverging scale centred on 0."""
-    L, N = result.values.shape
-    columns = [f"head {h}" for h in range(N)] if result.where == "head" else \
-        position_labels(tok, result.clean_tokens, result.corrupted_tokens)
-    top = float(max(abs(result.values).max(), abs(result.clean_metric), abs(result.corrupted_metric), 1e-9))
-    grid = [(f"layer {l}", [(f"{v:+.2f}", float(v), f"layer {l}, {columns[i]}: {v:.4f}")
-                            for i, v in enumerate(result.values[l])]) for l in reversed(range(L))]
-    metric = f"{logit_name(tok, result.answer)} - {logit_name(tok, result.wrong)}"
-    return block(f"patching {result.where}: {metric}, clean {result.clean_metric:.4f}, corrupted "
-                 f"{result.corrupted_metric:.4f}", heat_table(columns, grid, signed=top, shown=str),
-                 f"each cell: the metric of the corrupted run with that one activation from the clean run ({SIGNED})")
-
-
-def head_scores_html(scores, tok) -> str:
-    """HeadScores: the [layer, head] grid (layer 0 at the bottom), then the best head's attention beside the
-    pattern this kind of head would have, over the last positions."""
-    L, H = scores.scores.shape
-    grid = [(f"layer {l}", [(f"{v:.3f}", float(v), f"L{l}H{h}: {v:.4f}") for h, v in enumerate(scores.scores[l])])
-            for l in reversed(range(L))]
-    (name, best), T = scores.top(1)[0], len(scores.tokens)
-    l, h = map(int, name[1:].split("H"))
-    first = max(0, T - int(math.sqrt(MAX_CELLS / 8)))  # two maps of at most 14 x 14
-    labels = [token_label(tok, t, 8) for t in scores.tokens]
-    maps = []
-    for heading, weights in ((f"{name}'s attention", scores.patterns[l, h]), ("the detection pattern",
-                                                                             scores.detection)):
-        cells = [(labels[q], [("", float(weights[q, k]) if k <= q else None, f"{labels[q]} → {labels[k]}: "
-                               f"{weights[q, k]:.3f}") for k in range(first, T)]) for q in range(first, T)]
-        maps.append(f'<div style="margin-right:24px"><div>{escape(heading)}</div>'
-                    f"{heat_table(labels[first:], cells, shown=str)}</div>")
-    return block(f"{scores.kind} scores over {plural(T, 'token')}; best {name} {best:.3f}",
-                 heat_table([f"head {h}" for h in range(H)], grid, shown=str)
-                 + f'<div style="display:flex">{"".join(maps)}</div>',
-                 f"score: the share of a head's attention on the detection pattern ({SCALE}); row: the query, column: "
-                 "the key" + (f"; the first {first} positions left out" if first else ""))
-
-
-def cache_html(cache) -> str:
-    """An ActivationCache: each name and its shape, in the pass's order."""
-    rows = "".join(f'<tr><td>{escape(name)}</td><td data-shape="{attr(list(a.shape))}">{list(a.shape)}</td></tr>'
-                   for name, a in cache.items())
-    return block(f"activation cache: {plural(len(cache), 'array')} over tokens {list(cache.tokens.shape)}",
-                 f'<table style="border-collapse:collapse">{rows}</table>', "cache[name] gives the array")

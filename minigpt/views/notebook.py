@@ -15,8 +15,9 @@ from ..core.tokenizer import Tokenizer
 from ..inspection import AttentionPatterns, BeamNode, BeamTree, LogitLens, NextTokenDistribution
 from ..inspection.inside import ActivationCache, Attribution, HeadScores, PatchResult
 from ..strategies.run import Candidate, Step
-from .html import (attention_html, attribution_html, beam_node_html, beam_tree_html, cache_html, candidate_html,
-                   distribution_html, generation_html, head_scores_html, lens_html, patch_html, step_html)
+from .html import (attention_html, beam_node_html, beam_tree_html, candidate_html, distribution_html, generation_html,
+                   lens_html, step_html)
+from .inside_html import attribution_html, cache_html, head_scores_html, patch_html
 
 
 @cache

@@ -73,8 +73,8 @@ def densify(model: GPT2LMHeadModel):
             p.mul_({"c_attn": 4.0, "c_fc": 3.0, "c_proj": 3.0, "wte": 5.0}.get(name.split(".")[-2], 1.0))
 
 
-def build(name: str) -> GPT2LMHeadModel:
-    seed, config = SPEC[name]
+def build(seed: int, config: dict) -> GPT2LMHeadModel:
+    """A random GPT2LMHeadModel of this shape, made dense."""
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(**config, bos_token_id=None, eos_token_id=None,
                                        attn_implementation="eager")).eval()
@@ -172,12 +172,10 @@ def record_heads(cache, ids, n_layer, n_head) -> dict:
 
 
 @torch.no_grad()
-def make(name: str):
-    folder = OUT / name
-    model = build(name)
-    model.save_pretrained(folder)  # config.json + model.safetensors, lm_head tied to wte
+def records(model: GPT2LMHeadModel, seed: int) -> tuple[dict, dict]:
+    """What TransformerLens computes on the model: (the record for reference.json, the float32 arrays)."""
     c = model.config
-    ids = prompts(c.vocab_size, SPEC[name][0])
+    ids = prompts(c.vocab_size, seed)
     b = bridge(model)
     arrays, _ = record_cache(b, ids["cache"], hook_names(c.n_layer))
     arrays["hf.logits"] = model(torch.tensor([ids["cache"]])).logits[0].numpy()
@@ -186,12 +184,21 @@ def make(name: str):
     patch_meta, patched = record_patching(b, ids["clean"], ids["corrupted"])
     _, repeated_cache = b.run_with_cache(torch.tensor([ids["repeated"]]))
     heads = record_heads(repeated_cache, ids["repeated"], c.n_layer, c.n_head)
-    records = {k: np.ascontiguousarray(v) for k, v in (arrays | more | patched | heads).items()}
-    save_file(records, str(folder / "reference.safetensors"))  # contiguous: save_file writes the buffer as it lies
-    record = {"prompts": ids, "attribution": cases, "patch": patch_meta, "arrays": sorted(records),
+    # contiguous copies: safetensors' save_file writes an array's buffer as it lies in memory
+    arrays = {k: np.ascontiguousarray(v) for k, v in (arrays | more | patched | heads).items()}
+    record = {"prompts": ids, "attribution": cases, "patch": patch_meta, "arrays": sorted(arrays),
               "settings": "fold_ln=True, center_writing_weights=False, center_unembed=False (True for centered), "
                           "fold_value_biases=False (True where the case says)",
               "versions": versions() | {"transformer_lens": version("transformer_lens")}}
+    return record, arrays
+
+
+def make(name: str):
+    folder = OUT / name
+    model = build(*SPEC[name])
+    model.save_pretrained(folder)  # config.json + model.safetensors, lm_head tied to wte
+    record, arrays = records(model, SPEC[name][0])
+    save_file(arrays, str(folder / "reference.safetensors"))
     print(write_json(folder / "reference.json", record, flat_lists=True))
 
 

@@ -251,7 +251,8 @@ def test_the_python_block_runs_on_tiny(block, tmp_path):
 
 SCRIPTS = sorted({m for page in PAGES for m in re.findall(r"python -m (scripts(?:\.\w+)+)", page.read_text())})
 # What a script may need beyond minigpt: the reference, browser, notebook and plots extras, and llama-cpp-python.
-OPTIONAL = ("torch", "transformers", "llama_cpp", "playwright", "nbclient", "nbformat", "ipykernel", "matplotlib")
+OPTIONAL = ("torch", "transformers", "llama_cpp", "playwright", "nbclient", "nbformat", "ipykernel", "matplotlib",
+            "transformer_lens")
 
 
 @pytest.mark.parametrize("module", SCRIPTS)

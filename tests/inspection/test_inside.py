@@ -199,3 +199,14 @@ def test_refusals_are_one_sentence(dense):
     for call, words in cases:
         with pytest.raises(ValueError, match=words):
             call()
+
+
+def test_patching_with_answer_and_wrong_given(dense):
+    """answer and wrong given, swapped from the defaults: the sweep and the metrics change sign."""
+    model, meta, _ = dense
+    prompts = meta["prompts"]
+    default = minigpt.patch(model, prompts["clean"], prompts["corrupted"], "mlp_out")
+    swapped = minigpt.patch(model, prompts["clean"], prompts["corrupted"], "mlp_out", answer=default.wrong,
+                            wrong=default.answer)
+    np.testing.assert_allclose(swapped.values, -default.values, rtol=0, atol=1e-6 * np.abs(default.values).max())
+    assert swapped.clean_metric == -default.clean_metric

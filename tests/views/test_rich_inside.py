@@ -7,13 +7,14 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from test_rich import MAX_HTML_CHARS, MAX_REPR_CHARS, MAX_REPR_LINES
 
 import minigpt
 from minigpt.views.html import PUOR, colour, signed_colour
+from minigpt.views.inside_html import MAX_ARRAYS
 from minigpt.views.notebook import HTML
 
 PROMPT, CORRUPTED = "If the file is not found, an exception is", "If the file is not empty, an exception is"
-MAX_HTML_CHARS = 60_000
 tok = minigpt.Tokenizer()
 
 
@@ -31,6 +32,14 @@ def parse(result) -> ET.Element:
     html = HTML[type(result)](result)
     assert len(html) <= MAX_HTML_CHARS and not re.search(r"https?:", html) and "<script" not in html
     return ET.fromstring(f"<root>{html}</root>")
+
+
+@pytest.mark.parametrize("name", ["attribution", "patch", "head_patch", "heads", "cache"])
+def test_each_result_has_a_short_repr_and_json(objects, name):
+    text = repr(objects[name])
+    assert len(text.splitlines()) <= MAX_REPR_LINES and len(text) <= MAX_REPR_CHARS, text
+    assert isinstance(objects[name].to_json(), dict)
+    parse(objects[name])
 
 
 def test_the_attribution_lists_its_largest_parts_the_rest_the_leftover_and_their_sum_the_logit(objects):
@@ -80,10 +89,13 @@ def test_the_head_scores_show_the_grid_on_viridis_and_the_best_heads_attention_b
     assert detection == s.detection[T - 1, T - shown:].tolist()
 
 
-def test_the_cache_lists_each_name_and_shape(objects):
+def test_the_cache_lists_each_name_and_shape_up_to_a_bound(objects):
     cache = objects["cache"]
     cells = parse(cache).findall(".//td[@data-shape]")
-    assert len(cells) == len(cache) and [c.text for c in cells] == [str(list(a.shape)) for a in cache.values()]
+    shown = list(cache.items())[:MAX_ARRAYS]
+    assert [c.text for c in cells] == [str(list(a.shape)) for _, a in shown] and len(cache) > MAX_ARRAYS
+    assert [r.get("data-name") for r in parse(cache).findall(".//tr")] == [name for name, _ in shown]
+    assert f"and {len(cache) - MAX_ARRAYS} more" in "".join(parse(cache).itertext())
 
 
 def test_the_diverging_scale_is_matplotlibs_puor_white_at_0():

@@ -13,7 +13,7 @@ TransformerLens' get_full_resid_decomposition and decompose_resid, whose labels 
 What this module is not: the pass (hooked.py, cache.py), or a picture of the parts (views/).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,7 +42,6 @@ class Attribution:
     by: str = "head"
     fold_value_biases: bool = False
     centered: bool = False
-    texts: list[str] = field(default_factory=list)  # [T] the prompt's tokens' texts, when a tokenizer gave them
 
     @property
     def total(self) -> float:

@@ -81,7 +81,8 @@ def head_results(z, c_proj: dict, n_head: int):
     "A Mathematical Framework for Transformer Circuits"): W_O's rows h*D..(h+1)*D. sum_h result_h + b_O =
     attn_out. z [B, T, H, D] -> [B, T, H, C]"""
     w = c_proj["weight"].reshape(n_head, -1, c_proj["weight"].shape[-1])  # [C, C] -> [H, D, C]
-    return np.einsum("bthd,hdc->bthc", z, w, optimize=True)
+    per_head = z.transpose(0, 2, 1, 3) @ w  # [B, H, T, D] @ [H, D, C] -> [B, H, T, C]
+    return per_head.transpose(0, 2, 1, 3)  # [B, T, H, C]
 
 
 def attention_step(h, attn: dict, n_head: int, k_cache, v_cache, start: int, mask, hooks: Hooks, at: str):
