@@ -22,6 +22,8 @@ from .canvas import annotate_cells, figure, legend_outside, note, require_matplo
 from .maps import KEY, QUERY, attention_panel
 
 UP, DOWN, SUM = "#542788", "#b35806", "#444444"  # PuOr's purple and orange ends; the sum in grey
+PARTS = {"head": "L1H2: layer 1's head 2; 0_mlp_out: layer 0's MLP; bias: the attention output biases",
+         "layer": "0_attn_out, 0_mlp_out: layer 0's attention and MLP, their biases included"}
 
 
 def attribution_rows(a, top: int) -> list[tuple[str, float, str]]:
@@ -66,8 +68,7 @@ def plot_attribution(a, tokenizer: Tokenizer, title: str, out, top: int = 15):
     legend_outside(fig, [
         Patch(color=UP, label="purple: pushes the logit up"), Patch(color=DOWN, label="orange: pushes it down"),
         Patch(color=SUM, label="grey, and the dashed line: the sum of the bars above it, the model's logit"),
-        note("L1H2: layer 1's head 2; 0_mlp_out, 0_attn_out: layer 0's MLP, attention; bias: the attention output "
-             "biases")], columns=2)
+        note(PARTS[a.by])], columns=2)
     fig.suptitle(title, fontsize=11)
     return save(fig, out)
 
@@ -88,7 +89,7 @@ def plot_patch(result, tokenizer: Tokenizer, title: str, out):
 
     L, N = result.values.shape
     top = float(max(np.abs(result.values).max(), abs(result.clean_metric), abs(result.corrupted_metric), 1e-9))
-    fig = figure(max(6.5, 0.9 * N + 3.5), max(3.8, 0.5 * L + 3.0))
+    fig = figure(max(8.5, 0.9 * N + 3.5), max(3.8, 0.5 * L + 3.0))
     ax = fig.add_subplot()
     image = ax.imshow(result.values, cmap=colormaps["PuOr"], vmin=-top, vmax=top, aspect="auto", origin="lower")
     if N <= 24:
@@ -105,10 +106,10 @@ def plot_patch(result, tokenizer: Tokenizer, title: str, out):
     for value, name in ((result.clean_metric, "clean"), (result.corrupted_metric, "corrupted")):
         bar.ax.axhline(value, color="black", lw=1.5)
         bar.ax.text(-0.1, value, name, ha="right", va="center", fontsize=8, transform=bar.ax.get_yaxis_transform())
-    ax.set_title(f"patching {result.where}: the corrupted prompt run with one activation from the clean one; "
-                 f"clean {result.clean_metric:.3f}, corrupted {result.corrupted_metric:.3f}", fontsize=9)
-    legend_outside(fig, [note(f"each cell: {metric} at the last position after that one patch; purple above 0, "
-                              "orange below (PuOr, centred on 0)"),
+    ax.set_title(f"patching {result.where}: the corrupted prompt run with one activation from the clean one\n"
+                 f"unpatched: clean {result.clean_metric:.3f}, corrupted {result.corrupted_metric:.3f}", fontsize=9)
+    legend_outside(fig, [note(f"each cell: {metric} at the last position after that one patch"),
+                         note("purple above 0, orange below (PuOr, centred on 0)"),
                          note("the black lines on the colour bar: the clean and the corrupted runs, unpatched")])
     fig.suptitle(title, fontsize=11)
     return save(fig, out)
