@@ -4,8 +4,8 @@
                        which is the model's own logit
     patch_html         the metric after each patch as a heat map, layer 0 at the bottom, the clean tokens as columns
                        (→ the corrupted one where they differ), on PuOr centred on 0: its sign is which token wins
-    head_scores_html   the [layer, head] scores on viridis, then the best head's attention beside the pattern this
-                       kind of head would have
+    head_scores_html   the [layer, head] scores on viridis, then the best head's attention, query by query, beside
+                       where this kind of head would look
     cache_html         an activation cache as the list of its arrays, name and shape
 
 Tokens are written as every view writes them (labels.py), which needs the tokenizer: notebook.py passes it.
@@ -15,15 +15,17 @@ What this module is not: it imports no result class (notebook.py tells IPython w
 computes nothing; the pictures are plots/inside.py, the text views text.py.
 """
 
-import math
 from html import escape
+
+import numpy as np
 
 from ..core.checks import plural
 from ..core.tokenizer import Tokenizer
-from .html import MAX_CELLS, SCALE, SIGNED, attr, block, heat_table, number, signed_colour
+from .html import CELL, SCALE, SIGNED, attr, block, heat_table, number, signed_colour
 from .labels import logit_name, token_label
 
 MAX_ARRAYS = 40  # the most arrays a cache lists
+BEST_ROWS = 12  # the queries of the best head that head scores list
 
 SHOWN_PARTS = 12  # the parts an attribution lists; the rest are summed in one row
 
@@ -75,28 +77,37 @@ def patch_html(result, tok: Tokenizer) -> str:
                  f"each cell: the metric of the corrupted run with that one activation from the clean run ({SIGNED})")
 
 
+def best_head_rows(scores, tok: Tokenizer, l: int, h: int) -> str:
+    """The best head's attention, query by query, beside where the pattern looks: for the last BEST_ROWS queries
+    that the pattern gives a place to look, the key the head weighs most, that weight, the pattern's keys and the
+    share of the row on them."""
+    weights, labels = scores.patterns[l, h], [token_label(tok, t, 12) for t in scores.tokens]
+    queries = [q for q in range(len(labels)) if scores.detection[q].any()][-BEST_ROWS:]
+    rows = []
+    for q in queries:
+        k, keys = int(weights[q].argmax()), np.flatnonzero(scores.detection[q])
+        share = float((weights[q] * scores.detection[q]).sum())
+        rows.append(f'<tr data-query="{q}" data-key="{k}" data-share="{number(share)}"><td>{escape(labels[q])} ({q})'
+                    f"</td><td>{escape(labels[k])} ({k})</td><td>{weights[q, k]:.3f}</td><td>"
+                    f"{escape(', '.join(f'{labels[j]} ({j})' for j in keys))}</td><td>{share:.3f}</td></tr>")
+    head = "".join(f'<th style="{CELL}">{c}</th>' for c in ("query (position)", "looks most at", "weight",
+                                                             "where the pattern looks", "weight there"))
+    return f'<table style="border-collapse:collapse"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
 def head_scores_html(scores, tok: Tokenizer) -> str:
-    """HeadScores: the [layer, head] grid (layer 0 at the bottom), then the best head's attention beside the
-    pattern this kind of head would have, over the last positions."""
+    """HeadScores: the [layer, head] grid (layer 0 at the bottom), then the best head's attention, query by
+    query, beside where the pattern looks."""
     L, H = scores.scores.shape
     grid = [(f"layer {l}", [(f"{v:.3f}", float(v), f"L{l}H{h}: {v:.4f}") for h, v in enumerate(scores.scores[l])])
             for l in reversed(range(L))]
     (name, best), T = scores.top(1)[0], len(scores.tokens)
     l, h = map(int, name[1:].split("H"))
-    first = max(0, T - int(math.sqrt(MAX_CELLS / 8)))  # two maps of at most 14 x 14
-    labels = [token_label(tok, t, 8) for t in scores.tokens]
-    maps = []
-    for heading, weights in ((f"{name}'s attention", scores.patterns[l, h]), ("the detection pattern",
-                                                                             scores.detection)):
-        cells = [(labels[q], [("", float(weights[q, k]) if k <= q else None, f"{labels[q]} → {labels[k]}: "
-                               f"{weights[q, k]:.3f}") for k in range(first, T)]) for q in range(first, T)]
-        maps.append(f'<div style="margin-right:24px"><div>{escape(heading)}</div>'
-                    f"{heat_table(labels[first:], cells, shown=str)}</div>")
     return block(f"{scores.kind} scores over {plural(T, 'token')}; best {name} {best:.3f}",
                  heat_table([f"head {h}" for h in range(H)], grid, shown=str)
-                 + f'<div style="display:flex">{"".join(maps)}</div>',
-                 f"score: the share of a head's attention on the detection pattern ({SCALE}); row: the query, column: "
-                 "the key" + (f"; the first {first} positions left out" if first else ""))
+                 + f"<div>{escape(name)}'s attention, for the last queries the pattern gives a place to look:</div>"
+                 + best_head_rows(scores, tok, l, h),
+                 f"score: the share of a head's attention on the detection pattern ({SCALE}); positions from 0")
 
 
 def cache_html(cache) -> str:

@@ -11,7 +11,7 @@ from test_rich import MAX_HTML_CHARS, MAX_REPR_CHARS, MAX_REPR_LINES
 
 import minigpt
 from minigpt.views.html import PUOR, colour, signed_colour
-from minigpt.views.inside_html import MAX_ARRAYS
+from minigpt.views.inside_html import BEST_ROWS, MAX_ARRAYS
 from minigpt.views.notebook import HTML
 
 PROMPT, CORRUPTED = "If the file is not found, an exception is", "If the file is not empty, an exception is"
@@ -70,23 +70,24 @@ def test_the_patch_heat_map_holds_every_metric_layer_0_at_the_bottom_on_a_diverg
         assert header == [f"head {h}" for h in range(4)]
 
 
-def test_the_head_scores_show_the_grid_on_viridis_and_the_best_heads_attention_beside_its_pattern(objects):
+def test_the_head_scores_show_the_grid_on_viridis_and_the_best_heads_attention_beside_the_pattern(objects):
     s = objects["heads"]
     root = parse(s)
-    tables = root.findall(".//table")
-    rows = tables[0].findall("tr")[1:]
+    rows = root.findall(".//table")[0].findall("tr")[1:]
     grid = [[float(c.get("data-v")) for c in r.findall("td")] for r in rows]
     assert np.array_equal(np.array(grid[::-1], dtype=np.float32), s.scores)
     assert colour(s.scores[-1, 0]) in rows[0].find("td").get("style")
     name = s.top(1)[0][0]
     l, h = map(int, name[1:].split("H"))
-    text = "".join(root.itertext())
-    assert f"{name}'s attention" in text and "the detection pattern" in text
-    T, shown = len(s.tokens), len(tables[1].findall("tr")) - 1
-    last = [float(c.get("data-v")) for c in tables[1].findall("tr")[-1].findall("td")]
-    assert np.allclose(last, s.patterns[l, h, T - 1, T - shown:]) and shown <= 14
-    detection = [float(c.get("data-v")) for c in tables[2].findall("tr")[-1].findall("td")]
-    assert detection == s.detection[T - 1, T - shown:].tolist()
+    assert f"{name}'s attention" in "".join(root.itertext())
+    queries = root.findall(".//tr[@data-query]")
+    wanted = [q for q in range(len(s.tokens)) if s.detection[q].any()][-BEST_ROWS:]
+    assert [int(r.get("data-query")) for r in queries] == wanted and len(wanted) == BEST_ROWS
+    for row, q in zip(queries, wanted):
+        assert int(row.get("data-key")) == int(s.patterns[l, h, q].argmax())
+        assert float(row.get("data-share")) == pytest.approx(float((s.patterns[l, h, q] * s.detection[q]).sum()))
+        looked = row.findall("td")[3].text
+        assert all(f"({j})" in looked for j in np.flatnonzero(s.detection[q]))
 
 
 def test_the_cache_lists_each_name_and_shape_up_to_a_bound(objects):
