@@ -1,5 +1,6 @@
-"""How minigpt's results show themselves in a notebook: IPython is told which function of html.py draws which
-class, through its own display formatter (`for_type`), when minigpt is imported in a running IPython.
+"""How minigpt's results show themselves in a notebook: IPython is told which function of html.py (or, for
+inspection/inside/'s results, inside_html.py) draws which class, through its own display formatter (`for_type`),
+when minigpt is imported in a running IPython.
 
 The results stay plain data (they import no view), and a notebook needs no step of its user's: `import minigpt`
 in Jupyter is enough. Outside IPython nothing happens, and every result still has its short repr.
