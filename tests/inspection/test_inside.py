@@ -210,3 +210,26 @@ def test_patching_with_answer_and_wrong_given(dense):
                             wrong=default.answer)
     np.testing.assert_allclose(swapped.values, -default.values, rtol=0, atol=1e-6 * np.abs(default.values).max())
     assert swapped.clean_metric == -default.clean_metric
+
+
+def test_an_edit_at_a_named_point_is_what_the_pass_goes_on_with(dense):
+    """An edit that returns a copy, at every point, changes no bit; zeroing a layer's attention output is the model
+    without that layer's W_O and b_O; a uniform causal pattern gives each position the mean of the values."""
+    model, meta, _ = dense
+    ids = np.array([meta["prompts"]["cache"]])
+    names = point_names(model.config)
+    copied = hooked.run_hooked(model, ids, hooked.Hooks(edits={name: np.copy for name in names}))
+    np.testing.assert_array_equal(copied, model(ids))
+    zeroed = hooked.run_hooked(model, ids, hooked.Hooks(edits={"blocks.0.hook_attn_out": np.zeros_like}))
+    params = {**model.params, "h": [dict(layer) for layer in model.params["h"]]}
+    proj = model.params["h"][0]["attn"]["c_proj"]
+    params["h"][0]["attn"] = {**params["h"][0]["attn"], "c_proj": {k: np.zeros_like(v) for k, v in proj.items()}}
+    without = minigpt.GPT2(model.config, {k: v for k, v in params.items() if k != "lm_head"})
+    np.testing.assert_allclose(zeroed, without(ids), rtol=0, atol=1e-5 * np.abs(zeroed).max())
+    T = ids.shape[1]
+    uniform = np.tril(np.ones((T, T), dtype=np.float32)) / np.arange(1, T + 1, dtype=np.float32)[:, None]
+    hooks = hooked.Hooks(keep={"blocks.0.attn.hook_v", "blocks.0.attn.hook_z"},
+                         edits={"blocks.0.attn.hook_pattern": lambda p: np.broadcast_to(uniform, p.shape)})
+    hooked.run_hooked(model, ids, hooks)
+    v, z = hooks.kept["blocks.0.attn.hook_v"][0], hooks.kept["blocks.0.attn.hook_z"][0]  # [T, H, D]
+    np.testing.assert_allclose(z, np.cumsum(v, axis=0) / np.arange(1, T + 1)[:, None, None], rtol=1e-5, atol=1e-6)
