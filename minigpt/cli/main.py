@@ -5,7 +5,10 @@
     minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
     minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
-    minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (plot.py)
+    minigpt attribute "The Eiffel Tower is in"        why a token: each head's share of its logit (inside.py)
+    minigpt patch --clean "..." --corrupted "..."     which layer and position carry an answer (inside.py)
+    minigpt heads "..." --kind induction              each head's score as a kind of head (inside.py)
+    minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention, ... (plot.py)
     minigpt explore --model tiny                      a local page to step through generation (web.py)
     minigpt report "The stream" --out run.html        one HTML file that shows every step, offline
 
@@ -34,6 +37,7 @@ from ..views.text import comparison_json, comparison_lines, generation_json, mer
 from ..weights import hub
 from .args import MODEL_HELP, add_model, add_option, announce, command_line_text, integer, model_from
 from .batch import cmd_generate_file
+from .inside import add_inside_commands
 from .plot import add_plot_commands
 from .score import add_score_command
 from .web import add_web_commands
@@ -295,6 +299,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(run=cmd_compare)
 
+    add_inside_commands(sub)
     add_plot_commands(sub)
     add_web_commands(sub, add_generation_flags, generation_options)
 

@@ -4,6 +4,9 @@
     minigpt plot beam-tree "I have a dream"                every candidate beam search weighed
     minigpt plot lens "The Eiffel Tower is in"             the logit lens
     minigpt plot attention "Hello, my dog" --layer 0       attention weights
+    minigpt plot attribute "The Eiffel Tower is in"        each head's and MLP's share of a logit (inside.py's flags)
+    minigpt plot patch --clean "..." --corrupted "..."     activation patching as a heat map
+    minigpt plot heads "..." --kind induction              head scores, the best head's attention
 
 Like main.py, it parses, calls the library and prints the file it wrote; nothing here computes.
 """
@@ -19,6 +22,8 @@ from ..views import plots
 from ..views.labels import token_label
 from ..views.plots.canvas import check_out
 from .args import add_model, add_option, command_line_text, integer, model_from, real
+from .inside import (add_attribute_flags, add_heads_flags, add_patch_flags, attribution_of, check_top, heads_of,
+                     patching_of)
 
 
 def plot_prompt(args, tok: Tokenizer) -> list[int]:
@@ -80,8 +85,54 @@ def cmd_plot_attention(args):
     print(args.out)
 
 
+def cmd_plot_attribute(args):
+    check_out(args.out)  # before the model is even loaded
+    tok, top = Tokenizer(), check_top(args.top)
+    result = attribution_of(args, tok, model_from(args)[0])
+    settings = ", ".join([f"by {args.by}"] + [flag for flag in ("fold_value_biases", "centered") if vars(args)[flag]])
+    plots.plot_attribution(result, tok, plot_title(args, "attribution", settings), args.out, top)
+    print(args.out)
+
+
+def cmd_plot_patch(args):
+    check_out(args.out)
+    tok = Tokenizer()
+    result = patching_of(args, tok, model_from(args)[0])
+    args.prompt = args.clean  # the title names the clean prompt
+    plots.plot_patch(result, tok, plot_title(args, "patching", f"corrupted “{command_line_text(args.corrupted)}”"),
+                     args.out)
+    print(args.out)
+
+
+def cmd_plot_heads(args):
+    check_out(args.out)
+    tok = Tokenizer()
+    result = heads_of(args, tok, model_from(args)[0])
+    plots.plot_heads(result, tok, plot_title(args, "head detectors", args.kind), args.out)
+    print(args.out)
+
+
+def add_inside_plots(views):
+    """plot attribute | patch | heads: the flags of the commands of the same names (inside.py), and --out."""
+    for name, help, flags, run in (
+            ("attribute", "each head's and MLP's share of a token's logit, as signed bars", add_attribute_flags,
+             cmd_plot_attribute),
+            ("patch", "activation patching: the metric after each patch, as a heat map", add_patch_flags,
+             cmd_plot_patch),
+            ("heads", "head scores, and the best head's attention beside its detection pattern", add_heads_flags,
+             cmd_plot_heads)):
+        v = views.add_parser(name, help=help)
+        flags(v)
+        v.add_argument("--out", default=f"{name}.png", metavar="FILE.png",
+                       help=f"the picture to write (default {name}.png)")
+        if name == "attribute":
+            v.add_argument("--top", type=integer, default=15, metavar="N", help="how many parts to draw (default 15)")
+        v.set_defaults(run=run)
+
+
 def add_plot_commands(sub):
-    """minigpt plot probs | beam-tree | lens | attention: each writes a picture (matplotlib: the plots extra)."""
+    """minigpt plot probs | beam-tree | lens | attention | attribute | patch | heads: each writes a picture
+    (matplotlib: the plots extra)."""
     plot = sub.add_parser("plot", help='pictures of what the model computes (needs pip install -e ".[plots]")')
     views = plot.add_subparsers(dest="view", required=True)
 
@@ -117,3 +168,5 @@ def add_plot_commands(sub):
              "attention.png")
     v.add_argument("--layer", type=integer, required=True, metavar="L", help="the layer, from 0")
     v.add_argument("--head", type=integer, metavar="H", help="one head, from 0 (default: every head, as a grid)")
+
+    add_inside_plots(views)

@@ -7,10 +7,11 @@ plain HTML that reads without JavaScript, and the hover is the browser's own `ti
                    minigpt/web/render.js, so a notebook, the explorer and the report read alike)
     step_title     what the hover of a generated token says: the candidates before and after the chain
     bars           a distribution as horizontal bars, the cut ones faded
-    heat_table     a grid of cells coloured by a value in [0, 1] (the logit lens, attention)
+    heat_table     a grid of cells coloured by a value in [0, 1] (the logit lens, attention, head scores), or
+                   by a signed value on a diverging scale centred on 0 (patching)
     tree_svg       a tree of labelled nodes, one column per step, as inline SVG (the beam tree)
     *_html         each result laid out with the above: a step, a generation, the next-token distribution,
-                   the lens, attention, the beam tree
+                   the lens, attention, the beam tree (inspection/inside's results: inside_html.py)
 
 Every number a piece shows is also in a data-* attribute at full precision, for tests and for scripts.
 The output is well-formed XML (every tag closed, every text escaped), and bounded: the callers cut what
@@ -41,12 +42,26 @@ VIRIDIS = ("#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#2
            "#fde725")
 
 
-def colour(p: float) -> str:
-    """A probability in [0, 1] as a colour of the viridis scale, interpolated between its stops."""
+# ColorBrewer's PuOr at -1, -0.8, ..., 1 (matplotlib's PuOr, which the pictures use): a diverging scale, colour-blind
+# safe, for the few values whose sign matters (a patch's metric, a part's contribution), white at 0.
+PUOR = ("#7f3b08", "#b35806", "#e08214", "#fdb863", "#fee0b6", "#f7f7f7", "#d8daeb", "#b2abd2", "#8073ac", "#542788",
+        "#2d004b")
+
+
+def colour(p: float, stops: tuple[str, ...] = VIRIDIS) -> str:
+    """A probability in [0, 1] as a colour of the viridis scale (or of `stops`), interpolated between its stops."""
     x = 10 * min(1.0, max(0.0, float(p)))
     i = min(9, int(x))
-    a, b = (tuple(int(hex_[k:k + 2], 16) for k in (1, 3, 5)) for hex_ in VIRIDIS[i:i + 2])
+    a, b = (tuple(int(hex_[k:k + 2], 16) for k in (1, 3, 5)) for hex_ in stops[i:i + 2])
     return "rgb(" + ", ".join(str(int(u + (x - i) * (v - u) + 0.5)) for u, v in zip(a, b)) + ")"  # as Math.round
+
+
+def signed_colour(x: float) -> str:
+    """A value in [-1, 1] on the PuOr scale: orange below 0, white at 0, purple above."""
+    return colour((float(x) + 1) / 2, PUOR)
+
+
+SIGNED = "PuOr, orange below 0, white at 0, purple above"  # the diverging scale in words
 
 
 SCALE = "viridis, 0 dark violet to 1 yellow"  # the scale in words, under every coloured view
@@ -116,15 +131,21 @@ def bars(rows, width: int = 240) -> str:
     return f'<table style="border-collapse:collapse">{"".join(lines)}</table>'
 
 
-def heat_table(columns: list[str], rows: list[tuple[str, list[tuple[str, float, str]]]]) -> str:
+def heat_table(columns: list[str], rows: list[tuple[str, list[tuple[str, float, str]]]], signed: float = 0,
+               shown=visible) -> str:
     """A grid: `columns` labels the columns; each row is (label, cells), a cell (text, value in [0, 1], title),
-    or (text, None, title) for an empty cell."""
-    head = "".join(f'<th style="{CELL}">{escape(visible(c))}</th>' for c in columns)
+    or (text, None, title) for an empty cell. With signed > 0 the values are in [-signed, signed], on PuOr.
+    shown(text) writes a column's label and a cell's text (labels already made visible: str)."""
+    def paint(v):
+        if not signed:
+            return f"background:{colour(v)};color:{ink(v)}"
+        return f"background:{signed_colour(v / signed)};color:{'#fff' if abs(v) > 0.6 * signed else '#111'}"
+
+    head = "".join(f'<th style="{CELL}">{escape(shown(c))}</th>' for c in columns)
     body = []
     for label, cells in rows:
-        tds = "".join(f'<td style="{CELL};background:{colour(v)};color:{ink(v)}" title="{attr(title)}" '
-                      f'data-v="{number(v)}">'
-                      f"{escape(visible(text))}</td>" if v is not None else "<td></td>" for text, v, title in cells)
+        tds = "".join(f'<td style="{CELL};{paint(v)}" title="{attr(title)}" data-v="{number(v)}">'
+                      f"{escape(shown(text))}</td>" if v is not None else "<td></td>" for text, v, title in cells)
         body.append(f'<tr><th style="{CELL};text-align:right">{escape(label)}</th>{tds}</tr>')
     return f'<table style="border-collapse:collapse"><tr><th></th>{head}</tr>{"".join(body)}</table>'
 

@@ -31,3 +31,9 @@ def cut(text: str, width: int | None) -> str:
 def token_label(tok: Tokenizer, token_id: int, width: int | None = None) -> str:
     """A token id as every view shows it (see the module docstring), cut to `width` characters."""
     return cut(shown_bytes(tok.token_bytes(token_id)) if token_id < tok.n_vocab else f"#{token_id}", width)
+
+
+def logit_name(tok: Tokenizer, token: int, versus: int | None = None, centered: bool = False) -> str:
+    """"logit[␣Paris]", "logit[␣Paris] - logit[␣Rome]", "logit[␣Paris] - mean logit": what a number measures."""
+    name = f"logit[{token_label(tok, token)}]"
+    return name + (f" - logit[{token_label(tok, versus)}]" if versus is not None else " - mean logit" * centered)

@@ -9,12 +9,14 @@ What this module is not: it computes nothing that a test should check (that is c
 inspection/), draws no figures (plots/) and prints nothing itself.
 """
 
+import numpy as np
+
 from ..call.strategies import strategy_defaults
 from ..core.bpe import Merge
 from ..core.checks import chance, plural
 from ..core.tokenizer import Tokenizer
 from .html import state_text
-from .labels import WIDTH, shown_bytes, token_label
+from .labels import WIDTH, logit_name, shown_bytes, token_label
 
 # ----------------------------------------------------------------------------- tokenize --merges
 
@@ -212,4 +214,89 @@ def options_table(registry) -> list[str]:
         default = "" if option.default in (None, ()) else f"`{option.default!r}`"
         default += f" ({own})" if (own := strategy_defaults(option)) else ""
         lines.append(f"| {option.group} | `{option.flag}` | `{option.name}` | {default} | {option.help} |")
+    return lines
+
+
+# ----------------------------------------------------------------------------- attribute, patch, heads
+
+SHADES = " ░▒▓█"  # a patch's share of the clean metric recovered: below 20%, 40%, 60%, 80%, and above
+
+
+PART_NAMES = {"head": "L1H2: layer 1's head 2 (layers and heads from 0); 0_mlp_out: layer 0's MLP; bias: the attention "
+                      "output biases",
+              "layer": "0_attn_out, 0_mlp_out: layer 0's attention and MLP, biases included (layers from 0)"}
+
+
+def attribution_lines(tok: Tokenizer, a, top: int = 10) -> list[str]:
+    """An Attribution as a table: its `top` largest parts, the rest together, the leftover, and their sum,
+    which is the logit."""
+    shown = a.top(top)
+    rest = a.contributions.sum(dtype="float64") - sum(value for _, value in shown)
+    what = logit_name(tok, a.token, a.versus, a.centered)
+    after = token_label(tok, a.tokens[a.position])
+    settings = ", value biases folded into bias" * a.fold_value_biases
+    lines = [f"{what} after {after} (position {a.position}), split by {a.by}{settings}: the "
+             f"{len(shown)} largest of {plural(len(a.labels), 'part')}",
+             f"  {'part':<30} {'contribution':>12}"]
+    lines += [f"  {label:<30} {value:>+12.4f}" for label, value in shown]
+    if len(shown) < len(a.labels):
+        others = "the other " + plural(len(a.labels) - len(shown), "part")
+        lines.append(f"  {others:<30} {rest:>+12.4f}")
+    lines.append(f"  {'leftover (ln_f bias)':<30} {a.leftover:>+12.4f}")
+    lines.append(f"  {'sum = ' + what:<30} {a.total:>12.4f}" if len(what) <= 24 else
+                 f"  {'sum: parts + leftover':<30} {a.total:>12.4f}")
+    lines.append(f"the model's own {what} is {a.logit:.4f}: the parts are what each wrote into the final "
+                 "stream, read through ln_f")
+    lines += [PART_NAMES[a.by], "embed, pos_embed: the token and position embeddings"]
+    return lines
+
+
+def shade(recovered: float) -> str:
+    """The glyph of a share recovered, from SHADES; nothing for an undefined one (clean = corrupted)."""
+    if recovered != recovered or abs(recovered) == float("inf"):
+        return " "
+    return SHADES[min(4, max(0, int(recovered * 5)))]
+
+
+def patch_lines(tok: Tokenizer, result) -> list[str]:
+    """A PatchResult as a heat map in text: a column per layer, a row per position (its clean and corrupted
+    tokens) or per head; each cell the metric after that patch and a shade of the share it recovers."""
+    L, N = result.values.shape
+    metric = f"{logit_name(tok, result.answer)} - {logit_name(tok, result.wrong)}"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recovered = result.recovered
+    if result.where == "head":
+        labels = [f"head {h}" for h in range(N)]
+    else:
+        labels = [f"{t:>3} {token_label(tok, c, 10)}" + (f" → {token_label(tok, d, 10)}" if c != d else "")
+                  for t, (c, d) in enumerate(zip(result.clean_tokens, result.corrupted_tokens))]
+    width = max(len(label) for label in labels + ["pos clean → corrupted"])
+    lines = [f"patching {result.where}: the corrupted prompt run with one activation from the clean one",
+             f"metric {metric} at the last position: clean {result.clean_metric:.4f}, corrupted "
+             f"{result.corrupted_metric:.4f}",
+             f"{'head' if result.where == 'head' else 'pos clean → corrupted':<{width}}"
+             + "".join(f"  {f'layer {l}':>9}" for l in range(L))]
+    for i, label in enumerate(labels):
+        lines.append((f"{label:<{width}}" + "".join(f"  {result.values[l, i]:>+8.3f}{shade(recovered[l, i])}"
+                                                    for l in range(L))).rstrip())
+    lines.append("each cell: the metric with that one patch, shaded by the share of clean - corrupted it recovers:")
+    lines.append(f"{' '.join(f'{g!r}' for g in SHADES)}: below 20%, 40%, 60%, 80%, or more (layers and "
+                 f"{result.axes[1]}s from 0)")
+    return lines
+
+
+KIND_LOOKS = {"previous_token": "the token just before", "duplicate_token": "an earlier copy of the same token",
+              "induction": "the token after an earlier copy of the same token"}
+
+
+def head_score_lines(tok: Tokenizer, result, top: int = 5) -> list[str]:
+    """HeadScores as a grid, a row per layer and a column per head, then the `top` heads."""
+    L, H = result.scores.shape
+    lines = [f"{result.kind} scores over {plural(len(result.tokens), 'token')}: the share of each head's attention "
+             f"on {KIND_LOOKS[result.kind]} (1: all of it)",
+             f"{'':<8}" + "".join(f"  {f'head {h}':>7}" for h in range(H))]
+    lines += [f"layer {l:<2}" + "".join(f"  {result.scores[l, h]:>7.3f}" for h in range(H)) for l in range(L)]
+    lines.append(f"top {plural(min(top, L * H), 'head')}: "
+                 + ", ".join(f"{name} {score:.3f}" for name, score in result.top(top))
+                 + " (LlHh: head h of layer l, from 0)")
     return lines

@@ -1,8 +1,9 @@
-"""Run docs/decoding_strategies.ipynb top to bottom in a real Jupyter kernel, offline, and save its outputs.
+"""Run a notebook of docs/ top to bottom in a real Jupyter kernel, offline, and save its outputs.
 
     pip install -e ".[notebook]"
-    python -m scripts.docs.run_notebook                 # the model the notebook picks (gpt2 if found, else tiny)
+    python -m scripts.docs.run_notebook                 # docs/decoding_strategies.ipynb, on the model it picks
     python -m scripts.docs.run_notebook --model tiny    # the model of the committed outputs
+    python -m scripts.docs.run_notebook docs/inside_the_model.ipynb    # the second lesson (always on tiny)
     python -m scripts.docs.run_notebook --check         # run, and save nothing: exit 1 if a cell failed
 
 The file is rewritten only when a cell's outputs differ from the committed ones by more than float32's
@@ -25,6 +26,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 NOTEBOOK = ROOT / "docs" / "decoding_strategies.ipynb"
+NOTEBOOKS = (NOTEBOOK, ROOT / "docs" / "inside_the_model.ipynb")  # the lessons, in their order
 CALLERS_SETTINGS = ("HF_", "HUGGINGFACE_", "MINIGPT_", "PYTHON", "MPL")  # what would change what the notebook does
 TIMEOUT = 600  # seconds a cell may take
 # A number as the notebook prints it: -2.4643, 0.0001, 3e-06, 50 (a count, a colour's hue, a percentage).
@@ -69,13 +71,16 @@ def same_text(ours: str, theirs: str) -> bool:
 
 
 def outputs(notebook) -> list[list[tuple]]:
-    """Each code cell's outputs as they read: (name, text) for stream text, text/plain and text/html; a picture
-    as ("picture",), since its bytes depend on matplotlib's version and fonts. Counts and metadata are left out."""
+    """Each code cell's outputs as they read: (name, text) for stream text (consecutive pieces of one stream joined:
+    the kernel chunks them by timing), text/plain and text/html; a picture as ("picture",), since its bytes depend
+    on matplotlib's version and fonts. Counts and metadata are left out."""
     cells = []
     for cell in (c for c in notebook.cells if c.cell_type == "code"):
         shown = []
         for o in cell.outputs:
-            if o.output_type == "stream":
+            if o.output_type == "stream" and shown and shown[-1][0] == o.name:  # one stream, however it was chunked
+                shown[-1] = (o.name, shown[-1][1] + o.text)
+            elif o.output_type == "stream":
                 shown.append((o.name, o.text))
             elif "image/png" in o.get("data", {}):
                 shown.append(("picture",))
@@ -98,20 +103,25 @@ def differences(committed, fresh) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Run the decoding-strategies notebook and save its outputs.")
-    p.add_argument("--model", help="tiny or gpt2 (default: gpt2 if its weights are found, else tiny)")
+    p = argparse.ArgumentParser(description="Run a notebook of docs/ and save its outputs.")
+    p.add_argument("notebook", nargs="?", type=Path, default=NOTEBOOK,
+                   help=f"the notebook (default {NOTEBOOK.relative_to(ROOT)}; the lessons: "
+                        f"{', '.join(str(n.relative_to(ROOT)) for n in NOTEBOOKS)})")
+    p.add_argument("--model", help="tiny or gpt2 (default: gpt2 if its weights are found, else tiny), for a notebook "
+                                   "that reads MINIGPT_NOTEBOOK_MODEL")
     p.add_argument("--check", action="store_true", help="run it, save nothing")
     args = p.parse_args(argv)
-    notebook = execute(NOTEBOOK, args.model)
+    path = args.notebook.resolve()
+    notebook = execute(path, args.model)
     if args.check:
         return 0
-    changed = differences(nbformat.read(NOTEBOOK, as_version=4), notebook)
+    changed = differences(nbformat.read(path, as_version=4), notebook)
+    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     if not changed:  # the same, within float32's differences between machines: leave the committed file alone
-        print(f"{NOTEBOOK.relative_to(ROOT)} is unchanged: its outputs equal a fresh run's within {RELATIVE} and "
-              f"the last printed digit")
+        print(f"{name} is unchanged: its outputs equal a fresh run's within {RELATIVE} and the last printed digit")
         return 0
-    nbformat.write(notebook, NOTEBOOK)
-    print(f"wrote {NOTEBOOK.relative_to(ROOT)} ({', '.join(changed)} changed)")
+    nbformat.write(notebook, path)
+    print(f"wrote {name} ({', '.join(changed)} changed)")
     return 0
 
 
