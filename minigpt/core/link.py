@@ -174,8 +174,9 @@ class Link:
             setattr(self, name, option.check(getattr(self, name), default_ok=i > 0))
 
     def params(self) -> dict:
-        """The option fields by name: what the chain's description shows."""
-        return {name: getattr(self, name) for name in self.option_fields}
+        """The option fields by name (but those left at a default of None): what the chain's description shows."""
+        return {name: getattr(self, name) for name, o in self.option_fields.items()
+                if not (getattr(self, name) is None and o.default is None)}
 
     def __repr__(self):
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core.checks import check_int, check_real, number, phrase
 from ..core.link import NEG_INF, Link, Option, reads
-from ..core.links import seen_columns
+from ..core.links import PENALTY_LAST_N, seen_columns
 from .values import (as_bias_pairs, as_token_ids, as_token_tuple, as_token_tuples, check_prompt_length, check_token_ids,
                      parse_bias, parse_ids)
 
@@ -32,10 +32,12 @@ from .values import (as_bias_pairs, as_token_ids, as_token_tuple, as_token_tuple
 # float32's range (3.4e38): no processor ever overflows to inf or NaN.
 MAX_BIAS = 1e9
 
+# OpenAI's API takes frequency and presence penalties in [-2, 2]; llama.cpp takes any (its own tests use 5).
+ADDITIVE_PENALTY = 1e3
 FREQUENCY_PENALTY = Option("frequency_penalty", 0.0, "subtract X times the number of times a token was generated",
-                           "penalties", low=-2, high=2, metavar="X")
+                           "penalties", low=-ADDITIVE_PENALTY, high=ADDITIVE_PENALTY, metavar="X")
 PRESENCE_PENALTY = Option("presence_penalty", 0.0, "subtract X from every token generated at least once",
-                          "penalties", low=-2, high=2, metavar="X")
+                          "penalties", low=-ADDITIVE_PENALTY, high=ADDITIVE_PENALTY, metavar="X")
 NO_REPEAT_NGRAM_SIZE = Option("no_repeat_ngram_size", 0, "ban any token that would repeat an N-gram of the text "
                               "(0 = off)", "penalties", kind=int, low=0, metavar="N")
 BAD_WORDS_IDS = Option("bad_words_ids", (), "a token sequence never to generate, as comma-separated ids "
@@ -56,11 +58,14 @@ SUPPRESS_TOKENS = Option("suppress_tokens", (), "token ids never to generate, co
 class FrequencyPresencePenalty(Link):
     """x_j - frequency * c_j - presence * [c_j > 0], c_j = how often token j was GENERATED so far: the additive
     rule of OpenAI's API, also used by vLLM and llama.cpp. Like OpenAI and vLLM it counts only the generated
-    tokens, ids[:, prompt_length:] (llama.cpp counts its last `penalty_last_n` tokens). -inf stays -inf."""
+    tokens, ids[:, prompt_length:]; with last_n (penalty_last_n) it counts, as llama.cpp, the last last_n ids,
+    prompt included (-1: every id), each row's left padding (prompt_ignore_length) excepted. -inf stays -inf."""
     name = "frequency_presence_penalty"
     frequency: float = reads(FREQUENCY_PENALTY, default=0.0)
     presence: float = reads(PRESENCE_PENALTY, default=0.0)
+    last_n: int | None = reads(PENALTY_LAST_N, default=None)
     prompt_length: int = 0
+    prompt_ignore_length: object = None
 
     @classmethod
     def acts(cls, values, setting):
@@ -70,11 +75,21 @@ class FrequencyPresencePenalty(Link):
         super().__post_init__()
         self.prompt_length = check_prompt_length(self.prompt_length)
 
+    def counted(self, ids, vocab: int):
+        """ids [B, t] with those that do not count replaced by vocab (an extra column): every id before the
+        generated ones, or outside the window of llama.cpp's penalty_last_n."""
+        B, t = ids.shape
+        start = np.full((B, 1), self.prompt_length)  # [B, 1] where counting starts
+        if self.last_n is not None:
+            pad = np.asarray(0 if self.prompt_ignore_length is None else self.prompt_ignore_length).reshape(-1, 1)
+            start = np.maximum(pad, 0 if self.last_n == -1 else t - self.last_n)
+        return np.where(np.arange(t) >= start, np.minimum(ids, vocab), vocab)  # [B, t]
+
     def __call__(self, logits, ids):
-        generated = ids[:, self.prompt_length :]  # [B, t - prompt_length]
-        counts = np.zeros(logits.shape, dtype=np.float32)  # [B, V]
-        rows = np.broadcast_to(np.arange(ids.shape[0])[:, None], generated.shape)
-        np.add.at(counts, (rows, generated), 1)
+        counted = self.counted(ids, logits.shape[-1])  # [B, t]
+        counts = np.zeros((logits.shape[0], logits.shape[1] + 1), dtype=np.float32)  # [B, V + 1]
+        np.add.at(counts, (np.broadcast_to(np.arange(ids.shape[0])[:, None], counted.shape), counted), 1)
+        counts = counts[:, :-1]  # [B, V]
         return logits - (np.float32(self.frequency) * counts + np.float32(self.presence) * (counts > 0))
 
 

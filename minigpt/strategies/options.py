@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..core.checks import OptionError
 from ..core.link import GROUPS, Option, Trait
-from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
+from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, PENALTY_LAST_N, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import GPT2
 from ..links import chain, llama, penalties, warpers
@@ -119,6 +119,7 @@ class GenerationOptions:
     # penalties: every strategy
     logit_bias: tuple = penalties.LOGIT_BIAS.default
     repetition_penalty: float = REPETITION_PENALTY.default
+    penalty_last_n: int | None = PENALTY_LAST_N.default
     frequency_penalty: float = penalties.FREQUENCY_PENALTY.default
     presence_penalty: float = penalties.PRESENCE_PENALTY.default
     no_repeat_ngram_size: int = penalties.NO_REPEAT_NGRAM_SIZE.default
