@@ -112,11 +112,13 @@ def prepare_run(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, 
         chain_options["min_tokens_to_keep"] = 2  # as transformers: every beam keeps one continuation besides eos
     rng = np.random.default_rng(opts.seed)  # every random draw of the run (tokens, XTC): a seed reproduces the text
     pad_lengths = (mask == 0).sum(axis=1)  # [B] the penalties skip each row's padding
+    prompt_index = np.repeat(np.arange(len(prompts)), n)  # [B] the prompt each row continues
 
     def chain_for_copies(copies: int):
         return build_chain(sampling=sampling, prompt_length=ids.shape[1], eos_token_id=eos,
                            vocab_size=model.config.vocab_size, pad_lengths=np.repeat(pad_lengths, copies),
-                           tokenizer=tokenizer, rng=rng, pad_token_id=pad, **chain_options)
+                           tokenizer=tokenizer, rng=rng, pad_token_id=pad, max_new_tokens=opts.max_new_tokens,
+                           prompt_index=np.repeat(prompt_index, copies), **chain_options)
 
     return Run(model=model, ids=ids, mask=mask, max_new_tokens=opts.max_new_tokens, pad_token_id=pad, options=opts,
                chain=chain_for_copies(1), eos_token_id=eos, rng=rng, sampling=sampling, trace_top=trace_top,

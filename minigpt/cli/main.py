@@ -68,7 +68,8 @@ def add_generation_flags(g, prompt_help: str) -> dict:
         help="how the next token is chosen (default: greedy, or sample when an option only sampling uses is given): "
              "" + "; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()))
     for option in REGISTRY:
-        add_option(groups[option.group], option)
+        if not option.python_only:  # a function has no flag
+            add_option(groups[option.group], option)
     groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
                                      type=command_line_text, help="a text never to generate (repeatable)")
     return groups

@@ -44,6 +44,7 @@ GROUPS = {  # where --help and the docs list an option, in this order, with what
     "penalties": "every strategy: penalise or ban tokens",
     "warpers": "sampling only: reshape the distribution a token is drawn from, in this order",
     "llama.cpp samplers": "llama.cpp's samplers: DRY for every strategy, the others when sampling",
+    "the chain's end": "every strategy, after every other link: the watermark, then renormalisation",
     "guidance and DoLa": "greedy and sample: what the chain starts from instead of the model's logits",
 }
 
@@ -69,6 +70,7 @@ class Option:
     repeat: bool = False  # the flag may be given several times, each adding to a list
     flag_name: str = ""  # the flag, when it is not --name-with-dashes
     encode: bool = False  # the flag takes text, which the command line encodes into token ids
+    python_only: bool = False  # no flag: a value only Python can give (a function)
 
     @property
     def flag(self) -> str:

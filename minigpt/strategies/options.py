@@ -23,7 +23,7 @@ from ..core.link import GROUPS, Option, Trait
 from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, PENALTY_LAST_N, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import GPT2
-from ..links import chain, llama, penalties, warpers
+from ..links import chain, constraints, llama, penalties, prompt, warpers
 from ..links.mirostat import MIROSTAT, MIROSTAT_ETA, MIROSTAT_TAU
 from ..links.values import as_text_or_texts
 from ..sources.dola import DOLA_LAYERS, DOLA_READ_OUT
@@ -118,16 +118,24 @@ class GenerationOptions:
     stop: tuple = STOP.default
     # penalties: every strategy
     logit_bias: tuple = penalties.LOGIT_BIAS.default
+    sequence_bias: tuple = penalties.SEQUENCE_BIAS.default
+    encoder_repetition_penalty: float = prompt.ENCODER_REPETITION_PENALTY.default
     repetition_penalty: float = REPETITION_PENALTY.default
     penalty_last_n: int | None = PENALTY_LAST_N.default
     frequency_penalty: float = penalties.FREQUENCY_PENALTY.default
     presence_penalty: float = penalties.PRESENCE_PENALTY.default
     no_repeat_ngram_size: int = penalties.NO_REPEAT_NGRAM_SIZE.default
+    encoder_no_repeat_ngram_size: int = prompt.ENCODER_NO_REPEAT_NGRAM_SIZE.default
     bad_words_ids: tuple = penalties.BAD_WORDS_IDS.default
     min_new_tokens: int = penalties.MIN_NEW_TOKENS.default
+    prefix_allowed_tokens_fn: object = constraints.PREFIX_ALLOWED_TOKENS_FN.default
+    allowed_tokens_regex: str | None = constraints.ALLOWED_TOKENS_REGEX.default
+    forced_eos_token_id: int | None = constraints.FORCED_EOS_TOKEN_ID.default
+    exponential_decay_length_penalty: tuple | None = constraints.EXPONENTIAL_DECAY_LENGTH_PENALTY.default
     suppress_tokens: tuple = penalties.SUPPRESS_TOKENS.default
     # warpers: sampling only
     temperature: float = TEMPERATURE.default
+    top_h: float | None = warpers.TOP_H.default
     top_k: int | None = TOP_K.default
     min_tokens_to_keep: int = MIN_TOKENS_TO_KEEP.default
     top_p: float = TOP_P.default
@@ -150,6 +158,8 @@ class GenerationOptions:
     mirostat_tau: float = MIROSTAT_TAU.default
     mirostat_eta: float = MIROSTAT_ETA.default
     sampler_order: tuple = chain.SAMPLER_ORDER.default
+    # the chain's end: every strategy
+    renormalize_logits: bool = constraints.RENORMALIZE_LOGITS.default
     # guidance and DoLa: greedy and sample
     guidance_scale: float = GUIDANCE_SCALE.default
     negative_prompt_ids: tuple | None = NEGATIVE_PROMPT_IDS.default

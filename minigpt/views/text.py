@@ -209,5 +209,6 @@ def options_table(registry) -> list[str]:
     lines = ["| group | flag | Python name | default | what it does |", "|---|---|---|---|---|"]
     for option in registry:
         default = "" if option.default in (None, ()) else f"`{option.default!r}`"
-        lines.append(f"| {option.group} | `{option.flag}` | `{option.name}` | {default} | {option.help} |")
+        flag = "(Python only)" if option.python_only else f"`{option.flag}`"
+        lines.append(f"| {option.group} | {flag} | `{option.name}` | {default} | {option.help} |")
     return lines
