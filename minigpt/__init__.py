@@ -21,6 +21,7 @@ from .call.generate import GenerationOutput, generate, stream
 from .core.config import ConfigError, GPTConfig
 from .core.model import GPT2, KVCache
 from .core.tokenizer import StreamDecoder, Tokenizer
+from .inspection.watermark import WatermarkScore, watermark_score
 from .version import VERSION as __version__
 from .views.notebook import show_in_notebooks
 from .weights.checkpoint import CheckpointError, load
@@ -28,4 +29,4 @@ from .weights.checkpoint import CheckpointError, load
 show_in_notebooks()
 
 __all__ = ["__version__", "load", "Tokenizer", "StreamDecoder", "generate", "stream", "GenerationOutput", "GPT2",
-           "GPTConfig", "KVCache", "CheckpointError", "ConfigError"]
+           "GPTConfig", "KVCache", "CheckpointError", "ConfigError", "watermark_score", "WatermarkScore"]

@@ -3,6 +3,7 @@
     minigpt generate "Alan Turing theorized that"     stream a continuation
     minigpt tokenize "Hello, my dog is a little"      one row per token
     minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
+    minigpt detect-watermark "The file is a list"     whether a text carries generate --watermark's watermark
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
     minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
     minigpt plot lens "The Eiffel Tower is in"        pictures: probs, beam-tree, lens, attention (plot.py)
@@ -36,6 +37,7 @@ from .args import MODEL_HELP, add_model, add_option, announce, command_line_text
 from .batch import cmd_generate_file
 from .plot import add_plot_commands
 from .score import add_score_command
+from .watermark import add_watermark_command
 from .web import add_web_commands
 
 
@@ -282,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_tokenize)
 
     add_score_command(sub)
+    add_watermark_command(sub)
 
     c = sub.add_parser("compare", help="one prompt through several decoding strategies, side by side")
     c.add_argument("prompt")

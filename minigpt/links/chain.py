@@ -28,6 +28,7 @@ from .penalties import (BadWords, FrequencyPresencePenalty, LogitBias, MinNewTok
 from .prompt import EncoderNoRepeatNGram, EncoderRepetitionPenalty
 from .values import as_texts
 from .warpers import EpsilonCutoff, EtaCutoff, TopH, TypicalP
+from .watermark import Watermark
 
 PENALTY_ORDER = (LogitBias, SequenceBias, EncoderRepetitionPenalty, RepetitionPenalty, FrequencyPresencePenalty, DRY,
                  NoRepeatNGram, EncoderNoRepeatNGram, BadWords, MinNewTokens, AllowedTokens, ForcedEOS,
@@ -37,7 +38,7 @@ PENALTY_ORDER = (LogitBias, SequenceBias, EncoderRepetitionPenalty, RepetitionPe
 WARPER_ORDER = {"temperature": (DynamicTemperature, Temperature), "top_h": (TopH,), "top_k": (TopK,), "top_p": (TopP,),
                 "min_p": (MinP,), "typical_p": (TypicalP,), "epsilon_cutoff": (EpsilonCutoff,),
                 "eta_cutoff": (EtaCutoff,), "top_n_sigma": (TopNSigma,), "xtc": (XTC,)}
-FINAL_ORDER = (Renormalize,)  # after the warpers, whatever the strategy: renormalisation last of all
+FINAL_ORDER = (Watermark, Renormalize)  # after the warpers, whatever the strategy: renormalisation last of all
 CHOOSERS = (Mirostat,)  # the choosers that options turn on; otherwise greedy argmax, or the draw when sampling
 LINKS = {cls.name: cls for cls in (*PENALTY_ORDER, *(c for slot in WARPER_ORDER.values() for c in slot),
                                    *FINAL_ORDER)}  # by name

@@ -26,6 +26,8 @@ from ..core.model import GPT2
 from ..links import chain, constraints, llama, penalties, prompt, warpers
 from ..links.mirostat import MIROSTAT, MIROSTAT_ETA, MIROSTAT_TAU
 from ..links.values import as_text_or_texts
+from ..links.watermark import (WATERMARK, WATERMARK_BIAS, WATERMARK_CONTEXT_WIDTH, WATERMARK_GREENLIST_RATIO,
+                               WATERMARK_HASHING_KEY, WATERMARK_SEEDING_SCHEME)
 from ..sources.dola import DOLA_LAYERS, DOLA_READ_OUT
 from ..sources.guidance import GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS
 
@@ -159,6 +161,12 @@ class GenerationOptions:
     mirostat_eta: float = MIROSTAT_ETA.default
     sampler_order: tuple = chain.SAMPLER_ORDER.default
     # the chain's end: every strategy
+    watermark: bool = WATERMARK.default
+    watermark_bias: float = WATERMARK_BIAS.default
+    watermark_greenlist_ratio: float = WATERMARK_GREENLIST_RATIO.default
+    watermark_hashing_key: int = WATERMARK_HASHING_KEY.default
+    watermark_seeding_scheme: str = WATERMARK_SEEDING_SCHEME.default
+    watermark_context_width: int = WATERMARK_CONTEXT_WIDTH.default
     renormalize_logits: bool = constraints.RENORMALIZE_LOGITS.default
     # guidance and DoLa: greedy and sample
     guidance_scale: float = GUIDANCE_SCALE.default
