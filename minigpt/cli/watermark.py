@@ -12,12 +12,8 @@ import json
 from pathlib import Path
 
 from ..call.prompts import read_text
-from ..inspection.watermark import GPT2_VOCAB, Z_THRESHOLD, watermark_score
-from ..links.watermark import (WATERMARK_CONTEXT_WIDTH, WATERMARK_GREENLIST_RATIO, WATERMARK_HASHING_KEY,
-                               WATERMARK_SEEDING_SCHEME)
+from ..inspection.watermark import GPT2_VOCAB, SETTINGS, Z_THRESHOLD, watermark_score
 from .args import add_option, command_line_text, integer, real
-
-SETTINGS = (WATERMARK_GREENLIST_RATIO, WATERMARK_HASHING_KEY, WATERMARK_SEEDING_SCHEME, WATERMARK_CONTEXT_WIDTH)
 
 
 def cmd_detect_watermark(args):
@@ -25,8 +21,8 @@ def cmd_detect_watermark(args):
         raise ValueError("give either a text to check or --file FILE, not both and not neither.")
     text = command_line_text(args.text) if args.file is None else read_text(Path(args.file), f"--file {args.file}",
                                                                             "give a UTF-8 text file.")
-    score = watermark_score(text, **{option.name.removeprefix("watermark_"): getattr(args, option.name)
-                                     for option in SETTINGS}, vocab_size=args.vocab_size,
+    score = watermark_score(text, **{option.name: getattr(args, option.name) for option in SETTINGS},
+                            vocab_size=args.vocab_size,
                             ignore_repeated_ngrams=args.ignore_repeated_ngrams, z_threshold=args.z_threshold)
     if args.json:
         print(json.dumps({"z_score": score.z_score, "p_value": score.p_value, "prediction": score.prediction,
@@ -37,7 +33,7 @@ def cmd_detect_watermark(args):
     verdict = "watermarked" if score.prediction else "no watermark found"
     print(f"z-score {score.z_score:.2f}, p-value {score.p_value:.3g}: {score.num_green_tokens} of "
           f"{score.num_tokens_scored} tokens green ({score.green_fraction:.0%}; {score.greenlist_ratio:.0%} expected "
-          f"without the watermark): {verdict} (z > {score.z_threshold:g})")
+          f"without the watermark): {verdict} (watermarked above z = {score.z_threshold:g})")
 
 
 def add_watermark_command(sub):

@@ -17,9 +17,10 @@ What this module is not: marking a text (links/watermark.py, whose green lists t
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core.checks import OptionError, plural
+from ..core.link import Option
 from ..core.tokenizer import Tokenizer
 from ..links.values import as_token_ids
 from ..links.watermark import (WATERMARK_CONTEXT_WIDTH, WATERMARK_GREENLIST_RATIO, WATERMARK_HASHING_KEY,
@@ -58,23 +59,34 @@ def z_score(green: int, scored: int, gamma: float) -> float:
     return (green - gamma * scored) / math.sqrt(scored * gamma * (1 - gamma))
 
 
-def watermark_score(text_or_ids, *, greenlist_ratio: float = 0.25, hashing_key: int = 15485863,
-                    seeding_scheme: str = "lefthash", context_width: int = 1, vocab_size: int = GPT2_VOCAB,
+def as_keyword(option: Option) -> Option:
+    """A watermark_* option as watermark_score's keyword (transformers' WatermarkingConfig's name), its flag kept:
+    watermark_greenlist_ratio -> greenlist_ratio, --watermark-greenlist-ratio."""
+    return replace(option, name=option.name.removeprefix("watermark_"), flag_name=option.flag)
+
+
+SETTINGS = tuple(as_keyword(o) for o in (WATERMARK_GREENLIST_RATIO, WATERMARK_HASHING_KEY, WATERMARK_SEEDING_SCHEME,
+                                         WATERMARK_CONTEXT_WIDTH))  # what the text was marked with; not the bias
+GREENLIST_RATIO, HASHING_KEY, SEEDING_SCHEME, CONTEXT_WIDTH = SETTINGS
+
+
+def watermark_score(text_or_ids, *, greenlist_ratio: float = GREENLIST_RATIO.default,
+                    hashing_key: int = HASHING_KEY.default, seeding_scheme: str = SEEDING_SCHEME.default,
+                    context_width: int = CONTEXT_WIDTH.default, vocab_size: int = GPT2_VOCAB,
                     ignore_repeated_ngrams: bool = False, z_threshold: float = Z_THRESHOLD, bos_token_id=GPT2_BOS,
                     tokenizer: Tokenizer | None = None) -> WatermarkScore:
     """How green a text is: a text (encoded with GPT-2's tokenizer) or its token ids, scored with the settings it
-    was generated with (generate()'s watermark_* options, by the same names; vocab_size: the model's). Its
-    z-score and p-value equal transformers' WatermarkDetector's."""
-    settings = {o: o.check(v) for o, v in ((WATERMARK_GREENLIST_RATIO, greenlist_ratio), (WATERMARK_HASHING_KEY,
-                hashing_key), (WATERMARK_SEEDING_SCHEME, seeding_scheme), (WATERMARK_CONTEXT_WIDTH, context_width))}
-    lists = GreenLists(vocab_size, *settings.values())
+    was generated with (generate()'s watermark_* options without their prefix, as transformers' WatermarkingConfig
+    names them; vocab_size: the model's). Its z-score and p-value equal transformers' WatermarkDetector's."""
+    given = (greenlist_ratio, hashing_key, seeding_scheme, context_width)
+    lists = GreenLists(vocab_size, *(option.check(value) for option, value in zip(SETTINGS, given)))
     ids = (tokenizer or Tokenizer()).encode(text_or_ids) if isinstance(text_or_ids, str) else as_token_ids(
         "text_or_ids", text_or_ids)
     if ids and bos_token_id is not None and ids[0] == bos_token_id:
         ids = ids[1:]
-    if len(ids) - lists.width < 1:
-        raise OptionError("a text must have more than {w} tokens to be scored (the first {w} only seed the "
-                          "first green list), got {n}.", w=lists.width, n=len(ids))
+    if len(ids) <= lists.width:
+        raise OptionError("the text has {has}, too few to score: each token scored needs the {first} before it "
+                          "to seed its green list; give a longer text.", has=plural(len(ids), "token"), first=plural(lists.width, "token"))
     selfhash = lists.scheme == "selfhash"
     n = lists.width + 1 - selfhash  # the tokens of each n-gram: its context and the token scored
     counts = Counter(tuple(ids[i : i + n]) for i in range(len(ids) - n + 1))

@@ -76,10 +76,10 @@ def randperm_prefix(seed: int, n: int, k: int) -> np.ndarray:
 class GreenLists:
     """The green lists of one watermark setting, for a vocabulary of vocab_size tokens."""
     vocab_size: int
-    ratio: float = 0.25
-    key: int = 15485863
-    scheme: str = "lefthash"
-    width: int = 1
+    ratio: float = WATERMARK_GREENLIST_RATIO.default
+    key: int = WATERMARK_HASHING_KEY.default
+    scheme: str = WATERMARK_SEEDING_SCHEME.default
+    width: int = WATERMARK_CONTEXT_WIDTH.default
 
     @property
     def size(self) -> int:
@@ -117,11 +117,11 @@ class Watermark(Link):
     above gamma, which inspection/watermark.py measures."""
     name = "watermark"
     on: bool = reads(WATERMARK)
-    bias: float = reads(WATERMARK_BIAS, default=2.0)
-    greenlist_ratio: float = reads(WATERMARK_GREENLIST_RATIO, default=0.25)
-    hashing_key: int = reads(WATERMARK_HASHING_KEY, default=15485863)
-    seeding_scheme: str = reads(WATERMARK_SEEDING_SCHEME, default="lefthash")
-    context_width: int = reads(WATERMARK_CONTEXT_WIDTH, default=1)
+    bias: float = reads(WATERMARK_BIAS, default=WATERMARK_BIAS.default)
+    greenlist_ratio: float = reads(WATERMARK_GREENLIST_RATIO, default=WATERMARK_GREENLIST_RATIO.default)
+    hashing_key: int = reads(WATERMARK_HASHING_KEY, default=WATERMARK_HASHING_KEY.default)
+    seeding_scheme: str = reads(WATERMARK_SEEDING_SCHEME, default=WATERMARK_SEEDING_SCHEME.default)
+    context_width: int = reads(WATERMARK_CONTEXT_WIDTH, default=WATERMARK_CONTEXT_WIDTH.default)
 
     def green_lists(self, vocab_size: int) -> GreenLists:
         return GreenLists(vocab_size, self.greenlist_ratio, self.hashing_key, self.seeding_scheme, self.context_width)

@@ -80,7 +80,7 @@ def scores(rng) -> tuple[list, dict]:
     sentence = gpt2_encoding().encode(SENTENCE)
     texts = {"sentence": (sentence, 50257, 50256), "sentence_with_bos": ([50256] + sentence, 50257, 50256),
              "random": ([int(t) for t in rng.integers(0, 50257, size=50)], 50257, 50256),
-             "tiny_hub_watermarked": (generated(True), 1000, None), "tiny_hub_plain": (generated(False), 1000, None)}
+             "tiny_hub_watermarked": (generated(True), 1000, 999), "tiny_hub_plain": (generated(False), 1000, 999)}
     records = []
     for name, (ids, vocab, bos) in texts.items():
         for setting in SETTINGS:
