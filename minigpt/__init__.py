@@ -7,7 +7,8 @@ listed before it:
   weights/      a name -> files on disk, downloaded if need be -> a checked model
   links/        every other link of the sampler chain, and the chain's full order
   sources/      where the chain's scores come from: the model, classifier-free guidance, DoLa
-  strategies/   the decoding loops: greedy and sampling, beam search, contrastive search, speculative decoding
+  strategies/   the decoding loops: greedy and sampling, beam search, contrastive search, speculative decoding,
+                prompt lookup
   call/         generate() and stream(): options checked, memory priced, prompts batched, a strategy run
   inspection/   what the model computes on the way: scores, distributions, the logit lens, attention, beam trees
   views/        text, JSON, HTML and pictures of the results

@@ -4,10 +4,10 @@
     2. run       the strategy's own loop over the KV cache, step by step              (STRATEGIES[name].loop)
     3. pack      each returned sequence with its text, score and trace                (pack_output)
 
-The loops live in strategies/ (tokenwise.py for greedy and sampling, beam.py, contrastive.py, speculative.py);
-each is a generator that pauses after every step. A LiveRun holds one paused: `stream()` hands its tokens over
-as they come, the explorer steps it click by click, and generate() runs it to the end. What every step shares is in strategies/run.py (trace, stop strings) and
-core/chain.py (the links and the chooser).
+The loops live in strategies/ (tokenwise.py for greedy and sampling, beam.py, contrastive.py, speculative.py,
+prompt_lookup.py); each is a generator that pauses after every step. A LiveRun holds one paused: `stream()` hands
+its tokens over as they come, the explorer steps it click by click, and generate() runs it to the end. What every
+step shares is in strategies/run.py (trace, stop strings) and core/chain.py (the links and the chooser).
 
 What this module is not: the strategies, the options' declarations (strategies/options.py) or the model.
 """
@@ -50,7 +50,7 @@ class GenerationOutput:
     prompt_index: list[int] = field(default_factory=list)  # which prompt each sequence continues
     steps: list[list[Step]] = field(default_factory=list)  # the per-step trace of each sequence
     chain: list[str] = field(default_factory=list)  # what the chain starts from if not the model, its links in order
-    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative, prompt lookup: drafts kept)
     strategy: str = ""  # the strategy that produced it
     prompt_texts: list[str] = field(default_factory=list)  # each prompt's text
     seed: int | None = None  # the seed the draws came from (drawn afresh when none was given): pass it to repeat them

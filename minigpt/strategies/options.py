@@ -88,10 +88,16 @@ NUM_ASSISTANT_TOKENS = Option("num_assistant_tokens", 5, "speculative decoding: 
                               "strategy", OWN, kind=int, low=1, metavar="N")
 DO_SAMPLE = Option("do_sample", False, "speculative decoding: sample (with the warpers) instead of greedy",
                    "strategy", OWN, kind=bool)
+PROMPT_LOOKUP_NUM_TOKENS = Option("prompt_lookup_num_tokens", 10, "prompt lookup decoding: tokens drafted per round, "
+                                  "copied from what followed the text's last n-gram earlier", "strategy", OWN,
+                                  kind=int, low=1, metavar="N")
+MAX_MATCHING_NGRAM_SIZE = Option("max_matching_ngram_size", 2, "prompt lookup decoding: the longest n-gram of the "
+                                 "text's end looked up (then shorter ones)", "strategy", OWN, kind=int, low=1,
+                                 metavar="N")
 
 OWN_OPTIONS = (SEED, NUM_RETURN_SEQUENCES, NUM_BEAMS, LENGTH_PENALTY, EARLY_STOPPING, NUM_BEAM_GROUPS,
-               DIVERSITY_PENALTY, PENALTY_ALPHA, DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE, MAX_NEW_TOKENS,
-               EOS_TOKEN_ID, STOP)
+               DIVERSITY_PENALTY, PENALTY_ALPHA, DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE,
+               PROMPT_LOOKUP_NUM_TOKENS, MAX_MATCHING_NGRAM_SIZE, MAX_NEW_TOKENS, EOS_TOKEN_ID, STOP)
 SOURCE_OPTIONS = (GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS, DOLA_LAYERS, DOLA_READ_OUT)
 REGISTRY = tuple(sorted((*OWN_OPTIONS, *chain.OPTIONS, *SOURCE_OPTIONS), key=lambda o: list(GROUPS).index(o.group)))
 BY_NAME = {option.name: option for option in REGISTRY}
@@ -114,6 +120,8 @@ class GenerationOptions:
     draft_model: object = DRAFT_MODEL.default
     num_assistant_tokens: int = NUM_ASSISTANT_TOKENS.default
     do_sample: bool = DO_SAMPLE.default
+    prompt_lookup_num_tokens: int = PROMPT_LOOKUP_NUM_TOKENS.default
+    max_matching_ngram_size: int = MAX_MATCHING_NGRAM_SIZE.default
     # output: how much to generate, when to stop
     max_new_tokens: int = MAX_NEW_TOKENS.default
     eos_token_id: int | None = EOS_TOKEN_ID.default

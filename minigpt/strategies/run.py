@@ -7,8 +7,8 @@ chain and its seeded generator; it returns an Outcome, each prompt row's sequenc
 token goes through `append_token`, which scores it, traces it and says whether its sequence has ended
 (end-of-text, or a stop string in the text).
 
-What this module is not: the strategies themselves (tokenwise.py, beam.py, contrastive.py, speculative.py)
-or where their next-token scores come from (sources/).
+What this module is not: the strategies themselves (tokenwise.py, beam.py, contrastive.py, speculative.py,
+prompt_lookup.py) or where their next-token scores come from (sources/).
 """
 
 from dataclasses import dataclass, field
@@ -58,7 +58,8 @@ class Step:
     text: str = ""  # the chosen token's text, as Candidate.text
 
     def __repr__(self) -> str:
-        top = f", top after the chain {self.candidates[0].text!r} {chance(self.candidates[0].p)}" if self.candidates else ""
+        best = self.candidates[0] if self.candidates else None
+        top = f", top after the chain {best.text!r} {chance(best.p)}" if best else ""
         state = f", {state_text(self.state)}" if self.state else ""
         return (f"Step({self.token} {self.text!r} logprob={self.logprob:.4f}, {self.survivors:,} survivors, "
                 f"{len(self.raw_candidates)}/{len(self.candidates)} candidates before/after the chain{top}{state})")
@@ -80,7 +81,7 @@ class Outcome:
     """What a strategy returns."""
     hypotheses: list[list[Hypothesis]]  # for each prompt row, its returned sequences, best first
     scores_from: str = ""  # what the chain started from when not the model's logits (guidance, DoLa)
-    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (drafting: speculative.draft_stats)
     beam_events: list = field(default_factory=list)  # beam search: every candidate it weighed (beam.BeamEvent)
 
 
