@@ -45,8 +45,7 @@ GROUPS = {  # where --help and the docs list an option, in this order, with what
     "warpers": "sampling only: reshape the distribution a token is drawn from, in this order",
     "llama.cpp samplers": "llama.cpp's samplers: DRY for every strategy, the others when sampling",
     "the chain's end": "every strategy, after every other link: the watermark, then renormalisation",
-    "guidance and DoLa": "greedy and sample: what the chain starts from instead of the model's logits",
-}
+    "guidance and DoLa": "greedy and sample: what the chain starts from instead of the model's logits"}
 
 
 @dataclass(frozen=True)

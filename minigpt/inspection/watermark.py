@@ -86,7 +86,8 @@ def watermark_score(text_or_ids, *, greenlist_ratio: float = GREENLIST_RATIO.def
         ids = ids[1:]
     if len(ids) <= lists.width:
         raise OptionError("the text has {has}, too few to score: each token scored needs the {first} before it "
-                          "to seed its green list; give a longer text.", has=plural(len(ids), "token"), first=plural(lists.width, "token"))
+                          "to seed its green list; give a longer text.", has=plural(len(ids), "token"),
+                          first=plural(lists.width, "token"))
     selfhash = lists.scheme == "selfhash"
     n = lists.width + 1 - selfhash  # the tokens of each n-gram: its context and the token scored
     counts = Counter(tuple(ids[i : i + n]) for i in range(len(ids) - n + 1))

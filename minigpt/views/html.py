@@ -78,8 +78,8 @@ def token_span(text: str, p: float | None, title: str = "", data: dict | None = 
 def candidate_rows(candidates, chosen: int) -> str:
     """The first HOVER_TOP candidates (objects with .id, .p, .text) as lines of a hover: rank, text, p, * for
     the chosen."""
-    return "\n".join(f"{r + 1:>3} {visible(c.text) or '#' + str(c.id):<14} {chance(c.p)}{' *' if c.id == chosen else ''}"
-                     for r, c in enumerate(candidates[:HOVER_TOP]))
+    return "\n".join(f"{r + 1:>3} {visible(c.text) or '#' + str(c.id):<14} {chance(c.p)}"
+                     f"{' *' if c.id == chosen else ''}" for r, c in enumerate(candidates[:HOVER_TOP]))
 
 
 def step_title(step) -> str:
@@ -187,8 +187,8 @@ def generation_html(out, limit: int = 16) -> str:
         rows.append(f"<div>… {len(out.steps) - limit} more sequences</div>")
     chain = " → ".join(out.chain) or "none (the model's own distribution)"
     return block(f"{out.strategy or 'generate'}: {plural(len(out.sequences), 'sequence')}; chain: {chain}",
-                 "".join(rows), f"background: each token's probability under the model ({SCALE}); hover a token for the candidates "
-                 "before and after the chain")
+                 "".join(rows), f"background: each token's probability under the model ({SCALE}); hover a token "
+                 "for the candidates before and after the chain")
 
 # ----------------------------------------------------------------------------- inspection/'s results
 

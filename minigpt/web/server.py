@@ -12,15 +12,13 @@
     POST /api/inspect        {"ids": [...], "layer": l} -> {"lens", "attention": [H][T][T]}
     POST /api/beam-tree      {"prompt", "prefix", "strategy", "options", "max_new_tokens"} -> {"beam_tree"}
 
-explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json)
-and every answer is JSON; a refusal is {"error": "one sentence"} with a 4xx status, never a traceback.
-
-A careful local service: it binds 127.0.0.1 unless told otherwise; it answers only requests whose Host
-header names the address it serves (so a web page cannot reach it by DNS rebinding) and whose Origin,
-if any, is its own; it reads at most MAX_BODY bytes of a body; the model runs one call at a time, with at
-most MAX_WAITING requests waiting (the others get 503 at once); and a client that stops sending is
-dropped after TIMEOUT seconds. No request names a file: the model is chosen at launch, and the static
-files are a fixed list.
+explore.py says what each endpoint computes. A POST takes a JSON object (Content-Type application/json) and every
+answer is JSON; a refusal is {"error": "one sentence"} with a 4xx status, never a traceback. A careful local
+service: it binds 127.0.0.1 unless told otherwise; it answers only requests whose Host header names the address it
+serves (so a web page cannot reach it by DNS rebinding) and whose Origin, if any, is its own; it reads at most
+MAX_BODY bytes of a body; the model runs one call at a time, with at most MAX_WAITING requests waiting (the others
+get 503 at once); and a client that stops sending is dropped after TIMEOUT seconds. No request names a file: the
+model is chosen at launch, and the static files are a fixed list.
 
 What this module is not: what the endpoints compute (explore.py) or the page (web/).
 """
