@@ -7,8 +7,8 @@ tests/links/test_watermark.py can check minigpt's green lists, marks and scores 
 Recorded, for settings of both seeding schemes (keys, green shares, context widths):
 - green lists: the ids `_get_greenlist_ids` gives after a context, for vocabularies of 20 (transformers' own test),
   1000 (the fixture checkpoints) and 50257 (GPT-2's; its first 64 ids, how many, and their sum);
-- marks: the processor's scores on random logits [2, V] after random ids (V = 64 and 300: selfhash looks at the
-  40 most probable tokens), as float32 values;
+- marks: the tokens whose score the processor raised (by exactly the bias) on random logits [2, V] after random
+  ids (V = 64 and 120: selfhash looks at the 40 most probable tokens);
 - scores: the detector's tokens scored, green tokens, z-score and p-value for texts: GPT-2's tokens of a sentence
   (with and without a leading <|endoftext|>), random ids, and what greedy generate() on tiny-hub writes with and
   without the watermark.
@@ -54,13 +54,15 @@ def green_lists(rng) -> list:
 
 def marks(rng) -> list:
     records = []
-    for vocab in (64, 300):
-        for setting in SETTINGS:
-            logits = rng.normal(0, 3, size=(2, vocab)).astype(np.float32)
+    for vocab in (64, 120):
+        for setting in SETTINGS:  # multiples of 1/1024: exact in float32, and short in JSON
+            logits = (np.round(rng.normal(0, 3, size=(2, vocab)) * 1024) / 1024).astype(np.float32)
             ids = rng.integers(0, vocab, size=(2, 4))
-            out = processor(vocab, setting, bias=1.5)(torch.from_numpy(ids), torch.from_numpy(logits.copy()))
+            out = processor(vocab, setting, bias=1.5)(torch.from_numpy(ids), torch.from_numpy(logits.copy())).numpy()
+            assert np.array_equal(out[out != logits], logits[out != logits] + np.float32(1.5))  # the bias, exactly
             records.append({"vocab_size": vocab, "setting": setting, "bias": 1.5, "ids": ids.tolist(),
-                            "logits": logits.tolist(), "expected": out.numpy().tolist()})
+                            "logits": logits.tolist(),
+                            "marked": [np.flatnonzero(row).tolist() for row in out != logits]})
     return records
 
 

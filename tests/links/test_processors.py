@@ -25,6 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file
 
+from minigpt.links.watermark import SCHEMES
+
 FIXTURES = CHECKOUT / "tests" / "fixtures" / "processors"
 HF_CLASS = {
     "temperature": "TemperatureLogitsWarper", "top_k": "TopKLogitsWarper", "top_p": "TopPLogitsWarper",
@@ -152,6 +154,9 @@ def params_for(name, draw, ids, vocab, token_limit=None):
                                              "prompt_length": st.integers(0, t)},
         "top_h": {"h": st.floats(0.01, 1)},
         "renormalize": {"on": st.just(True)},
+        "watermark": {"on": st.just(True), "bias": st.floats(0.1, 10), "greenlist_ratio": st.floats(0.05, 0.95),
+                      "hashing_key": st.integers(0, 2**63 - 1), "seeding_scheme": st.sampled_from(SCHEMES),
+                      "context_width": st.integers(1, 3)},
     }
     return draw(st.fixed_dictionaries(strategies[name]))
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 import minigpt
 from minigpt.core.config import GPTConfig
 from minigpt.core.numerics import largest
+from minigpt.links.watermark import SCHEMES
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -133,6 +134,9 @@ def params(name, draw, W, t):
                                              "eos_token_id": mostly(tokens), "prompt_length": mostly(st.integers(0, t))},
         "top_h": {"h": mostly(st.floats(0, 1))},
         "renormalize": {"on": mostly(st.just(True))},
+        "watermark": {"on": st.just(True), "bias": mostly(st.floats(0.1, 100)), "greenlist_ratio": mostly(
+            st.floats(0.01, 0.99)), "hashing_key": st.integers(0, 2**63 - 1), "seeding_scheme": st.sampled_from(SCHEMES),
+                      "context_width": mostly(st.integers(1, 3))},
     }
     return draw(st.fixed_dictionaries(strategies[name]))
 
