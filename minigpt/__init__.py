@@ -7,7 +7,8 @@ listed before it:
   weights/      a name -> files on disk, downloaded if need be -> a checked model
   links/        every other link of the sampler chain, and the chain's full order
   sources/      where the chain's scores come from: the model, classifier-free guidance, DoLa
-  strategies/   the decoding loops: greedy and sampling, beam search, contrastive search, speculative decoding
+  strategies/   the decoding loops: greedy and sampling, beam search, contrastive search, speculative decoding,
+                prompt lookup
   call/         generate() and stream(): options checked, memory priced, prompts batched, a strategy run
   inspection/   what the model computes on the way: scores, distributions, the logit lens, attention, beam trees,
                 and inside/: every intermediate by TransformerLens' names, attribution, patching, head detectors
@@ -24,6 +25,7 @@ from .core.model import GPT2, KVCache
 from .core.tokenizer import StreamDecoder, Tokenizer
 from .inspection.inside import (ActivationCache, Attribution, HeadScores, PatchResult, attribute, head_scores, patch,
                                 run_with_cache)
+from .inspection.watermark import WatermarkScore, watermark_score
 from .version import VERSION as __version__
 from .views.notebook import show_in_notebooks
 from .weights.checkpoint import CheckpointError, load
@@ -32,4 +34,4 @@ show_in_notebooks()
 
 __all__ = ["__version__", "load", "Tokenizer", "StreamDecoder", "generate", "stream", "GenerationOutput", "GPT2",
            "GPTConfig", "KVCache", "CheckpointError", "ConfigError", "run_with_cache", "ActivationCache", "attribute",
-           "Attribution", "patch", "PatchResult", "head_scores", "HeadScores"]
+           "Attribution", "patch", "PatchResult", "head_scores", "HeadScores", "watermark_score", "WatermarkScore"]

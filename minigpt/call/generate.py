@@ -4,10 +4,10 @@
     2. run       the strategy's own loop over the KV cache, step by step              (STRATEGIES[name].loop)
     3. pack      each returned sequence with its text, score and trace                (pack_output)
 
-The loops live in strategies/ (tokenwise.py for greedy and sampling, beam.py, contrastive.py, speculative.py);
-each is a generator that pauses after every step. A LiveRun holds one paused: `stream()` hands its tokens over
-as they come, the explorer steps it click by click, and generate() runs it to the end. What every step shares
-is in strategies/run.py (trace, stop strings) and core/chain.py (the links and the chooser).
+The loops live in strategies/ (tokenwise.py for greedy and sampling, beam.py, contrastive.py, speculative.py,
+prompt_lookup.py); each is a generator that pauses after every step. A LiveRun holds one paused: `stream()` hands
+its tokens over as they come, the explorer steps it click by click, and generate() runs it to the end. What every
+step shares is in strategies/run.py (trace, stop strings) and core/chain.py (the links and the chooser).
 
 What this module is not: the strategies, the options' declarations (strategies/options.py) or the model.
 """
@@ -50,7 +50,7 @@ class GenerationOutput:
     prompt_index: list[int] = field(default_factory=list)  # which prompt each sequence continues
     steps: list[list[Step]] = field(default_factory=list)  # the per-step trace of each sequence
     chain: list[str] = field(default_factory=list)  # what the chain starts from if not the model, its links in order
-    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative, prompt lookup: drafts kept)
     strategy: str = ""  # the strategy that produced it
     prompt_texts: list[str] = field(default_factory=list)  # each prompt's text
     seed: int | None = None  # the seed the draws came from (drawn afresh when none was given): pass it to repeat them
@@ -112,11 +112,13 @@ def prepare_run(model: GPT2, prompts: list[list[int]], opts: GenerationOptions, 
         chain_options["min_tokens_to_keep"] = 2  # as transformers: every beam keeps one continuation besides eos
     rng = np.random.default_rng(opts.seed)  # every random draw of the run (tokens, XTC): a seed reproduces the text
     pad_lengths = (mask == 0).sum(axis=1)  # [B] the penalties skip each row's padding
+    prompt_index = np.repeat(np.arange(len(prompts)), n)  # [B] the prompt each row continues
 
     def chain_for_copies(copies: int):
         return build_chain(sampling=sampling, prompt_length=ids.shape[1], eos_token_id=eos,
                            vocab_size=model.config.vocab_size, pad_lengths=np.repeat(pad_lengths, copies),
-                           tokenizer=tokenizer, rng=rng, pad_token_id=pad, **chain_options)
+                           tokenizer=tokenizer, rng=rng, pad_token_id=pad, max_new_tokens=opts.max_new_tokens,
+                           prompt_index=np.repeat(prompt_index, copies), **chain_options)
 
     return Run(model=model, ids=ids, mask=mask, max_new_tokens=opts.max_new_tokens, pad_token_id=pad, options=opts,
                chain=chain_for_copies(1), eos_token_id=eos, rng=rng, sampling=sampling, trace_top=trace_top,

@@ -138,7 +138,7 @@ BEAM_ARRAYS = 9  # [B*K, V] at once in a step: logits, log-probs, processed, bea
 BEAM_DRAW_ARRAYS = 6  # beam-sample, one prompt at a time: float64 keys and their Gumbel noise, the selection
 CONTRASTIVE_ARRAYS = 3  # [B*k, V] at once: the look-ahead's logits and the forward pass's; the [B, V] arrays of
                         # the chain (log-softmax, processed, probabilities) counted as a third
-SPECULATIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays; plus the logits of the num_assistant_tokens checked
+SPECULATIVE_ARRAYS = 8  # [1, V] at once: the chain's arrays; plus the logits of the drafted tokens checked
 
 
 def tokenwise(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
@@ -186,6 +186,13 @@ def speculative(options: GenerationOptions, config: GPTConfig, prompts: int, pro
     draft = options.draft_model.config
     cache = kv_cache(draft, prompts, prompt_length + options.max_new_tokens)
     return footprint + Footprint((Part("the draft model's KV cache", cache, MAX_NEW),))
+
+
+def prompt_lookup(options: GenerationOptions, config: GPTConfig, prompts: int, prompt_length: int,
+                  trace_top: int) -> Footprint:
+    """Speculative decoding's, without a draft model: the drafts are copied from the text."""
+    return generation(config, prompts, prompt_length, options.max_new_tokens,
+                      SPECULATIVE_ARRAYS + options.prompt_lookup_num_tokens, trace_top)
 
 
 # ----------------------------------------------------------------------------- looking inside

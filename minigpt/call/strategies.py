@@ -4,8 +4,8 @@ a strategy does not use, derives.
 A record says what a strategy does (core/link.Trait: it samples, streams one token per row per step, keeps
 beams, lets the chain choose), which loop runs it (strategies/), what it holds at its peak (memory.py), the
 options that are its own, the rules between them, and the defaults it needs to be itself (a beam search of one
-beam is greedy decoding; diverse beam search needs two groups): so every strategy runs from its name alone.
-An option is accepted by a strategy when the strategy does what the option's declaration says it is used by, or
+beam is greedy decoding; diverse beam search needs two groups): so every strategy runs from its name alone. An
+option is accepted by a strategy when the strategy does what the option's declaration says it is used by, or
 lists it among its own.
 
 `build_options` makes a call's GenerationOptions, refusing in one sentence naming the option, before any token
@@ -23,10 +23,10 @@ from typing import Callable
 from ..core.checks import Named, OptionError, phrase
 from ..core.link import Option, Trait
 from ..core.links import TOP_K
-from ..strategies import beam, contrastive, speculative, tokenwise
-from ..strategies.options import (BY_NAME, DIVERSITY_PENALTY, DO_SAMPLE, DRAFT_MODEL, NUM_ASSISTANT_TOKENS,
-                                  NUM_BEAM_GROUPS, NUM_BEAMS, NUM_RETURN_SEQUENCES, PENALTY_ALPHA, REGISTRY,
-                                  GenerationOptions)
+from ..strategies import beam, contrastive, prompt_lookup, speculative, tokenwise
+from ..strategies.options import (BY_NAME, DIVERSITY_PENALTY, DO_SAMPLE, DRAFT_MODEL, MAX_MATCHING_NGRAM_SIZE,
+                                  NUM_ASSISTANT_TOKENS, NUM_BEAM_GROUPS, NUM_BEAMS, NUM_RETURN_SEQUENCES, PENALTY_ALPHA,
+                                  PROMPT_LOOKUP_NUM_TOKENS, REGISTRY, GenerationOptions)
 from . import memory
 
 STRATEGY = Named("strategy", "--strategy")  # generate()'s argument, as a refusal names it
@@ -100,6 +100,9 @@ STRATEGIES = {s.name: s for s in (
     Strategy("speculative", speculative.speculative_decoding, memory.speculative, S | ST,
              "a small draft model guesses, the model checks: the model's own text, faster",
              own=(DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE), rules=speculative_rules, samples_on_request=True),
+    Strategy("prompt-lookup", prompt_lookup.prompt_lookup_decoding, memory.prompt_lookup, ST,
+             "drafts copied from the text's own earlier n-grams, the model checks: greedy's text, faster where it "
+             "repeats", own=(PROMPT_LOOKUP_NUM_TOKENS, MAX_MATCHING_NGRAM_SIZE)),
 )}
 ACCEPTS = {name: {o.name for o in REGISTRY if s.accepts(o)} for name, s in STRATEGIES.items()}
 # What a strategy that samples only on request (speculative) uses only then: what every sampling strategy uses.
@@ -156,8 +159,8 @@ def build_options(strategy: str | None = None, **given) -> GenerationOptions:
             raise OptionError("strategy {s} does not use {o}; it is an option of: {using}; to use it, add {pick}.",
                               s=repr(strategy), o=BY_NAME[name].said(), using=", ".join(using),
                               pick=replace(STRATEGY, value=pick))
-    given = {option.name: value for option, value in record.defaults} | {
-        k: v for k, v in given.items() if v is not None}
+    given = ({option.name: value for option, value in record.defaults}
+             | {k: v for k, v in given.items() if v is not None})
     if record.samples_on_request and not given.get("do_sample", False):
         for name in sorted(SAMPLING_ONLY & given.keys()):
             raise OptionError("speculative decoding uses {o} only when it samples; add {sample}, or drop {o} for "

@@ -3,6 +3,7 @@
     minigpt generate "Alan Turing theorized that"     stream a continuation
     minigpt tokenize "Hello, my dog is a little"      one row per token
     minigpt score --json "The quick brown fox"        log-probability of every token, perplexity
+    minigpt detect-watermark "The file is a list"     whether a text carries generate --watermark's watermark
     minigpt compare "I have a dream"                  one prompt through many strategies, side by side
     minigpt download gpt2-medium                      fetch a checkpoint (unless it is there) and print its folder
     minigpt attribute "The Eiffel Tower is in"        why a token: each head's share of its logit (inside.py)
@@ -40,6 +41,7 @@ from .batch import cmd_generate_file
 from .inside import add_inside_commands
 from .plot import add_plot_commands
 from .score import add_score_command
+from .watermark import add_watermark_command
 from .web import add_web_commands
 
 
@@ -72,7 +74,8 @@ def add_generation_flags(g, prompt_help: str) -> dict:
         help="how the next token is chosen (default: greedy, or sample when an option only sampling uses is given): "
              "" + "; ".join(f"{name}: {s.help}" for name, s in STRATEGIES.items()))
     for option in REGISTRY:
-        add_option(groups[option.group], option)
+        if not option.python_only:  # a function has no flag
+            add_option(groups[option.group], option)
     groups["penalties"].add_argument("--bad-word", action="append", default=argparse.SUPPRESS, metavar="TEXT",
                                      type=command_line_text, help="a text never to generate (repeatable)")
     return groups
@@ -285,6 +288,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_tokenize)
 
     add_score_command(sub)
+    add_watermark_command(sub)
 
     c = sub.add_parser("compare", help="one prompt through several decoding strategies, side by side")
     c.add_argument("prompt")

@@ -38,6 +38,8 @@ class ChainSetting:
     rng: np.random.Generator | None = None  # the run's seeded generator: XTC and the draw take from it
     rows: int = 1  # the batch rows the chain serves (mirostat keeps a state per row)
     pad_token_id: int = 0  # what a finished row is fed: the draw gives it to a row with nothing left
+    max_new_tokens: int | None = None  # how many tokens the call generates at most (None: not said)
+    prompt_index: list[int] | None = None  # the prompt each row continues (None: row i continues prompt i)
 
     @property
     def prompt_ignore_length(self) -> list[int] | None:

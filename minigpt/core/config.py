@@ -76,25 +76,17 @@ class GPTConfig:
             raise ConfigError(f"{path} describes a {raw['model_type']!r} model; "
                               "minigpt runs only GPT-2 (model_type 'gpt2').")
         # Options that change GPT-2's math: accept only the values of the released models.
-        required = {
-            "activation_function": ("gelu_new", "gelu_pytorch_tanh"),  # both are the tanh approximation
-            "scale_attn_weights": (True,),
-            "scale_attn_by_inverse_layer_idx": (False,),
-            "add_cross_attention": (False,),
-        }
+        required = {"activation_function": ("gelu_new", "gelu_pytorch_tanh"),  # both are the tanh approximation
+                    "scale_attn_weights": (True,), "scale_attn_by_inverse_layer_idx": (False,),
+                    "add_cross_attention": (False,)}
         for key, allowed in required.items():
             if key in raw and raw[key] not in allowed:
                 raise ConfigError(f"{path}: {key}={raw[key]!r} is not supported; "
                                   f"minigpt implements GPT-2 with {key}={allowed[0]!r}.")
-        fields = {
-            "vocab_size": raw.get("vocab_size", 50257),
-            "n_positions": raw.get("n_positions", raw.get("n_ctx", 1024)),
-            "n_embd": raw.get("n_embd", 768),
-            "n_layer": raw.get("n_layer", 12),
-            "n_head": raw.get("n_head", 12),
-            "n_inner": raw.get("n_inner"),
-            "layer_norm_epsilon": raw.get("layer_norm_epsilon", 1e-5),
-        }
+        fields = {"vocab_size": raw.get("vocab_size", 50257), "n_layer": raw.get("n_layer", 12),
+                  "n_positions": raw.get("n_positions", raw.get("n_ctx", 1024)), "n_embd": raw.get("n_embd", 768),
+                  "n_head": raw.get("n_head", 12), "n_inner": raw.get("n_inner"),
+                  "layer_norm_epsilon": raw.get("layer_norm_epsilon", 1e-5)}
         eos = raw.get("eos_token_id", 50256)
         if isinstance(eos, list):  # transformers allows a list; GPT-2 has one end-of-text token
             eos = eos[0] if eos else 50256

@@ -44,8 +44,8 @@ GROUPS = {  # where --help and the docs list an option, in this order, with what
     "penalties": "every strategy: penalise or ban tokens",
     "warpers": "sampling only: reshape the distribution a token is drawn from, in this order",
     "llama.cpp samplers": "llama.cpp's samplers: DRY for every strategy, the others when sampling",
-    "guidance and DoLa": "greedy and sample: what the chain starts from instead of the model's logits",
-}
+    "the chain's end": "every strategy, after every other link: the watermark, then renormalisation",
+    "guidance and DoLa": "greedy and sample: what the chain starts from instead of the model's logits"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Option:
     repeat: bool = False  # the flag may be given several times, each adding to a list
     flag_name: str = ""  # the flag, when it is not --name-with-dashes
     encode: bool = False  # the flag takes text, which the command line encodes into token ids
+    python_only: bool = False  # no flag: a value only Python can give (a function)
 
     @property
     def flag(self) -> str:
@@ -174,8 +175,9 @@ class Link:
             setattr(self, name, option.check(getattr(self, name), default_ok=i > 0))
 
     def params(self) -> dict:
-        """The option fields by name: what the chain's description shows."""
-        return {name: getattr(self, name) for name in self.option_fields}
+        """The option fields by name (but those left at a default of None): what the chain's description shows."""
+        return {name: getattr(self, name) for name, o in self.option_fields.items()
+                if not (getattr(self, name) is None and o.default is None)}
 
     def __repr__(self):
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params().items())})"

@@ -1,6 +1,7 @@
 """The classic links: the repetition penalty, then temperature and the three cut-offs everyone samples with.
 
     repetition_penalty   x_j / p (x_j * p if negative) for every token already seen   every strategy
+                         (penalty_last_n: only the last N tokens, prompt included, as llama.cpp)
     temperature          x / T                                                         sampling only
     top_k                keep the k largest logits
     top_p                keep the smallest most probable set holding mass p (nucleus)
@@ -54,6 +55,9 @@ TOP_P = Option("top_p", 1.0, "nucleus: keep the fewest most probable tokens whos
                "warpers", SAMPLES, low=0, high=1, ends="(]", metavar="P")
 MIN_P = Option("min_p", 0.0, "keep tokens at least P times as probable as the most probable one", "warpers",
                SAMPLES, low=0, high=1, metavar="P")
+PENALTY_LAST_N = Option("penalty_last_n", None, "llama.cpp's window: the repetition, frequency and presence penalties "
+                        "count the last N tokens, prompt included (-1: all)", "penalties", kind=int, low=-1,
+                        metavar="N")
 MIN_TOKENS_TO_KEEP = Option("min_tokens_to_keep", 1, "the fewest tokens any cut-off may leave", "warpers", SAMPLES,
                             kind=int, low=1, metavar="N")
 
@@ -63,9 +67,11 @@ class RepetitionPenalty(Link):
     """For every token already in ids (once, however often it occurs): x_i * penalty if x_i < 0, else
     x_i / penalty; above 1 discourages repeats. The "penalized sampling" of Keskar et al. 2019, "CTRL: A
     Conditional Transformer Language Model"; transformers.RepetitionPenaltyLogitsProcessor, prompt included.
-    prompt_ignore_length (an int, or one per row) skips that many leading ids: each row's left padding."""
+    prompt_ignore_length (an int, or one per row) skips that many leading ids: each row's left padding; last_n
+    (llama.cpp's penalty_last_n; None or -1: all) counts only the last last_n ids."""
     name = "repetition_penalty"
     penalty: float = reads(REPETITION_PENALTY)
+    last_n: int | None = reads(PENALTY_LAST_N, default=None, kw_only=True)
     prompt_ignore_length: object = None
 
     def __post_init__(self):
@@ -75,10 +81,11 @@ class RepetitionPenalty(Link):
             raise ValueError(f"prompt_ignore_length must be integers >= 0, got {self.prompt_ignore_length!r}.")
 
     def __call__(self, logits, ids):
-        vocab = logits.shape[-1]
-        if self.prompt_ignore_length is not None:
-            skip = np.asarray(self.prompt_ignore_length).reshape(-1, 1)  # [B or 1, 1]
-            ids = np.where(np.arange(ids.shape[1]) < skip, vocab, ids)  # skipped ids fall outside the vocabulary
+        vocab, t = logits.shape[-1], ids.shape[1]
+        skip = np.asarray(0 if self.prompt_ignore_length is None else self.prompt_ignore_length).reshape(-1, 1)
+        if self.last_n not in (None, -1):  # [B or 1, 1] the window starts at the last last_n ids
+            skip = np.maximum(skip, t - self.last_n)
+        ids = np.where(np.arange(t) < skip, vocab, ids)  # skipped ids fall outside the vocabulary
         penalised = np.where(logits < 0, logits * np.float32(self.penalty), logits / np.float32(self.penalty))
         return np.where(seen_columns(ids, vocab), penalised, logits)
 

@@ -8,6 +8,7 @@
     beam_tree.py     every candidate a beam search weighed, as a tree
     compare.py       strategies side by side on one prompt
     inside/          why a token wins: every intermediate by name, attribution, patching, head detectors
+    watermark.py     how green a text is: whether it carries the watermark
 
 Each result has a short repr; views/ draws them (text, JSON, HTML, pictures), and in a notebook they show
 themselves (views/notebook.py). What this ring is not: a view, or the forward pass (core/model.py).
@@ -18,3 +19,4 @@ from .distribution import NextTokenDistribution, next_token_distribution
 from .lens import LogitLens, logit_lens
 from .patterns import AttentionPatterns, attention_patterns
 from .scoring import TextScore, perplexity_of, score_text, token_logprobs
+from .watermark import WatermarkScore, watermark_score

@@ -1,14 +1,15 @@
 """The full sampler chain: every link in its visible order, then the chooser that picks the token.
 
-    scores -> penalties and bans (every strategy) -> warpers (sampling only) -> chooser -> token
+    scores -> penalties and bans (every strategy) -> warpers (sampling only) -> the chain's end -> chooser -> token
 
-The order is data (PENALTY_ORDER, WARPER_ORDER below), the order of transformers' `_get_logits_processor`
-(`generation/utils.py`, the same in 4.46 and 5.x) with llama.cpp's samplers slotted in: DRY after the
+The order is data (PENALTY_ORDER, WARPER_ORDER and FINAL_ORDER below), the order of transformers'
+`_get_logits_processor` (`generation/utils.py`, 5.x) with llama.cpp's samplers slotted in: DRY after the
 frequency/presence penalty; dynamic temperature in temperature's place; top-nσ and XTC after the other
-warpers. `sampler_order` moves the named warpers to the front. `Chain.describe()` lists the chain, as
-llama.cpp prints its own. Each link builds itself from the options or stays out when they leave it neutral
-(core/link.py), so adding a sampler is one class, its options, and one entry here. The last link chooses:
-greedy argmax, the seeded draw (core/chain.py) or mirostat.
+warpers. The chain's end comes after the warpers whatever the strategy: the watermark, then renormalisation.
+`sampler_order` moves the named warpers to the front. `Chain.describe()` lists the chain, as llama.cpp prints
+its own. Each link builds itself from the options or stays out when they leave it neutral (core/link.py), so
+adding a sampler is one class, its options, and one entry here. The last link chooses: greedy argmax, the
+seeded draw (core/chain.py) or mirostat.
 
 What this module is not: the chain itself (core/chain.py) or the options of a call (strategies/options.py).
 """
@@ -19,21 +20,28 @@ from ..core.chain import Chain, ChainSetting, Draw, Greedy, acting
 from ..core.checks import OptionError, joined, phrase
 from ..core.link import Option, Trait
 from ..core.links import MinP, RepetitionPenalty, Temperature, TopK, TopP
+from .constraints import AllowedTokens, ExponentialDecayLength, ForcedEOS, Renormalize
 from .llama import DRY, XTC, DynamicTemperature, TopNSigma
 from .mirostat import Mirostat
-from .penalties import BadWords, FrequencyPresencePenalty, LogitBias, MinNewTokens, NoRepeatNGram, SuppressTokens
+from .penalties import (BadWords, FrequencyPresencePenalty, LogitBias, MinNewTokens, NoRepeatNGram, SequenceBias,
+                        SuppressTokens)
+from .prompt import EncoderNoRepeatNGram, EncoderRepetitionPenalty
 from .values import as_texts
-from .warpers import EpsilonCutoff, EtaCutoff, TypicalP
+from .warpers import EpsilonCutoff, EtaCutoff, TopH, TypicalP
+from .watermark import Watermark
 
-PENALTY_ORDER = (LogitBias, RepetitionPenalty, FrequencyPresencePenalty, DRY, NoRepeatNGram, BadWords, MinNewTokens,
-             SuppressTokens)
+PENALTY_ORDER = (LogitBias, SequenceBias, EncoderRepetitionPenalty, RepetitionPenalty, FrequencyPresencePenalty, DRY,
+                 NoRepeatNGram, EncoderNoRepeatNGram, BadWords, MinNewTokens, AllowedTokens, ForcedEOS,
+                 ExponentialDecayLength, SuppressTokens)
 # The warpers in their default order, by the name --sampler-order uses; each slot takes the first of its
 # classes that the options turn on (dynamic temperature replaces the plain one).
-WARPER_ORDER = {"temperature": (DynamicTemperature, Temperature), "top_k": (TopK,), "top_p": (TopP,), "min_p": (MinP,),
-           "typical_p": (TypicalP,), "epsilon_cutoff": (EpsilonCutoff,), "eta_cutoff": (EtaCutoff,),
-           "top_n_sigma": (TopNSigma,), "xtc": (XTC,)}
+WARPER_ORDER = {"temperature": (DynamicTemperature, Temperature), "top_h": (TopH,), "top_k": (TopK,), "top_p": (TopP,),
+                "min_p": (MinP,), "typical_p": (TypicalP,), "epsilon_cutoff": (EpsilonCutoff,),
+                "eta_cutoff": (EtaCutoff,), "top_n_sigma": (TopNSigma,), "xtc": (XTC,)}
+FINAL_ORDER = (Watermark, Renormalize)  # after the warpers, whatever the strategy: renormalisation last of all
 CHOOSERS = (Mirostat,)  # the choosers that options turn on; otherwise greedy argmax, or the draw when sampling
-LINKS = {cls.name: cls for cls in (*PENALTY_ORDER, *(c for slot in WARPER_ORDER.values() for c in slot))}  # by name
+LINKS = {cls.name: cls for cls in (*PENALTY_ORDER, *(c for slot in WARPER_ORDER.values() for c in slot),
+                                   *FINAL_ORDER)}  # by name
 
 
 def check_order(option: Option, order) -> tuple[str, ...]:
@@ -63,19 +71,22 @@ DEFAULTS = {option.name: option.default for option in OPTIONS}
 
 
 def build_chain(*, sampling: bool, prompt_length: int, eos_token_id: int, vocab_size: int | None, pad_lengths=None,
-                tokenizer=None, rng=None, pad_token_id: int = 0, **options) -> Chain:
+                tokenizer=None, rng=None, pad_token_id: int = 0, max_new_tokens: int | None = None,
+                prompt_index=None, **options) -> Chain:
     """The links whose options are not neutral, in the order above; options by their declared names
     (core/link.Option), the others at their defaults. The warpers and the draw only when sampling, as in
     transformers. pad_lengths (one int per row) is each row's left padding, which the penalties skip
-    (ChainSetting.prompt_ignore_length). vocab_size None skips the check that the token ids given (bans,
-    biases) are in the vocabulary: the options are then only checked for range."""
+    (ChainSetting.prompt_ignore_length); prompt_index (one int per row) the prompt each row continues.
+    vocab_size None skips the check that the token ids given (bans, biases) are in the vocabulary: the options
+    are then only checked for range."""
     unknown = sorted(options.keys() - DEFAULTS.keys())
     if unknown:
         raise ValueError(f"unknown chain options {unknown}; known: {', '.join(DEFAULTS)}.")
     values = DEFAULTS | {name: value for name, value in options.items() if value is not None}
     setting = ChainSetting(prompt_length, eos_token_id, vocab_size, None if pad_lengths is None else
                            [int(pad) for pad in pad_lengths], tokenizer, rng, 1 if pad_lengths is None else
-                           len(pad_lengths), pad_token_id)
+                           len(pad_lengths), pad_token_id, max_new_tokens,
+                           None if prompt_index is None else [int(i) for i in prompt_index])
     links = acting(PENALTY_ORDER, values, setting)
     chooser = Greedy()
     if sampling:
@@ -84,6 +95,7 @@ def build_chain(*, sampling: bool, prompt_length: int, eos_token_id: int, vocab_
             links += acting(WARPER_ORDER[name], values, setting)[:1]  # the slot's first class that acts
         chooser = (acting(CHOOSERS, values, setting) or [Draw(rng if rng is not None else np.random.default_rng(),
                                                               pad_token_id)])[0]
+    links += acting(FINAL_ORDER, values, setting)
     for link in links:  # name the token ids outside the vocabulary now, not at the first step
         if vocab_size is not None and hasattr(link, "check_vocabulary"):
             link.check_vocabulary(vocab_size)
@@ -92,7 +104,8 @@ def build_chain(*, sampling: bool, prompt_length: int, eos_token_id: int, vocab_
 
 # What to loosen when the links named here leave no token to choose ({o}: the link's first option).
 LOOSEN = {SuppressTokens: "suppress fewer tokens", LogitBias: "give fewer tokens a -inf {o}", BadWords: "ban fewer "
-          "bad words", NoRepeatNGram: "raise {o}", MinNewTokens: "lower {o}"}
+          "bad words", NoRepeatNGram: "raise {o}", MinNewTokens: "lower {o}", SequenceBias: "give fewer sequences a "
+          "-inf {o}", EncoderNoRepeatNGram: "raise {o}", AllowedTokens: "allow more tokens"}
 
 
 def masked_by(chain: Chain, logits, ids, rows) -> list:

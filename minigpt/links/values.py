@@ -33,6 +33,17 @@ def parse_bias(text: str) -> tuple[int, float]:
         raise ValueError(f"expected TOKEN=BIAS such as 50256=-100, got {text!r}") from None
 
 
+def parse_sequence_bias(text: str) -> tuple[str, float]:
+    """ " New York=-5" -> (" New York", -5.0): the text is what comes before the last '='."""
+    sequence, _, bias = text.rpartition("=")
+    try:
+        if not sequence:
+            raise ValueError
+        return sequence, float(bias)
+    except ValueError:
+        raise ValueError(f"expected TEXT=BIAS such as ' New York=-5', got {text!r}") from None
+
+
 def as_token_ids(parameter, token_ids) -> list[int]:
     """One list of token ids (a list, tuple, range or 1-D array of integers >= 0) as Python ints; otherwise
     OptionError naming `parameter` (a name or a Named setting). The one test of "is this a list of token ids"
@@ -113,6 +124,19 @@ def as_bias_pairs(option: Option, value) -> tuple:
     if len(dict(pairs)) < len(pairs):  # a token given twice
         raise refuse(option, value)
     return pairs
+
+
+def as_sequence_bias(option: Option, value) -> tuple:
+    """A dict {token sequence or text: bias}, or (sequence or text, bias) pairs -> a tuple of pairs, a sequence
+    as a tuple of ids (or as its text), each once: given twice, its last bias counts."""
+    try:
+        items = value.items() if isinstance(value, dict) else value
+        pairs = [(key if isinstance(key, str) else tuple(key), bias) for key, bias in items]
+    except (TypeError, ValueError):
+        raise refuse(option, value) from None
+    if not pairs or any(not isinstance(key, str) and not is_token_list(key) or not key for key, _ in pairs):
+        raise refuse(option, value)
+    return tuple(dict(pairs).items())
 
 
 def check_prompt_length(value) -> int:

@@ -1,5 +1,6 @@
 """The other warpers of transformers: cut-offs by typicality and by entropy, only when sampling.
 
+    top_h         keep the most probable tokens while their share of the entropy stays within top_h H
     typical_p     keep tokens whose surprise is close to the entropy
     epsilon       keep p_i >= epsilon
     eta           keep p_i >= min(eta, sqrt(eta) exp(-H))
@@ -15,11 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.link import NEG_INF, Option, Trait, reads
+from ..core.link import NEG_INF, Link, Option, Trait, reads
 from ..core.links import Cutoff, scatter_back
-from ..core.numerics import cumulative_sum, kth_largest, log_softmax, softmax
+from ..core.numerics import cumulative_sum, kth_largest, log_softmax, row_max, softmax
 
 SAMPLES = Trait.SAMPLES
+TOP_H = Option("top_h", None, "keep the most probable tokens (of the first 100) while their entropy terms add up to "
+               "at most H times the entropy", "warpers", SAMPLES, low=0, high=1, ends="(]", metavar="H")
+TOP_H_CANDIDATES = 100  # transformers' top_n: top-h looks at the 100 most probable tokens only
 TYPICAL_P = Option("typical_p", 1.0, "keep the tokens whose surprise is closest to the entropy, mass P", "warpers",
                    SAMPLES, low=0, high=1, ends="()", note="(1 disables it)", metavar="P")
 EPSILON_CUTOFF = Option("epsilon_cutoff", 0.0, "drop tokens of probability below E", "warpers", SAMPLES, low=0,
@@ -40,6 +44,34 @@ def below(logits, floor, min_tokens_to_keep: int):
     min_tokens_to_keep-th largest: the top ones, and ties with them, always stay."""
     k = min(min_tokens_to_keep, logits.shape[-1])
     return np.where((softmax(logits) < floor) & (logits < kth_largest(logits, k)), NEG_INF, logits)
+
+
+@dataclass(repr=False)
+class TopH(Link):
+    """Top-H ("Top-H Decoding: Adapting the Creativity and Coherence with Bounded Entropy in Text Generation",
+    NeurIPS 2025, arXiv 2509.02510): among the n = min(100, V) most probable tokens, renormalised to q, keep the
+    most probable while sum_{i <= j} -q_i log q_i <= h * H(q), the first one always. As
+    transformers.TopHLogitsWarper (float32, the running sum as torch's, H as torch's Categorical computes it):
+    tokens past the 100th are always dropped, and tokens tied with each other go by id (torch.topk orders them as
+    it likes)."""
+    name = "top_h"
+    h: float = reads(TOP_H)
+
+    def __call__(self, logits, ids):
+        n = min(TOP_H_CANDIDATES, logits.shape[-1])
+        top = np.argsort(-logits, axis=-1, kind="stable")[:, :n]  # [B, n] most probable first, ties by id
+        x = np.take_along_axis(logits, top, axis=-1)  # [B, n]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a row of -inf keeps its first: it stays all -inf
+            m = row_max(x)  # [B, 1]
+            logq = x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))  # [B, n] x - logsumexp
+            q = softmax(logq)  # [B, n]
+            h = -(np.maximum(logq, np.finfo(np.float32).min) * q).sum(axis=-1, keepdims=True)  # [B, 1]
+            terms = -q * np.log(q)  # [B, n] NaN for q = 0, which is never kept
+            keep = cumulative_sum(terms) <= h * np.float32(self.h)  # [B, n]
+        keep[:, 0] = True
+        kept = np.zeros(logits.shape, dtype=bool)  # [B, V]
+        np.put_along_axis(kept, top, keep, axis=-1)
+        return np.where(kept, logits, NEG_INF)
 
 
 @dataclass(repr=False)

@@ -164,11 +164,12 @@ def hamming_diversity(scores, earlier_tokens, penalty: float, group_size: int):
 
 def processed_scores(run: Run, chain: Chain, logprobs, history, earlier_tokens, group_size: int):
     """The chain on log-probs [B*S, V]. With a diversity penalty it goes where transformers puts its
-    HammingDiversityLogitsProcessor: after the sequence bias (our logit_bias), before the others."""
+    HammingDiversityLogitsProcessor: after the sequence bias (our logit_bias and sequence_bias), before the others."""
     if run.options.diversity_penalty == 0 or earlier_tokens.shape[1] == 0:
         return chain(logprobs, history)
-    first = Chain(p for p in chain.processors if p.name == "logit_bias")
-    rest = Chain(p for p in chain.processors if p.name != "logit_bias")
+    biases = ("logit_bias", "sequence_bias")
+    first = Chain(p for p in chain.processors if p.name in biases)
+    rest = Chain(p for p in chain.processors if p.name not in biases)
     scores = hamming_diversity(first(logprobs, history), earlier_tokens, run.options.diversity_penalty, group_size)
     return rest(scores, history)
 

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 from ..core.checks import OptionError
 from ..core.link import GROUPS, Option, Trait
-from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
+from ..core.links import MIN_P, MIN_TOKENS_TO_KEEP, PENALTY_LAST_N, REPETITION_PENALTY, TEMPERATURE, TOP_K, TOP_P
 from ..core.loop import MAX_NEW_TOKENS
 from ..core.model import GPT2
-from ..links import chain, llama, penalties, warpers
+from ..links import chain, constraints, llama, penalties, prompt, warpers
 from ..links.mirostat import MIROSTAT, MIROSTAT_ETA, MIROSTAT_TAU
 from ..links.values import as_text_or_texts
+from ..links.watermark import (WATERMARK, WATERMARK_BIAS, WATERMARK_CONTEXT_WIDTH, WATERMARK_GREENLIST_RATIO,
+                               WATERMARK_HASHING_KEY, WATERMARK_SEEDING_SCHEME)
 from ..sources.dola import DOLA_LAYERS, DOLA_READ_OUT
 from ..sources.guidance import GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS
 
@@ -86,10 +88,16 @@ NUM_ASSISTANT_TOKENS = Option("num_assistant_tokens", 5, "speculative decoding: 
                               "strategy", OWN, kind=int, low=1, metavar="N")
 DO_SAMPLE = Option("do_sample", False, "speculative decoding: sample (with the warpers) instead of greedy",
                    "strategy", OWN, kind=bool)
+PROMPT_LOOKUP_NUM_TOKENS = Option("prompt_lookup_num_tokens", 10, "prompt lookup decoding: tokens drafted per round, "
+                                  "copied from what followed the text's last n-gram earlier", "strategy", OWN,
+                                  kind=int, low=1, metavar="N")
+MAX_MATCHING_NGRAM_SIZE = Option("max_matching_ngram_size", 2, "prompt lookup decoding: the longest n-gram of the "
+                                 "text's end looked up (then shorter ones)", "strategy", OWN, kind=int, low=1,
+                                 metavar="N")
 
 OWN_OPTIONS = (SEED, NUM_RETURN_SEQUENCES, NUM_BEAMS, LENGTH_PENALTY, EARLY_STOPPING, NUM_BEAM_GROUPS,
-               DIVERSITY_PENALTY, PENALTY_ALPHA, DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE, MAX_NEW_TOKENS,
-               EOS_TOKEN_ID, STOP)
+               DIVERSITY_PENALTY, PENALTY_ALPHA, DRAFT_MODEL, NUM_ASSISTANT_TOKENS, DO_SAMPLE,
+               PROMPT_LOOKUP_NUM_TOKENS, MAX_MATCHING_NGRAM_SIZE, MAX_NEW_TOKENS, EOS_TOKEN_ID, STOP)
 SOURCE_OPTIONS = (GUIDANCE_SCALE, NEGATIVE_PROMPT_IDS, DOLA_LAYERS, DOLA_READ_OUT)
 REGISTRY = tuple(sorted((*OWN_OPTIONS, *chain.OPTIONS, *SOURCE_OPTIONS), key=lambda o: list(GROUPS).index(o.group)))
 BY_NAME = {option.name: option for option in REGISTRY}
@@ -112,21 +120,32 @@ class GenerationOptions:
     draft_model: object = DRAFT_MODEL.default
     num_assistant_tokens: int = NUM_ASSISTANT_TOKENS.default
     do_sample: bool = DO_SAMPLE.default
+    prompt_lookup_num_tokens: int = PROMPT_LOOKUP_NUM_TOKENS.default
+    max_matching_ngram_size: int = MAX_MATCHING_NGRAM_SIZE.default
     # output: how much to generate, when to stop
     max_new_tokens: int = MAX_NEW_TOKENS.default
     eos_token_id: int | None = EOS_TOKEN_ID.default
     stop: tuple = STOP.default
     # penalties: every strategy
     logit_bias: tuple = penalties.LOGIT_BIAS.default
+    sequence_bias: tuple = penalties.SEQUENCE_BIAS.default
+    encoder_repetition_penalty: float = prompt.ENCODER_REPETITION_PENALTY.default
     repetition_penalty: float = REPETITION_PENALTY.default
+    penalty_last_n: int | None = PENALTY_LAST_N.default
     frequency_penalty: float = penalties.FREQUENCY_PENALTY.default
     presence_penalty: float = penalties.PRESENCE_PENALTY.default
     no_repeat_ngram_size: int = penalties.NO_REPEAT_NGRAM_SIZE.default
+    encoder_no_repeat_ngram_size: int = prompt.ENCODER_NO_REPEAT_NGRAM_SIZE.default
     bad_words_ids: tuple = penalties.BAD_WORDS_IDS.default
     min_new_tokens: int = penalties.MIN_NEW_TOKENS.default
+    prefix_allowed_tokens_fn: object = constraints.PREFIX_ALLOWED_TOKENS_FN.default
+    allowed_tokens_regex: str | None = constraints.ALLOWED_TOKENS_REGEX.default
+    forced_eos_token_id: int | None = constraints.FORCED_EOS_TOKEN_ID.default
+    exponential_decay_length_penalty: tuple | None = constraints.EXPONENTIAL_DECAY_LENGTH_PENALTY.default
     suppress_tokens: tuple = penalties.SUPPRESS_TOKENS.default
     # warpers: sampling only
     temperature: float = TEMPERATURE.default
+    top_h: float | None = warpers.TOP_H.default
     top_k: int | None = TOP_K.default
     min_tokens_to_keep: int = MIN_TOKENS_TO_KEEP.default
     top_p: float = TOP_P.default
@@ -149,6 +168,14 @@ class GenerationOptions:
     mirostat_tau: float = MIROSTAT_TAU.default
     mirostat_eta: float = MIROSTAT_ETA.default
     sampler_order: tuple = chain.SAMPLER_ORDER.default
+    # the chain's end: every strategy
+    watermark: bool = WATERMARK.default
+    watermark_bias: float = WATERMARK_BIAS.default
+    watermark_greenlist_ratio: float = WATERMARK_GREENLIST_RATIO.default
+    watermark_hashing_key: int = WATERMARK_HASHING_KEY.default
+    watermark_seeding_scheme: str = WATERMARK_SEEDING_SCHEME.default
+    watermark_context_width: int = WATERMARK_CONTEXT_WIDTH.default
+    renormalize_logits: bool = constraints.RENORMALIZE_LOGITS.default
     # guidance and DoLa: greedy and sample
     guidance_scale: float = GUIDANCE_SCALE.default
     negative_prompt_ids: tuple | None = NEGATIVE_PROMPT_IDS.default

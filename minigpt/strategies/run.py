@@ -7,8 +7,8 @@ chain and its seeded generator; it returns an Outcome, each prompt row's sequenc
 token goes through `append_token`, which scores it, traces it and says whether its sequence has ended
 (end-of-text, or a stop string in the text).
 
-What this module is not: the strategies themselves (tokenwise.py, beam.py, contrastive.py, speculative.py)
-or where their next-token scores come from (sources/).
+What this module is not: the strategies themselves (tokenwise.py, beam.py, contrastive.py, speculative.py,
+prompt_lookup.py) or where their next-token scores come from (sources/).
 """
 
 from dataclasses import dataclass, field
@@ -81,7 +81,7 @@ class Outcome:
     """What a strategy returns."""
     hypotheses: list[list[Hypothesis]]  # for each prompt row, its returned sequences, best first
     scores_from: str = ""  # what the chain started from when not the model's logits (guidance, DoLa)
-    stats: dict = field(default_factory=dict)  # strategy-specific figures (speculative: acceptance rate)
+    stats: dict = field(default_factory=dict)  # strategy-specific figures (drafting: speculative.draft_stats)
     beam_events: list = field(default_factory=list)  # beam search: every candidate it weighed (beam.BeamEvent)
 
 

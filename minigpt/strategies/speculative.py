@@ -16,11 +16,11 @@ comes from, and the text is distributed as the target alone would give it (verif
 
 The processors run on both models' logits, each position with its own history (prompt + text so far +
 the drafts before it), so p and q are the distributions a plain sampler would use there. One prompt at a
-time: with several, each row would accept a different number of tokens per round. transformers calls it
-assisted generation (generate(assistant_model=...)).
+time: each row would accept a different number of tokens per round. transformers calls it assisted generation
+(generate(assistant_model=...)). The rounds (draft_and_verify) and their stats (draft_stats: acceptance, tokens
+per forward pass) are shared with prompt lookup decoding (prompt_lookup.py), whose drafts come from the text.
 
-What this module is not: loading the draft model (generate() does, before the run: call/generate.py) or the
-links of the chain (core/, links/).
+What this module is not: loading the draft model (generate() does: call/generate.py) or the chain (core/, links/).
 """
 
 import numpy as np
@@ -111,40 +111,67 @@ def verify(run: Run, drafts: list[int], q, target: Distributions) -> list[int]:
     return drafts + [draw(bonus, run.rng) if run.options.do_sample else int(target.processed[len(drafts)].argmax())]
 
 
-def speculative_decoding(run: Run):
-    """Speculative decoding of one prompt; its stats are drafted, accepted and acceptance_rate. A generator:
-    each round (one pass of the target) yields [(0, Step)] for every token it emitted."""
+def one_prompt(run: Run, strategy: str):
+    """Refuse a batch: each prompt would accept a different number of drafted tokens per round."""
     if run.ids.shape[0] != 1:
-        raise ValueError(f"speculative decoding takes one prompt at a time (got {run.ids.shape[0]}): each prompt "
-                         f"accepts a different number of drafted tokens per round; call generate once per prompt.")
-    model, draft = run.model, run.draft
-    check_draft(draft, model)
-    K = run.options.num_assistant_tokens
+        raise ValueError(f"{strategy} takes one prompt at a time (got {run.ids.shape[0]}): each prompt accepts a "
+                         f"different number of drafted tokens per round; call generate once per prompt.")
+
+
+def draft_stats(drafted: int, accepted: int, passes: int, tokens: int) -> dict:
+    """What drafting bought, as every drafting strategy reports it: the drafts the model kept (acceptance_rate),
+    and the tokens each of the model's forward passes gave (tokens_per_pass; 1 is plain greedy's rate)."""
+    return dict(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0,
+                forward_passes=passes, tokens_per_pass=tokens / passes if passes else 0.0)
+
+
+class DraftModel:
+    """Drafts of a small model (the draft), K one-token passes of its own per round, its cache kept in step."""
+
+    def __init__(self, run: Run, draft: GPT2, max_length: int):
+        try:
+            self.cache = draft.new_cache(1, max_length)
+        except ValueError as e:
+            raise ValueError(f"the draft model is too short for this call: {e}") from None
+        self.run, self.draft = run, draft
+
+    def propose(self, sequence: list[int], n: int):
+        return propose(self.run, self.draft, self.cache, sequence, n)
+
+    def keep(self, length: int):
+        """Forget the rejected drafts: the cache keeps only what is now part of the text."""
+        self.cache.crop(min(self.cache.length, length))
+
+
+def draft_and_verify(run: Run, start_drafter, most: int):
+    """The rounds every drafting strategy shares. start_drafter(the cache's length) makes the drafter, once the
+    model's cache is made; each round `drafter.propose(sequence, n)` guesses up to n tokens (and the distributions
+    q it drew them from, or None for a greedy run), the model checks them all in one pass (verify), and
+    `drafter.keep(length)` hears how much of the text stands. At most `most` drafts a round.
+    A generator: each round (one pass of the model) yields [(0, Step)] for every token it emitted; it returns
+    the Outcome, its stats those of draft_stats."""
+    model = run.model
     prompt = [int(t) for t in run.ids[0]]
-    target_cache = run.new_cache(1)
-    try:
-        draft_cache = draft.new_cache(1, target_cache.max_length)
-    except ValueError as e:
-        raise ValueError(f"the draft model is too short for this call: {e}") from None
-    if len(prompt) > 1:  # the target's cache always holds every token but the last one
-        model.forward(np.array([prompt[:-1]]), target_cache)
+    cache = run.new_cache(1)
+    drafter = start_drafter(cache.max_length)
+    if len(prompt) > 1:  # the model's cache always holds every token but the last one
+        model.forward(np.array([prompt[:-1]]), cache)
     sequence, hyp = list(prompt), Hypothesis(tokens=[], score=0.0)
-    drafted = accepted = 0
-    stats = dict(drafted=0, accepted=0, acceptance_rate=0.0)
+    drafted = accepted = passes = 0
     while len(hyp.tokens) < run.max_new_tokens:
-        n = min(K, run.max_new_tokens - len(hyp.tokens) - 1)  # never draft past max_new_tokens
-        drafts, q = propose(run, draft, draft_cache, sequence, n)
-        # The target scores the last token and the n drafts in one pass: n + 1 next-token distributions.
-        logits = model.forward(np.array([sequence[-1:] + drafts]), target_cache).logits[0]  # [len(drafts) + 1, V]
+        n = min(most, run.max_new_tokens - len(hyp.tokens) - 1)  # never draft past max_new_tokens
+        drafts, q = drafter.propose(sequence, n)
+        # The model scores the last token and the drafts in one pass: len(drafts) + 1 next-token distributions.
+        logits = model.forward(np.array([sequence[-1:] + drafts]), cache).logits[0]  # [len(drafts) + 1, V]
         target = Distributions(run, logits, [sequence + drafts[:i] for i in range(len(drafts) + 1)])
         if np.isnan(target.processed).any():
             target.check(int(np.isnan(target.processed).any(axis=-1).argmax()))  # names the step
         emitted = verify(run, drafts, q, target)
-        if not emitted:  # no drafts and no token allowed at the target's only position
+        if not emitted:  # no drafts and no token allowed at the model's only position
             target.check(0)
         no_bonus = emitted == drafts  # all accepted, and no bonus token (after end-of-text, or nothing allowed)
         drafted, accepted = drafted + len(drafts), accepted + len(emitted) - (0 if no_bonus else 1)
-        stats.update(drafted=drafted, accepted=accepted, acceptance_rate=accepted / drafted if drafted else 0.0)
+        passes += 1
 
         ended = False
         for i, token in enumerate(emitted):
@@ -155,10 +182,16 @@ def speculative_decoding(run: Run):
                 break
         yield [(0, step) for step in hyp.steps[len(hyp.steps) - len(emitted) :]]
         if ended:
-            return Outcome([[hyp]], stats=stats)
-
-        # Forget the rejected drafts: each cache keeps only what is now part of the text.
-        target_cache.crop(len(sequence) + len(emitted) - 1)  # all but the last emitted token
-        draft_cache.crop(min(draft_cache.length, len(sequence) + len(emitted) - 1))
+            break
+        cache.crop(len(sequence) + len(emitted) - 1)  # all but the last emitted token
+        drafter.keep(len(sequence) + len(emitted) - 1)
         sequence += emitted
-    return Outcome([[hyp]], stats=stats)
+    return Outcome([[hyp]], stats=draft_stats(drafted, accepted, passes, len(hyp.tokens)))
+
+
+def speculative_decoding(run: Run):
+    """Speculative decoding of one prompt: a draft model's guesses, checked by the model (draft_and_verify)."""
+    one_prompt(run, "speculative decoding")
+    check_draft(run.draft, run.model)
+    return (yield from draft_and_verify(run, lambda length: DraftModel(run, run.draft, length),
+                                        run.options.num_assistant_tokens))

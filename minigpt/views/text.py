@@ -213,7 +213,8 @@ def options_table(registry) -> list[str]:
     for option in registry:
         default = "" if option.default in (None, ()) else f"`{option.default!r}`"
         default += f" ({own})" if (own := strategy_defaults(option)) else ""
-        lines.append(f"| {option.group} | `{option.flag}` | `{option.name}` | {default} | {option.help} |")
+        flag = "(Python only)" if option.python_only else f"`{option.flag}`"
+        lines.append(f"| {option.group} | {flag} | `{option.name}` | {default} | {option.help} |")
     return lines
 
 

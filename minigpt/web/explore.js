@@ -83,7 +83,7 @@
     const out = {};
     for (const o of S.registry.options) {
       if (!o.strategies.includes(S.strategy) || S.registry.set_by_the_page.includes(o.name)) continue;
-      if (o.name === "draft_model") continue;
+      if (o.name === "draft_model" || o.python_only) continue;
       const v = S.values[o.name], library = (S.registry.strategy_defaults[S.strategy] || {})[o.name];
       if (v !== undefined && v !== "" && !same(v, library !== undefined ? library : o.default)) out[o.name] = v;
     }
@@ -96,9 +96,9 @@
     const title = `${o.help}. Takes ${o.accepts}.` + (o.limit ? ` At most ${o.limit} here.` : "");
     const label = el("label", { for: id, title }, o.name);
     let input, slider = null;
-    if (o.name === "draft_model") {
-      input = el("input", { id, type: "text", disabled: true, value: S.registry.draft_model || "",
-        placeholder: "--draft-model at launch" });
+    if (o.name === "draft_model" || o.python_only) {
+      input = el("input", { id, type: "text", disabled: true, value: o.python_only ? "" : S.registry.draft_model || "",
+        placeholder: o.python_only ? "Python only" : "--draft-model at launch" });
     } else if (o.kind === "bool") {
       input = el("input", { id, type: "checkbox", checked: !!start });
       input.addEventListener("change", () => set(o, input.checked));
@@ -177,7 +177,8 @@
     for (const o of S.registry.options) {
       const node = document.querySelector(`[data-option="${o.name}"]`), used = o.strategies.includes(S.strategy);
       node.classList.toggle("unused", !used);
-      node.querySelectorAll("input").forEach((input) => { input.disabled = !used || o.name === "draft_model"; });
+      node.querySelectorAll("input").forEach((input) => { input.disabled = !used || o.name === "draft_model" ||
+        o.python_only; });
       node.title = used ? "" : `${S.strategy} does not use ${o.name}; ${o.strategies.join(", ")} do`;
     }
     $("beam-section").hidden = !beams();

@@ -69,7 +69,7 @@ def registry_json(draft: str = "") -> dict:
     options = [{"name": o.name, "default": o.default if not isinstance(o.default, tuple) else list(o.default),
                 "kind": o.kind.__name__, "low": o.low, "high": o.high, "ends": o.ends, "accepts": accepts(o),
                 "strategies": users(o), "group": o.group, "help": o.help, "metavar": o.metavar,
-                "repeat": o.repeat, "limit": LIMITS.get(o.name)} for o in REGISTRY]
+                "repeat": o.repeat, "limit": LIMITS.get(o.name), "python_only": o.python_only} for o in REGISTRY]
     strategies = [{"name": n, "help": s.help} for n, s in STRATEGIES.items() if n != "speculative" or draft]
     return {"options": options, "strategies": strategies, "groups": [{"name": n, "help": h} for n, h in GROUPS.items()],
             "beams": doing(Trait.KEEPS_BEAMS), "choosers": doing(Trait.CHOOSES), "draft_model": draft,
@@ -122,10 +122,12 @@ class Explorer:
         options = {}
         for name, value in given.items():
             option = BY_NAME.get(name)
-            if name == "draft_model" or name in SET_BY_THE_PAGE:
+            if name == "draft_model" or name in SET_BY_THE_PAGE or (option is not None and option.python_only):
                 raise RequestError(f"{name} cannot be given in a request: "
                                    + ("the draft model is chosen at launch (minigpt explore --draft-model)."
-                                      if name == "draft_model" else "the page sets it from the tokens accepted."))
+                                      if name == "draft_model" else "it is a function, which only Python can give."
+                                      if option is not None and option.python_only else
+                                      "the page sets it from the tokens accepted."))
             if option is not None and option.kind is object:
                 value = self.from_text(option, value)
             if name in LIMITS and is_integer(value) and value > LIMITS[name]:

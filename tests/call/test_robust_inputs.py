@@ -380,7 +380,7 @@ def test_cli_draft_model_with_another_vocabulary(capsys, folders):
     (["--strategy", "sample", "--top-p", "nan"], "--top-p must be a number in (0, 1]"),
     (["--strategy", "sample", "--seed", "-1"], "--seed must be an integer >= 0"),
     (["--repetition-penalty", "inf"], "--repetition-penalty must be"),
-    (["--frequency-penalty", "-3"], "--frequency-penalty must be a number in [-2, 2]"),
+    (["--frequency-penalty=-3000"], "--frequency-penalty must be a number in [-1000, 1000]"),
     (["--logit-bias", "5=nan"], "--logit-bias for token 5 must be"),
     (["--logit-bias", "5=inf"], "--logit-bias for token 5 must be"),
     (["--logit-bias", "x=1"], "expected TOKEN=BIAS"),

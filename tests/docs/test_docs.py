@@ -180,7 +180,7 @@ OTHERS = [c for c in COMMANDS if c not in EXPLORE + DOWNLOAD]
 
 def test_the_pages_hold_commands_of_every_kind():
     assert {c.argv[0] for c in COMMANDS} == {"generate", "tokenize", "score", "compare", "plot", "report", "explore",
-                                             "download", "attribute", "patch", "heads"}
+                                             "download", "attribute", "patch", "heads", "detect-watermark"}
     assert any(c.refused for c in COMMANDS) and EXPLORE and DOWNLOAD and curl_requests()
 
 

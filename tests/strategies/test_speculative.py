@@ -101,7 +101,7 @@ def test_greedy_equals_target_greedy(request, target, random_draft, K, draft_nam
         assert out.finish_reasons == ["length"]
         assert out.scores[0] == pytest.approx(expected.scores[0], abs=1e-3)
         stats = out.stats
-        assert set(stats) == {"drafted", "accepted", "acceptance_rate"}
+        assert set(stats) == {"drafted", "accepted", "acceptance_rate", "forward_passes", "tokens_per_pass"}
         assert 0 <= stats["accepted"] <= stats["drafted"] and 0.0 <= stats["acceptance_rate"] <= 1.0
         assert stats["acceptance_rate"] == pytest.approx(stats["accepted"] / stats["drafted"])
         if draft_name == "target":
