@@ -172,3 +172,10 @@ def test_the_readme_reads_the_rings_in_their_order():
     section = section[: section.index("\n## ", 3)]
     folders = re.findall(r"`minigpt/(\w+)/`", section)
     assert [f for f in dict.fromkeys(folders) if f in RINGS] == RINGS
+
+
+def test_no_two_test_files_share_a_name():
+    """pytest imports each test file by its basename (tests/ has no packages), so two files of one name in
+    different folders stop the suite's collection."""
+    names = [p.name for p in (CHECKOUT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
