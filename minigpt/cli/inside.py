@@ -112,8 +112,8 @@ def add_attribute_flags(a):
                    help="head: each head, MLP, the embeddings and the attention biases; layer: each layer's attention "
                         "and MLP (default head)")
     a.add_argument("--fold-value-biases", action="store_true",
-                   help="move each head's constant part (its value bias through W_O) into bias, as TransformerLens does "
-                        "by default")
+                   help="move each head's constant part (its value bias through W_O) into bias, as "
+                        "TransformerLens does by default")
     a.add_argument("--centered", action="store_true",
                    help="measure the token against the vocabulary's mean logit (TransformerLens' center_unembed)")
     a.add_argument("--position", type=integer, default=-1, metavar="N",
