@@ -21,6 +21,7 @@ from helpers import CHECKOUT, run_cli
 import minigpt
 from minigpt.core.checks import OptionError
 from minigpt.links.watermark import GreenLists, Watermark, randperm_prefix
+from scripts.docs.run_notebook import same_text
 
 RECORD = json.loads((CHECKOUT / "tests" / "fixtures" / "processors" / "watermark.json").read_text())
 DEFAULTS = {"greenlist_ratio": 0.25, "hashing_key": 15485863, "seeding_scheme": "lefthash", "context_width": 1}
@@ -204,7 +205,7 @@ def test_the_lesson_of_the_strategies_page_is_what_the_code_prints():
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(code, {})
-    assert printed.getvalue() == shown
+    assert same_text(printed.getvalue(), shown), printed.getvalue()  # numbers to float32's rounding across kernels
     plain, marked = shown.splitlines()
     assert plain.endswith("no watermark found)") and marked.endswith(": watermarked)")
     z = [float(re.search(r"z=(-?[\d.]+)", line).group(1)) for line in (plain, marked)]
