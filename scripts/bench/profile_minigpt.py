@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None):
     can_build = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))  # the random checkpoint
     folder, _ = model_folder(settings, can_build)
     blas = blas_info()
-    print(f"checkpoint {folder}; {settings.threads} thread(s); OpenBLAS kernel {blas.get('corename', '?')}; "
+    print(f"checkpoint {folder}; {settings.threads} thread(s); OpenBLAS kernel {blas.get('kernel', '?')}; "
           f"load average {start}", flush=True)
     report = {"meta": {"command": " ".join(["python -m", MODULE, *argv]), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                        "machine": machine_info(), "threads": settings.threads, "repeats": settings.repeats,
