@@ -32,6 +32,9 @@ that the load of a shared machine falls on both alike; under each figure its sha
 - the perplexity of a 20,000-token text (windows of 1024, stride 512; goal >= 70% of the peak), and 32 prompts
   from a file, 32 new tokens each (goal >= 60% of the peak), against transformers' guide loop and batched
   generate(), once each;
+- minigpt explore (explore_speed.py, issue #26): a Next after 200 accepted tokens against one greedy step of
+  generate() at that length (goal <= 2x + 50 ms), the answer's size after 0, 50, 200 (goal: no growth), and
+  Run 50 streamed: its first token against its 50th (goal: the first before the 50th is computed);
 - the time to first token, cold and warm, of `minigpt generate` and of a transformers script
   (scripts/bench/transformers_first_token.py) on a fresh copy of the checkpoint (first_token.py; --drop-caches);
 - peak RSS: ru_maxrss (os.wait4) of a child process that only loads minigpt and generates (greedy, then
@@ -74,12 +77,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import minigpt
 from minigpt.core.config import GPTConfig
 
 from . import common
 from .children import children, print_children, run_child
 from .common import (NATIVE_BLAS_MARK, Settings, add_common_arguments, blas_info, blas_warning, import_transformers,
                      limit_numpy_threads, loadavg, machine_info, model_folder, rerun_with_native_blas, use_threads)
+from .explore_speed import explore_speed
 from .first_token import first_token_times
 from .measures import CONTEXT_NEEDED, compare
 from .report import MEASURES, print_notes, print_table, summarize
@@ -171,11 +176,13 @@ def run(settings: BenchmarkSettings, argv: list[str]) -> dict:
                  "transformers": transformers.__version__}
     print("comparing ...", flush=True)
     cmp = compare(folder, hf, settings.repeats, settings.trace_pairs)
+    print("minigpt explore: Next after 200 tokens, the answer's size, Run 50 streamed ...", flush=True)
+    explore = explore_speed(minigpt.load(folder), settings.repeats)
     meta |= {"loadavg_end": loadavg(), "bandwidth": cmp["bandwidth"], "sgemm_peak": cmp["sgemm_peak"],
              "weight_bytes_per_token": cmp["weight_bytes_per_token"], "flops": cmp["flops"],
              "attn_implementation": cmp.get("attn_implementation"),
              "loadavg_per_measure": {k: v and v[0] for k, v in cmp["loadavg"].items()}}
-    rows = summarize(cmp, first, rss, rss_hf, xl, checkpoint_bytes, meta["machine"]["memory_bytes"])
+    rows = summarize(cmp, first, rss, rss_hf, xl, checkpoint_bytes, meta["machine"]["memory_bytes"], explore)
     print_table(rows, meta)
     print_notes(cmp, first)
     counts = cmp["new_token_counts"]
@@ -184,7 +191,8 @@ def run(settings: BenchmarkSettings, argv: list[str]) -> dict:
     print_children(rss, rss_hf, xl)
     return {"meta": meta, "rows": rows, "samples": {k: cmp[k] for k in MEASURES}, "loadavg_per_measure": cmp["loadavg"],
             "bandwidth_samples_s": cmp["bandwidth_samples_s"], "sgemm_samples_s": cmp["sgemm_samples_s"],
-            "trace": cmp["trace"], "first_token": first, "rss_minigpt": rss, "rss_transformers": rss_hf, "xl": xl,
+            "trace": cmp["trace"], "explore": explore, "first_token": first, "rss_minigpt": rss,
+            "rss_transformers": rss_hf, "xl": xl,
             "new_token_counts": counts, "prefill_max_abs_diff": cmp.get("prefill_max_abs_diff")}
 
 

@@ -10,6 +10,9 @@
 
 A figure's share of its limit is the FLOP/s (or tokens/s) it reached over what the limit allows: a share of
 100% would be the machine's best at that shape. It measures nothing about transformers beyond that share.
+The goals (issue #25) are shares: decode >= 80% of the bandwidth bound, prefill >= 70% of the sgemm peak, the
+perplexity windows >= 70%, 32 batched prompts >= 60%. The benchmark (report.py) and the profiler
+(profile_minigpt.py) both set their figures against them here.
 """
 
 import numpy as np
@@ -22,6 +25,7 @@ from .common import median
 MATVEC_CALLS = 4  # products per timed sample of the bandwidth measurement
 SGEMM_SHAPE = (512, 768, 3072)  # M, K, N of the peak's product: [M, K] @ [K, N]
 SGEMM_CALLS = 4  # products per timed sample of the peak measurement
+GOALS = {"decode": 0.80, "prefill": 0.70, "perplexity": 0.70, "batch": 0.60}  # shares of the limit, at least
 
 
 # ----------------------------------------------------------------------------- the bandwidth bound
@@ -34,6 +38,11 @@ def weight_bytes_per_token(model) -> int:
     leaves = lambda tree: [x for v in tree.values() for x in (leaves(v) if isinstance(v, dict) else [v])]  # noqa: E731
     blocks = sum(a.nbytes for layer in p["h"] for a in leaves(layer))
     return blocks + sum(a.nbytes for a in leaves(p["ln_f"])) + p["lm_head"]["weight"].nbytes
+
+
+def bandwidth_bound(bandwidth: dict, weight_bytes: int) -> float:
+    """The fastest decoding the bandwidth allows, in tokens/s: each token reads weight_bytes once."""
+    return bandwidth["bytes_per_s"] / weight_bytes
 
 
 def repeated(fn, n: int):
@@ -125,3 +134,21 @@ def perplexity_flops(config: GPTConfig, n_tokens: int, window: int, stride: int)
     every position of a window; the share counts the same work for both."""
     return sum(forward_flops(config, w.end - w.begin, 0, unembedded=w.end - w.first_scored)
                for w in windows(n_tokens, window, stride))
+
+
+# ----------------------------------------------------------------------------- a figure against its limit
+
+
+def share_of_bound(new_tokens: int, seconds: float, bound: float) -> float:
+    """Tokens/s reached over the bandwidth bound (tokens/s)."""
+    return new_tokens / seconds / bound
+
+
+def share_of_peak(flops: int, seconds: float, peak: float) -> float:
+    """FLOP/s reached over the sgemm peak (FLOP/s)."""
+    return flops / seconds / peak
+
+
+def verdict(share: float, goal: float | None) -> str:
+    """"met" or "missed" against a goal (a share, at least), "report" when there is none."""
+    return "report" if goal is None else "met" if share >= goal else "missed"

@@ -23,7 +23,7 @@ from minigpt.core.tokenizer import Tokenizer
 from minigpt.inspection import score_text
 from minigpt.strategies.run import trace_step
 
-from .common import loadavg, median, prompt_ids, take_turns, timed
+from .common import loadavg, prompt_ids, take_turns, timed
 from .limits import (bandwidth_of, forward_flops, generation_flops, matvec_functions, perplexity_flops, sgemm_functions,
                      sgemm_peak_of, weight_bytes_per_token)
 

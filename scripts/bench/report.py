@@ -5,18 +5,20 @@ the BLAS kernel, the sgemm peak and the bandwidth it was measured against.
 Speeds come from the median time; ratio = minigpt's speed over transformers', and ratio_best the same from each
 one's fastest run (what a quiet machine would show). Under a figure, its share of the machine's limit
 (limits.py): decoding, of the bandwidth bound; prefill, the perplexity windows and the batched prompts, of the
-sgemm peak, counting the FLOPs of their forward passes; beam search, of both. The shares are the goals.
+sgemm peak, counting the FLOPs of their forward passes; beam search, of both. The shares are the goals. Then
+minigpt explore's clicks against their goals (explore_speed.py), and the time to first token.
 """
 
 from functools import partial
 
+from . import explore_speed
 from .common import median
+from .limits import GOALS, bandwidth_bound, share_of_bound, share_of_peak
 from .measures import (BEAM_BEAMS, BEAM_NEW, FILE_NEW_TOKENS, FILE_PROMPTS, GREEDY_NEW, MANY_BEAMS, MANY_BEAMS_NEW,
                        PERPLEXITY_STRIDE, PERPLEXITY_TOKENS, PERPLEXITY_WINDOW, PREFILL_TOKENS, PROMPT_TOKENS,
                        TRACE_TOP)
 
 MEASURES = ("greedy_s", "prefill_s", "beam_s", "many_beams_s", "perplexity_s", "file_s")  # timed side by side
-GOALS = {"decode": 0.80, "prefill": 0.70, "perplexity": 0.70, "file": 0.60}  # shares of the limit
 TRACE_GOAL = 0.05  # the default trace's cost, as a share of a greedy step
 BEAM_SAMPLE_GOAL = 1.5  # beam sampling's time, in beam search's
 
@@ -46,26 +48,27 @@ def share(label: str, med: dict, k: str, of, goal: float | None = None) -> dict:
 
 
 def summarize(cmp: dict, first: dict, rss: dict, rss_hf: dict, xl: dict | None, checkpoint_bytes: int,
-              memory: int) -> list:
+              memory: int, explore: dict) -> list:
     """The table's rows."""
     med = {k: {name: median(s) for name, s in cmp[k].items()} for k in MEASURES}
     best = {k: {name: min(s) for name, s in cmp[k].items()} for k in MEASURES}
     side_by_side, flops = partial(compared, med, best), cmp["flops"]
-    bound = cmp["bandwidth"]["bytes_per_s"] / cmp["weight_bytes_per_token"]  # tokens/s
+    bound = bandwidth_bound(cmp["bandwidth"], cmp["weight_bytes_per_token"])  # tokens/s
     peak = cmp["sgemm_peak"]["flops_per_s"]
-    of_peak = lambda k: lambda t: flops[k] / t / peak  # noqa: E731
+    of_peak = lambda k: lambda t: share_of_peak(flops[k], t, peak)  # noqa: E731
     rows = [side_by_side(f"greedy {PROMPT_TOKENS}+{GREEDY_NEW} (tokens/s)", "greedy_s", GREEDY_NEW),
-            share(f"  share of bandwidth bound ({bound:.1f} tok/s)", med, "greedy_s", lambda t: GREEDY_NEW / t / bound,
-                  GOALS["decode"]),
+            share(f"  share of bandwidth bound ({bound:.1f} tok/s)", med, "greedy_s",
+                  lambda t: share_of_bound(GREEDY_NEW, t, bound), GOALS["decode"]),
             trace_row(cmp["trace"]),
             side_by_side(f"prefill {PREFILL_TOKENS}, full logits (s)", "prefill_s"),
             share(f"  share of sgemm peak ({flops['prefill_s'] / 1e9:.0f} GFLOP)", med, "prefill_s",
                   of_peak("prefill_s"), GOALS["prefill"]),
             side_by_side(f"beam {BEAM_BEAMS} beams, {BEAM_NEW} new (tokens/s)", "beam_s", BEAM_NEW),
-            share("  share of bandwidth bound", med, "beam_s", lambda t: BEAM_NEW / t / bound),
+            share("  share of bandwidth bound", med, "beam_s", lambda t: share_of_bound(BEAM_NEW, t, bound)),
             share("  share of sgemm peak", med, "beam_s", of_peak("beam_s"))]
     rows += many_beams_rows(med)
     rows += whole_text_rows(side_by_side, med, of_peak)
+    rows += explore_rows(explore)
     rows += first_token_rows(first)
     rows += memory_rows(rss, rss_hf, checkpoint_bytes)
     return rows + (xl_rows(xl, memory) if xl else [])
@@ -108,10 +111,32 @@ def whole_text_rows(side_by_side, med: dict, of_peak) -> list:
     generated = FILE_PROMPTS * FILE_NEW_TOKENS
     rows.append(side_by_side(f"{FILE_PROMPTS} prompts from a file x {FILE_NEW_TOKENS} new (tokens/s)", "file_s",
                              generated))
-    rows.append(share("  share of sgemm peak", med, "file_s", of_peak("file_s"), GOALS["file"]))
+    rows.append(share("  share of sgemm peak", med, "file_s", of_peak("file_s"), GOALS["batch"]))
     one = med["file_s"]["minigpt one at a time"] / med["file_s"]["minigpt"]
     rows.append(row("  the same, one prompt at a time (tokens/s)", generated / med["file_s"]["minigpt one at a time"],
                     None, one, ">= 3x batched", one >= 3, unit="x batched"))
+    return rows
+
+
+def explore_rows(speed: dict) -> list:
+    """minigpt explore's clicks (explore_speed.py): a Next after 200 tokens against a greedy step, the answer's
+    size as the text grows, Run 50's first token against its 50th."""
+    s, n, ms = explore_speed.summary(speed), explore_speed.NEXT_AFTER, 1e3
+    times, plus = explore_speed.NEXT_GOAL
+    rows = [row(f"explore: Next after {n} accepted (ms)", s["next_s"] * ms, None, s["next_s"] / s["greedy_step_s"],
+                f"<= {times:g}x step + {plus * ms:.0f} ms", s["next_met"], unit="x step"),
+            row(f"  one greedy step of generate() at {n} (ms)", s["greedy_step_s"] * ms, None, None, "report")]
+    first = explore_speed.SIZES_AT[0]
+    for accepted, size in s["bytes"].items():
+        last = accepted == explore_speed.SIZES_AT[-1]
+        rows.append(row(f"explore: answer after {accepted} accepted (bytes)", size, None,
+                        size / s["bytes"][first] if accepted != first else None,
+                        f"<= {explore_speed.SIZE_GOAL:g}x the first" if last else "report",
+                        s["size_met"] if last else None, unit="x first"))
+    run = explore_speed.RUN_N
+    rows.append(row(f"explore: Run {run} streamed, first token (ms)", s["first_s"] * ms, None,
+                    s["first_s"] / s["last_s"], f"before the {run}th", s["run_met"], unit=f"x {run}th"))
+    rows.append(row(f"  the {run}th token (ms)", s["last_s"] * ms, None, None, "report"))
     return rows
 
 
@@ -196,13 +221,13 @@ def print_conditions(meta: dict):
 
 def print_table(rows: list, meta: dict):
     print_conditions(meta)
-    header = f"{'measure':<50} {'minigpt':>9} {'transformers':>12} {'ratio':>7} {'best':>6}  {'goal':<16} ok"
+    header = f"{'measure':<50} {'minigpt':>9} {'transformers':>12} {'ratio':>7} {'best':>6}  {'goal':<16} met?"
     print(header)
     print("-" * len(header))
     for r in rows:
         unit = r["unit"] if r["unit"] == "%" else ""
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-        ok = {True: "yes", False: "NO", None: ""}[r["ok"]]
+        ok = {True: "met", False: "missed", None: ""}[r["ok"]]
         best = "" if r["ratio_best"] is None else f"{r['ratio_best']:.2f}x"
         print(f"{r['measure']:<50} {fmt(r['minigpt'], unit):>9} {fmt(r['transformers'], unit):>12} {ratio:>7} "
               f"{best:>6}  {r['goal']:<16} {ok}")
