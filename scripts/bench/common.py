@@ -123,29 +123,48 @@ def limit_numpy_threads(n: int):
 
 
 def blas_info() -> dict:
-    """Which BLAS NumPy runs, which kernel (core type) it picked and with how many threads."""
+    """Which BLAS NumPy runs, which kernel (core type) it picked and with how many threads: from threadpoolctl
+    (the `bench` extra) when it is installed, else from OpenBLAS's own calls (openblas_get_corename, _get_config,
+    _get_num_threads) through ctypes. numpy.show_runtime() names the BLAS only through threadpoolctl, so
+    without it the library comes from numpy.show_config(). -> {"library", "kernel", "threads", "source", ...}"""
     info = {"env": {name: os.environ.get(name) for name in (*BLAS_TUNING, "OPENBLAS_NUM_THREADS")}}
     if NATIVE_BLAS_MARK in os.environ:
         info["native_blas_run"] = True
         info["unset"] = json.loads(os.environ[NATIVE_BLAS_MARK])
     try:
-        from threadpoolctl import threadpool_info  # optional
-        info["threadpoolctl"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-                                 for p in threadpool_info()]
+        from threadpoolctl import threadpool_info  # optional: the bench extra
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        if pools:
+            pool = pools[0]
+            return info | {"source": "threadpoolctl", "library": f"{pool['internal_api']} {pool.get('version')}",
+                           "kernel": pool.get("architecture"), "threads": pool.get("num_threads"),
+                           "pools": [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
+                                                             "filepath")} for p in pools]}
     except ImportError:
         pass
     lib, names = openblas_library()
-    if lib is not None:
-        prefix, suffix = names
-        for what in ("corename", "config"):
-            fn = getattr(lib, f"{prefix}get_{what}{suffix}")
-            fn.restype = ctypes.c_char_p
-            info[what] = fn().decode()
-        info["num_threads"] = getattr(lib, f"{prefix}get_num_threads{suffix}")()
-    else:
+    if lib is None:
         config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        info["config"] = f"{config.get('name')} {config.get('version')}"
-    return info
+        return info | {"source": "numpy.show_config", "library": f"{config.get('name')} {config.get('version')}"}
+    prefix, suffix = names
+    found = {}
+    for what in ("corename", "config"):
+        fn = getattr(lib, f"{prefix}get_{what}{suffix}")
+        fn.restype = ctypes.c_char_p
+        found[what] = fn().decode()
+    return info | {"source": "OpenBLAS's own calls", "library": " ".join(found["config"].split()[:2]),
+                   "config": found["config"], "kernel": found["corename"],
+                   "threads": getattr(lib, f"{prefix}get_num_threads{suffix}")()}
+
+
+def blas_warning(info: dict) -> str | None:
+    """A sentence when OPENBLAS_CORETYPE forces OpenBLAS's kernel (or OPENBLAS_L2_SIZE its cache size), else None."""
+    forced = {name: value for name, value in info["env"].items() if name in BLAS_TUNING and value}
+    if not forced:
+        return None
+    said = " and ".join(f"{name}={value}" for name, value in forced.items())
+    return (f"warning: {said} in the environment forces OpenBLAS's choice (kernel {info.get('kernel', '?')}) over "
+            f"the one it makes for this CPU, which can be much slower: add --native-blas to measure without it.")
 
 
 def machine_info() -> dict:
@@ -198,8 +217,9 @@ def checkpoint(name: str, can_build: bool, settings: Settings) -> Path:
     if (folder / "model.safetensors").is_file():
         return folder
     if not can_build:
-        sys.exit(f"no checkpoint at {folder}: building a random one needs torch and transformers "
-                 f"(pip install -e '.[reference]'), or give a folder with --model-dir.")
+        sys.exit(f"no checkpoint at {folder}: building a random {name} there needs torch and transformers (pip "
+                 f"install -e '.[reference]', without --no-transformers), or give a folder of {name}'s shape with "
+                 f"--model-dir.")
     print(f"building a random {name} checkpoint in {folder} ...", flush=True)
     # In a child process, so that this one stays small (its size at a child's start counts in that
     # child's ru_maxrss: see child()) and torch's memory is given back.
