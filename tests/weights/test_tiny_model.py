@@ -1,5 +1,6 @@
 """The small trained GPT-2 that ships in minigpt/data/tiny/ (made by scripts/training/train_tiny.py): its files,
-that it loads offline and generates, and that its README's held-out perplexity is what minigpt computes."""
+that it loads offline and generates, that the tokens its text never contains are unlikely, and that its README's
+held-out perplexity is what minigpt computes."""
 
 import json
 import platform
@@ -14,6 +15,7 @@ import pytest
 from helpers import CHECKOUT, program_env, run_program
 
 import minigpt
+from minigpt.core.numerics import softmax
 from minigpt.weights.header import read_header
 from scripts.training import tiny_corpus
 
@@ -70,11 +72,47 @@ def test_minigpt_generate_model_tiny_writes_words_of_pythons_docs_without_networ
     assert not (tmp_path / "weights").exists()
 
 
-def test_the_tokens_absent_from_its_text_have_the_embedding_0():
+def unseen_tokens(model) -> np.ndarray:
+    """[V] bool: the tokens whose embedding is the one that the tokens absent from the training text share (training
+    keeps their rows equal, scripts/training/train_tiny.py): the rows equal to the most common row."""
+    wte = model.params["wte"]["weight"]  # [V, C]
+    rows, counts = np.unique(wte, axis=0, return_counts=True)
+    return (wte == rows[counts.argmax()]).all(axis=1)
+
+
+def test_the_tokens_absent_from_its_text_share_one_trained_embedding():
     model = minigpt.load(str(TINY))
-    zero_rows = int((np.abs(model.params["wte"]["weight"]).max(axis=1) == 0).sum())
+    unseen = unseen_tokens(model)
     present = int(readme_value("distinct tokens in the training text").split()[0].replace(",", ""))
-    assert zero_rows == 50257 - present
+    assert unseen.sum() == 50257 - present
+    assert np.abs(model.params["wte"]["weight"][unseen]).max() > 0  # trained, not left at 0
+
+
+# The prompts tiny is shown with: the notebook's (docs/decoding_strategies.ipynb, when it runs on tiny), the
+# command of README's "Two commands", and the pictures' (docs/pictures.md).
+SHOWN_PROMPTS = ["If the file is not found,", "The stream", "This function returns", "This method returns a",
+                 "If the file is not found, an exception is raised."]
+
+
+def test_the_prompts_tiny_is_shown_with_are_those_above():
+    notebook = json.loads((CHECKOUT / "docs" / "decoding_strategies.ipynb").read_text())
+    sources = ["".join(cell["source"]) for cell in notebook["cells"]]
+    assert any(f'PROMPT = "I have a dream" if MODEL == "gpt2" else "{SHOWN_PROMPTS[0]}"' in s for s in sources)
+    pictures = (CHECKOUT / "docs" / "pictures.md").read_text()
+    assert set(re.findall(r'^minigpt plot \w+(?:-\w+)? "([^"]+)" --model tiny', pictures, re.M)) == set(SHOWN_PROMPTS[2:])
+    assert readme_command_without_the_hub()[2] == SHOWN_PROMPTS[1]
+
+
+@pytest.mark.parametrize("prompt", SHOWN_PROMPTS)
+def test_the_tokens_absent_from_its_text_hold_under_1_percent_at_t_1(prompt):
+    """As in a GPT-2, the tokens its text never contains are unlikely: together under 1% of p(next token), at
+    every position of the prompt and of the greedy text that follows it (what the notebook's lesson stands on)."""
+    model, tok = minigpt.load(str(TINY)), minigpt.Tokenizer()
+    ids = tok.encode(prompt)
+    text = ids + minigpt.generate(model, ids, max_new_tokens=40).sequences[0]
+    p = softmax(model(text))  # [T, V]: p(next token) after every position, at T = 1
+    share = p[:, unseen_tokens(model)].sum(axis=1)  # [T]
+    assert share.max() < 0.01, f"the unseen tokens hold {share.max():.2%} after {tok.decode(text[:share.argmax() + 1])!r}"
 
 
 def test_the_readmes_held_out_perplexity_is_what_minigpt_computes():
@@ -87,4 +125,11 @@ def test_the_readmes_held_out_perplexity_is_what_minigpt_computes():
     ids = tiny_corpus.token_ids(held, minigpt.Tokenizer())
     assert f"{len(ids):,}" == readme_value("tokens (training / held out)").split(" / ")[1]
     recorded = float(readme_value("held-out perplexity (minigpt, these float16 weights)"))
-    assert tiny_corpus.held_out_perplexity(minigpt.load(str(TINY)), ids) == pytest.approx(recorded, abs=0.006)
+    model = minigpt.load(str(TINY))
+    assert tiny_corpus.held_out_perplexity(model, ids) == pytest.approx(recorded, abs=0.006)
+    train, _ = tiny_corpus.split(tiny_corpus.documents())
+    unseen = np.setdiff1d(np.arange(50257), tiny_corpus.token_ids(train, minigpt.Tokenizer()))
+    assert (unseen_tokens(model) == np.isin(np.arange(50257), unseen)).all()  # the rows shared are those tokens'
+    assert f"{int(np.isin(ids, unseen).sum()):,}" == readme_value("held-out tokens that the training text never contains")
+    share = readme_value(f"probability of the {len(unseen):,} unseen tokens together, mean over the held-out positions")
+    assert tiny_corpus.unseen_share(model, ids, unseen) == pytest.approx(float(share), rel=0.006)
