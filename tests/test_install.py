@@ -12,7 +12,6 @@ import sys
 import zipfile
 
 import pytest
-
 from helpers import CHECKOUT, program_env
 
 WEB_FILES = [path.name for path in (CHECKOUT / "minigpt" / "web").iterdir() if path.suffix in (".html", ".css", ".js")]

@@ -5,8 +5,8 @@
     3. pack      each returned sequence with its text, score and trace                (pack_output)
 
 The loops live in strategies/ (tokenwise.py for greedy and sampling, beam.py, contrastive.py, speculative.py);
-each is a generator that pauses after every step, so `stream()` hands the tokens over as they come, and
-generate() runs it to the end. What every step shares is in strategies/run.py (trace, stop strings) and
+each is a generator that pauses after every step. A LiveRun holds one paused: `stream()` hands its tokens over
+as they come, the explorer steps it click by click, and generate() runs it to the end. What every step shares is in strategies/run.py (trace, stop strings) and
 core/chain.py (the links and the chooser).
 
 What this module is not: the strategies, the options' declarations (strategies/options.py) or the model.
@@ -24,7 +24,7 @@ from ..core.model import GPT2, left_pad, unpad
 from ..core.tokenizer import Tokenizer
 from ..links.chain import build_chain
 from ..strategies.options import GenerationOptions
-from ..strategies.run import TRACE_TOP, Outcome, Run, Step, StopStrings, finish
+from ..strategies.run import TRACE_TOP, Outcome, Run, Step, StopStrings
 from ..weights.checkpoint import load
 from .memory import Footprint, check_fits
 from .prompts import TRUNCATE_PROMPT, as_prompt_batch, fit_context
@@ -158,6 +158,60 @@ def start(model: GPT2, prompt_ids, strategy: str | None, attention_mask, trace_t
     return prompts, tokenizer, run, STRATEGIES[opts.strategy].loop(run)
 
 
+class LiveRun:
+    """A generate() call that pauses after every decoding step and goes on when asked.
+
+    advance(n) takes up to n more steps and returns the (row, Step) pairs they chose; steps[row] holds every
+    step of a row so far; the run ends when its strategy returns, and output() packs what it returned, as
+    generate() does. Between steps it holds the KV cache, the chain's state and the seeded generator, so
+    stepping one n times gives generate()'s n tokens. generate() drains one; the explorer keeps one per
+    branch. forced {step: token} (greedy and sample) puts a token in place of the first row's choice at
+    that step, the draw still taken (core/chain.py).
+    """
+
+    def __init__(self, model: GPT2, prompt_ids, strategy: str | None = None, *, attention_mask=None,
+                 trace_top: int = 10, tokenizer: Tokenizer | None = None, truncate_prompt: bool = False,
+                 forced: dict[int, int] | None = None, on_token: Callable[[int, int], None] | None = None, **options):
+        self.prompts, self.tokenizer, self.run, self.loop = start(model, prompt_ids, strategy, attention_mask,
+                                                                  trace_top, tokenizer, truncate_prompt, on_token,
+                                                                  options)
+        self.run.forced = dict(forced or {})
+        self.on_token = on_token
+        self.steps: list[list[Step]] = [[] for _ in range(self.run.ids.shape[0])]
+        self.outcome: Outcome | None = None  # what the strategy returned, once it has ended
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+    def advance(self, n: int = 1) -> list[tuple[int, Step]]:
+        """Up to n more decoding steps (fewer if the run ends): the (row, Step) pairs they chose, in order."""
+        chosen = []
+        for _ in range(n):
+            try:
+                emitted = next(self.loop)
+            except StopIteration as end:
+                self.outcome = end.value
+                break
+            for row, step in emitted:
+                self.steps[row].append(step)
+                if self.on_token is not None:
+                    self.on_token(row, step.token)
+            chosen += emitted
+        return chosen
+
+    def __iter__(self) -> Iterator[tuple[int, Step]]:
+        """The (row, Step) pairs of the steps still to come, one step at a time."""
+        while not self.ended:
+            yield from self.advance()
+
+    def output(self) -> GenerationOutput:
+        """Every returned sequence, with its text, score and trace: the run taken to its end first."""
+        while not self.ended:
+            self.advance(self.run.max_new_tokens + 1)
+        return pack_output(self.run, self.outcome, self.prompts, self.tokenizer)
+
+
 def generate(model: GPT2, prompt_ids, strategy: str | None = None, *, attention_mask=None,
              on_token: Callable[[int, int], None] | None = None, trace_top: int = 10,
              tokenizer: Tokenizer | None = None, truncate_prompt: bool = False, **options) -> GenerationOutput:
@@ -177,10 +231,8 @@ def generate(model: GPT2, prompt_ids, strategy: str | None = None, *, attention_
     Bad input (options, ids outside the vocabulary, a prompt too long) raises ValueError before any
     token is generated; processors that leave no token to choose raise ValueError naming the step.
     """
-    prompts, tokenizer, run, loop = start(model, prompt_ids, strategy, attention_mask, trace_top, tokenizer,
-                                          truncate_prompt, on_token, options)
-    outcome = finish(loop, None if on_token is None else lambda row, step: on_token(row, step.token))
-    return pack_output(run, outcome, prompts, tokenizer)
+    return LiveRun(model, prompt_ids, strategy, attention_mask=attention_mask, on_token=on_token, trace_top=trace_top,
+                   tokenizer=tokenizer, truncate_prompt=truncate_prompt, **options).output()
 
 
 def stream(model: GPT2, prompt_ids, strategy: str | None = None, *, attention_mask=None, trace_top: int = 10,
@@ -193,6 +245,6 @@ def stream(model: GPT2, prompt_ids, strategy: str | None = None, *, attention_ma
     if strategy in STRATEGIES and Trait.STREAMS not in STRATEGIES[strategy].does:  # (None: greedy or sample)
         raise ValueError(f"strategy {strategy!r} settles its sequences only when its search ends, so it cannot be "
                          f"streamed; call generate() for it, or stream one of: {', '.join(doing(Trait.STREAMS))}.")
-    *_, loop = start(model, prompt_ids, strategy, attention_mask, trace_top, tokenizer, truncate_prompt, None,
-                     options)
-    return (pair for emitted in loop for pair in emitted)
+    live = LiveRun(model, prompt_ids, strategy, attention_mask=attention_mask, trace_top=trace_top,
+                   tokenizer=tokenizer, truncate_prompt=truncate_prompt, **options)
+    return iter(live)

@@ -3,7 +3,8 @@ a strategy does not use, derives.
 
 A record says what a strategy does (core/link.Trait: it samples, streams one token per row per step, keeps
 beams, lets the chain choose), which loop runs it (strategies/), what it holds at its peak (memory.py), the
-options that are its own, and the rules between them. An option is accepted by a strategy when the strategy
+options that are its own, the rules between them, and the defaults it needs to be itself (a beam search of one
+beam is greedy decoding; diverse beam search needs two groups): so every strategy runs from its name alone. An option is accepted by a strategy when the strategy
 does what the option's declaration says it is used by, or lists it among its own.
 
 `build_options` makes a call's GenerationOptions, refusing in one sentence naming the option, before any token
@@ -69,6 +70,7 @@ class Strategy:
     own: tuple[Option, ...] = ()  # the options only this strategy (and those that list them too) uses
     rules: Callable[[GenerationOptions], None] = no_rules
     samples_on_request: bool = False  # it samples only with do_sample (speculative decoding)
+    defaults: tuple[tuple[Option, object], ...] = ()  # (option, value): its own default, in place of the option's
 
     def accepts(self, option: Option) -> bool:
         return option in self.own or (option.used_by is not None and option.used_by in self.does)
@@ -80,16 +82,18 @@ class Strategy:
 
 S, ST, B, C = Trait.SAMPLES, Trait.STREAMS, Trait.KEEPS_BEAMS, Trait.CHOOSES
 BEAM_OWN = (NUM_RETURN_SEQUENCES,)
+BEAMS = ((NUM_BEAMS, 4),)  # transformers' example settings for beam search
+GROUPS = (*BEAMS, (NUM_BEAM_GROUPS, 2), (DIVERSITY_PENALTY, 1.0))  # and for diverse beam search
 STRATEGIES = {s.name: s for s in (
     Strategy("greedy", tokenwise.token_by_token, memory.tokenwise, ST | C, "the most probable token at every step"),
     Strategy("sample", tokenwise.token_by_token, memory.tokenwise, S | ST | C, "draw each token from the distribution",
              own=(NUM_RETURN_SEQUENCES,)),
     Strategy("beam", beam.beam_search, memory.beam, B, "keep the num_beams most probable sequences", own=BEAM_OWN,
-             rules=beam_rules),
+             rules=beam_rules, defaults=BEAMS),
     Strategy("beam-sample", beam.beam_search, memory.beam_sample, S | B, "beam search that draws its candidates",
-             own=BEAM_OWN, rules=beam_rules),
+             own=BEAM_OWN, rules=beam_rules, defaults=BEAMS),
     Strategy("diverse-beam", beam.beam_search, memory.beam, B, "beam groups kept from choosing the same tokens",
-             own=(*BEAM_OWN, NUM_BEAM_GROUPS, DIVERSITY_PENALTY), rules=diverse_beam_rules),
+             own=(*BEAM_OWN, NUM_BEAM_GROUPS, DIVERSITY_PENALTY), rules=diverse_beam_rules, defaults=GROUPS),
     Strategy("contrastive", contrastive.contrastive_search, memory.contrastive, ST,
              "probable tokens unlike what was already said", own=(PENALTY_ALPHA, TOP_K), rules=contrastive_rules),
     Strategy("speculative", speculative.speculative_decoding, memory.speculative, S | ST,
@@ -109,6 +113,16 @@ def doing(trait: Trait) -> list[str]:
 def users(option: Option) -> list[str]:
     """The strategies that use an option, by name."""
     return [name for name, s in STRATEGIES.items() if s.accepts(option)]
+
+
+def strategy_defaults(option: Option) -> str:
+    """The strategies' own defaults of an option, in words: "4 for beam, beam-sample, diverse-beam" ("" if none)."""
+    values = {}
+    for name, record in STRATEGIES.items():
+        for declared, value in record.defaults:
+            if declared is option:
+                values.setdefault(value, []).append(name)
+    return "; ".join(f"{value:g} for {', '.join(names)}" for value, names in values.items())
 
 
 def chosen_strategy(strategy: str | None, given: dict) -> str:
@@ -141,7 +155,7 @@ def build_options(strategy: str | None = None, **given) -> GenerationOptions:
             raise OptionError("strategy {s} does not use {o}; it is an option of: {using}; to use it, add {pick}.",
                               s=repr(strategy), o=BY_NAME[name].said(), using=", ".join(using),
                               pick=replace(STRATEGY, value=pick))
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {option.name: value for option, value in record.defaults} | {k: v for k, v in given.items() if v is not None}
     if record.samples_on_request and not given.get("do_sample", False):
         for name in sorted(SAMPLING_ONLY & given.keys()):
             raise OptionError("speculative decoding uses {o} only when it samples; add {sample}, or drop {o} for "

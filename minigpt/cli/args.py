@@ -11,6 +11,7 @@ from pathlib import Path
 
 from huggingface_hub.utils import tqdm
 
+from ..call.strategies import strategy_defaults
 from ..core.checks import number
 from ..core.link import Option, read_number
 from ..core.model import GPT2
@@ -29,7 +30,7 @@ def add_option(group, option: Option, default=argparse.SUPPRESS):
     said = shown is None or shown is False or isinstance(shown, tuple) or (off and shown == 0)  # in the help already
     text = number(shown) if isinstance(shown, float) else str(shown).lower() if isinstance(shown, bool) else shown
     ranged = [] if option.low is None else [option.accepts.removesuffix(f" {option.note}" if off else "")]
-    facts = ([] if said else [f"default {text}"]) + ranged
+    facts = ([] if said else [f"default {text}"]) + ([own] if (own := strategy_defaults(option)) else []) + ranged
     help = option.help + (f" ({'; '.join(facts)})" if facts else "")
     if option.kind is bool:
         group.add_argument(option.flag, dest=option.name, action="store_true", default=default, help=help)

@@ -5,7 +5,9 @@
 The last link chooses, as in llama.cpp's chain: greedy argmax, or a draw with the run's seeded generator
 (mirostat, in the links/ ring, is a third). A chooser may narrow the candidates first (mirostat truncates),
 chooses one token per row, then `accept`s it (mirostat moves its mu): `Chain.choose` does all three and
-returns what the token was chosen from, for the trace.
+returns what the token was chosen from, for the trace. A caller may force a row's token (the explorer's
+click): it takes the chooser's place after the draw, so the seeded generator moves on as it would have, and
+before `accept`, so mirostat learns from the token that is kept.
 
 `build_chain` builds a chain from the option values of a call: each link class in the order given, kept
 when its options make it act (link.Link.from_options). The classic chain below is the core's own: the
@@ -108,11 +110,14 @@ class Chain:
             logits = processor(logits, ids)
         return logits
 
-    def choose(self, processed, rows=None) -> Choice:
-        """The chooser's token for each of `rows` (default: every row) from processed scores [B, V]."""
+    def choose(self, processed, rows=None, forced: dict[int, int] | None = None) -> Choice:
+        """The chooser's token for each of `rows` (default: every row) from processed scores [B, V];
+        forced {row: token} puts a token of the caller's in place of the chooser's (see the module docstring)."""
         rows = np.arange(processed.shape[0]) if rows is None else rows
         narrowed = self.chooser.narrow(processed)  # [B, V]
         tokens = self.chooser.choose(narrowed, rows)  # [B]
+        for row, token in (forced or {}).items():
+            tokens[row] = token
         return Choice(tokens, narrowed, self.chooser.accept(narrowed, tokens, rows))
 
     def describe(self) -> list[str]:

@@ -21,6 +21,11 @@ def number(x: float) -> str:
     return f"{x:g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
 
 
+def chance(p: float, digits: int = 4) -> str:
+    """A probability as every view writes it: 0.3182, and a rare one as 3.2e-6 rather than 0.0000."""
+    return f"{p:.1e}".replace("e-0", "e-") if 0 < abs(p) < 1e-3 else f"{p:.{digits}f}"
+
+
 def plural(n: int, noun: str, grouped: bool = False) -> str:
     """ "1 token", "2 tokens"; grouped, the thousands marked: "12,345 tokens"."""
     return (f"{n:,}" if grouped else f"{n}") + f" {noun}" + ("" if n == 1 else "s")

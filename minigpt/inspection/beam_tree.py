@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..call.generate import GenerationOutput, generate
-from ..core.checks import check_int, plural
+from ..call.strategies import build_options
+from ..core.checks import chance, plural
 from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
-from ..strategies.options import NUM_BEAMS
 from .passes import prompt_ids, texts_of
 
 
@@ -38,7 +38,7 @@ class BeamNode:
     def __repr__(self) -> str:
         returned = f", returned #{self.result + 1}" if self.result is not None else ""
         return (f"BeamNode({self.id}: step {self.step} {self.text if self.tokens else '(prompt)'!r} "
-                f"p={self.prob:.4f} score={self.score:.4f} {self.status}{returned})")
+                f"p={chance(self.prob)} score={self.score:.4f} {self.status}{returned})")
 
 
 @dataclass(repr=False)
@@ -71,18 +71,18 @@ class BeamTree:
         return nodes[::-1]
 
 
-def beam_tree(model: GPT2, ids, num_beams=3, max_new_tokens=5, length_penalty=1.0, early_stopping=False,
-              strategy="beam", num_return_sequences=None, tokenizer: Tokenizer | None = None, **options) -> BeamTree:
-    """Run generate(model, ids, strategy, ...) once and link every candidate it weighed into a tree (tree_of).
+def beam_tree(model: GPT2, ids, strategy="beam", max_new_tokens=5, num_return_sequences=None,
+              tokenizer: Tokenizer | None = None, **options) -> BeamTree:
+    """Run generate(model, ids, strategy, max_new_tokens=..., **options) once and link every candidate it weighed
+    into a tree (tree_of); num_beams and the rest as generate() takes them, the strategy's defaults included.
     num_return_sequences defaults to num_beams: every hypothesis the search kept is marked."""
     ids = prompt_ids(model, ids)[0].tolist()
-    num_beams = check_int(NUM_BEAMS.said(), num_beams, 1)  # before it becomes the default num_return_sequences
+    num_beams = build_options(strategy, max_new_tokens=max_new_tokens, **options).num_beams  # checked, defaults in
     tokenizer = tokenizer or Tokenizer()
-    settings = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, length_penalty=length_penalty,
-                    early_stopping=early_stopping, **options)
+    settings = dict(max_new_tokens=max_new_tokens, **options)
     out = generate(model, ids, strategy, tokenizer=tokenizer, trace_top=0, **settings,
                    num_return_sequences=num_beams if num_return_sequences is None else num_return_sequences)
-    return tree_of(out, num_beams, tokenizer, settings)
+    return tree_of(out, num_beams, tokenizer, {"num_beams": num_beams} | settings)
 
 
 def tree_of(out: GenerationOutput, num_beams: int, tokenizer: Tokenizer | None = None,

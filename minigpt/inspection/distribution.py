@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..call import memory
-from ..core.checks import Named, check_int, plural
+from ..core.checks import Named, chance, check_int, plural
 from ..core.links import MinP, Temperature, TopK, TopP
 from ..core.model import GPT2
 from ..core.numerics import draw, largest, softmax
@@ -49,7 +49,7 @@ class NextTokenDistribution:
         return self.temperatures[0]
 
     def __repr__(self) -> str:
-        top = ", ".join(f"{text!r} {p:.3f}" for text, p in zip(self.texts[:3], self.probs[0]))
+        top = ", ".join(f"{text!r} {chance(p, 3)}" for text, p in zip(self.texts[:3], self.probs[0]))
         cuts = "".join(f", {k}={v} keeps {self.kept_count[k][0]:,}" for k, v in self.cutoffs.items())
         return (f"NextTokenDistribution({plural(len(self.tokens), 'token')} shown at T={self.temperatures[0]}{cuts}: "
                 f"{top}; chosen {self.selected_text!r})")

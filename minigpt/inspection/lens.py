@@ -42,10 +42,11 @@ class LogitLens:
 
 
 def lens_row_labels(n_layer: int) -> list[str]:
-    """What each row of the lens reads, bottom up: "embeddings", "after block 1", ..., and the last block's
-    output, "after block L (the model's prediction)"."""
-    return ["embeddings"] + [f"after block {l}" for l in range(1, n_layer)] + [
-        f"after block {n_layer} (the model's prediction)"] if n_layer else ["embeddings (the model's prediction)"]
+    """What each row of the lens reads, bottom up: "embeddings", "after layer 0", ..., and the last layer's
+    output, "after layer L-1 (the model's prediction)". Layers count from 0 everywhere (the attention pictures,
+    --layer, TransformerLens' blocks.0)."""
+    return ["embeddings"] + [f"after layer {l}" for l in range(n_layer - 1)] + [
+        f"after layer {n_layer - 1} (the model's prediction)"] if n_layer else ["embeddings (the model's prediction)"]
 
 
 def logit_lens(model: GPT2, ids, tokenizer: Tokenizer | None = None) -> LogitLens:

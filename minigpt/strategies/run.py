@@ -11,14 +11,13 @@ What this module is not: the strategies themselves (tokenwise.py, beam.py, contr
 or where their next-token scores come from (sources/).
 """
 
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from ..core.chain import Chain
-from ..core.checks import Named
+from ..core.checks import Named, chance
 from ..core.model import GPT2
 from ..core.numerics import largest
 from ..core.tokenizer import Tokenizer
@@ -37,7 +36,7 @@ class Candidate:
     text: str = ""
 
     def __repr__(self) -> str:
-        return f"Candidate({self.id} {self.text!r} p={self.p:.4f})"
+        return f"Candidate({self.id} {self.text!r} p={chance(self.p)})"
 
 
 def state_text(state: dict) -> str:
@@ -59,7 +58,7 @@ class Step:
     text: str = ""  # the chosen token's text, as Candidate.text
 
     def __repr__(self) -> str:
-        top = f", top after the chain {self.candidates[0].text!r} {self.candidates[0].p:.4f}" if self.candidates else ""
+        top = f", top after the chain {self.candidates[0].text!r} {chance(self.candidates[0].p)}" if self.candidates else ""
         state = f", {state_text(self.state)}" if self.state else ""
         return (f"Step({self.token} {self.text!r} logprob={self.logprob:.4f}, {self.survivors:,} survivors, "
                 f"{len(self.raw_candidates)}/{len(self.candidates)} candidates before/after the chain{top}{state})")
@@ -121,6 +120,7 @@ class Run(Batch):
     stop: StopStrings | None = None
     tokenizer: Tokenizer | None = None  # gives the trace's tokens their text
     draft: GPT2 | None = None  # speculative decoding's draft model, loaded before the run
+    forced: dict[int, int] = field(default_factory=dict)  # greedy, sample: {step: token} the first row must take
 
 
 def log_normalizer(logits) -> float:
@@ -179,14 +179,3 @@ def append_token(run: Run, hyp: Hypothesis, token: int, model_logprobs, processe
     elif run.stop and run.stop.add(hyp.row, token):
         hyp.finish_reason = "stop"
     return hyp.finish_reason != "length"
-
-
-def finish(loop: Generator, on_step: Callable[[int, Step], None] | None = None) -> "Outcome":
-    """Run a strategy's loop to its end, handing each chosen token's (row, Step) to on_step; its Outcome."""
-    while True:
-        try:
-            emitted = next(loop)
-        except StopIteration as end:
-            return end.value
-        for row, step in emitted if on_step is not None else ():
-            on_step(row, step)

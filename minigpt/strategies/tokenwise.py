@@ -51,7 +51,8 @@ def token_by_token(run: Run):
         live = np.flatnonzero(~done)
         model_logprobs, processed = log_softmax(logits), run.chain(scores, history)  # [B, V] each
         check_choosable(run.chain, scores, history, processed, step, rows=live)
-        choice = run.chain.choose(processed, live)  # tokens [B], what they were chosen from, the chooser's state
+        forced = {0: run.forced[step]} if step in run.forced else None  # the explorer's click, on the first row
+        choice = run.chain.choose(processed, live, forced)  # tokens [B], what they were chosen from, chooser's state
         for row in live:
             traced = {**(state and state[row] or {}), **run.chain.state(row),
                       **{k: v[row].item() for k, v in choice.state.items()}}

@@ -23,7 +23,7 @@ function shows which class) and computes nothing. The interactive views are mini
 import math
 from html import escape
 
-from ..core.checks import plural
+from ..core.checks import chance, plural
 from ..strategies.run import state_text
 from .labels import visible
 
@@ -34,10 +34,27 @@ BOX = "font-family:monospace;font-size:13px;line-height:1.7"
 CELL = "padding:1px 4px;border:1px solid #fff"
 
 
+# matplotlib's viridis at 0, 0.1, ..., 1: colour-blind safe, and ordered even in grey. The one scale of
+# probability in every view: the page and the report (web/render.js holds the same stops), the notebook
+# (here) and the pictures (matplotlib's own viridis).
+VIRIDIS = ("#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c", "#22a884", "#44bf70", "#7ad151", "#bddf26",
+           "#fde725")
+
+
 def colour(p: float) -> str:
-    """A probability as a background: red (unlikely) through yellow to green (likely), as render.js's colour()."""
-    p = min(1.0, max(0.0, float(p)))
-    return f"hsl({round(120 * p)}, {55 if p > 0.5 else 75}%, 82%)"
+    """A probability in [0, 1] as a colour of the viridis scale, interpolated between its stops."""
+    x = 10 * min(1.0, max(0.0, float(p)))
+    i = min(9, int(x))
+    a, b = (tuple(int(hex_[k:k + 2], 16) for k in (1, 3, 5)) for hex_ in VIRIDIS[i:i + 2])
+    return "rgb(" + ", ".join(str(int(u + (x - i) * (v - u) + 0.5)) for u, v in zip(a, b)) + ")"  # as Math.round
+
+
+SCALE = "viridis, 0 dark violet to 1 yellow"  # the scale in words, under every coloured view
+
+
+def ink(p: float) -> str:
+    """The text colour that reads on colour(p)."""
+    return "#fff" if p < 0.55 else "#111"
 
 
 def attr(value) -> str:
@@ -52,7 +69,7 @@ def number(x: float) -> str:
 
 def token_span(text: str, p: float | None, title: str = "", data: dict | None = None) -> str:
     """One token, its background coloured by p (none without a p), `title` on hover, data-* from `data`."""
-    style = f"background:{colour(p)};white-space:pre-wrap" if p is not None else "white-space:pre-wrap"
+    style = f"background:{colour(p)};color:{ink(p)};white-space:pre-wrap" if p is not None else "white-space:pre-wrap"
     extra = "".join(f' data-{k}="{attr(v)}"' for k, v in (data or {}).items())
     hover = f' title="{attr(title)}"' if title else ""
     return f'<span style="{style}"{hover}{extra}>{escape(text)}</span>'
@@ -61,7 +78,7 @@ def token_span(text: str, p: float | None, title: str = "", data: dict | None = 
 def candidate_rows(candidates, chosen: int) -> str:
     """The first HOVER_TOP candidates (objects with .id, .p, .text) as lines of a hover: rank, text, p, * for
     the chosen."""
-    return "\n".join(f"{r + 1:>3} {visible(c.text) or '#' + str(c.id):<14} {c.p:.4f}{' *' if c.id == chosen else ''}"
+    return "\n".join(f"{r + 1:>3} {visible(c.text) or '#' + str(c.id):<14} {chance(c.p)}{' *' if c.id == chosen else ''}"
                      for r, c in enumerate(candidates[:HOVER_TOP]))
 
 
@@ -94,7 +111,7 @@ def bars(rows, width: int = 240) -> str:
         lines.append(f'<tr style="{style}" data-p="{number(p)}" data-kept="{str(kept).lower()}">'
                      f'<td style="white-space:pre">{escape(visible(label))}</td>'
                      f'<td><div style="background:{colour(p)};border:1px solid #999;height:12px;'
-                     f'width:{max(1, round(width * p / top))}px"></div></td><td>{p:.4f}</td></tr>')
+                     f'width:{max(1, round(width * p / top))}px"></div></td><td>{chance(p)}</td></tr>')
     return f'<table style="border-collapse:collapse">{"".join(lines)}</table>'
 
 
@@ -104,7 +121,8 @@ def heat_table(columns: list[str], rows: list[tuple[str, list[tuple[str, float, 
     head = "".join(f'<th style="{CELL}">{escape(visible(c))}</th>' for c in columns)
     body = []
     for label, cells in rows:
-        tds = "".join(f'<td style="{CELL};background:{colour(v)}" title="{attr(title)}" data-v="{number(v)}">'
+        tds = "".join(f'<td style="{CELL};background:{colour(v)};color:{ink(v)}" title="{attr(title)}" '
+                      f'data-v="{number(v)}">'
                       f"{escape(visible(text))}</td>" if v is not None else "<td></td>" for text, v, title in cells)
         body.append(f'<tr><th style="{CELL};text-align:right">{escape(label)}</th>{tds}</tr>')
     return f'<table style="border-collapse:collapse"><tr><th></th>{head}</tr>{"".join(body)}</table>'
@@ -146,7 +164,7 @@ def step_html(step) -> str:
                      f'{bars([(c.text, c.p, True, c.id == step.token) for c in candidates])}</div>'
                      for label, candidates in (("before the chain", step.raw_candidates),
                                                ("after the chain", step.candidates)) if candidates)
-    return block(f"step: chose {step.text!r} (id {step.token}), p {p:.4f} under the model",
+    return block(f"step: chose {step.text!r} (id {step.token}), p {chance(p)} under the model",
                  f'<div>{token}</div><div style="display:flex">{tables}</div>',
                  f"{step.survivors:,} tokens survive the chain" + (f"; {state_text(step.state)}" if step.state
                                                                     else ""))
@@ -169,8 +187,8 @@ def generation_html(out, limit: int = 16) -> str:
         rows.append(f"<div>… {len(out.steps) - limit} more sequences</div>")
     chain = " → ".join(out.chain) or "none (the model's own distribution)"
     return block(f"{out.strategy or 'generate'}: {plural(len(out.sequences), 'sequence')}; chain: {chain}",
-                 "".join(rows), "background: each token's probability under the model, red 0 to green 1; "
-                 "hover a token for the candidates before and after the chain")
+                 "".join(rows), f"background: each token's probability under the model ({SCALE}); hover a token for the candidates "
+                 "before and after the chain")
 
 # ----------------------------------------------------------------------------- inspection/'s results
 
@@ -197,10 +215,10 @@ def lens_html(lens) -> str:
     labels = lens.texts
     grid = [(lens.row_labels[r], [(lens.top_texts[r][t], float(lens.top_probs[r, t]),
                                    f"{lens.row_labels[r]}, after {labels[t]!r}: {lens.top_texts[r][t]!r} "
-                                   f"p {lens.top_probs[r, t]:.4f}") for t in range(first, T)])
+                                   f"p {chance(lens.top_probs[r, t])}") for t in range(first, T)])
             for r in reversed(range(rows))]
     return block("logit lens: the token each layer would predict after each position",
-                 heat_table(labels[first:], grid), "colour: that token's probability, red 0 to green 1"
+                 heat_table(labels[first:], grid), f"colour: that token's probability ({SCALE})"
                  + (f"; the first {first} positions left out" if first else ""))
 
 
@@ -219,8 +237,8 @@ def attention_html(maps) -> str:
                       f"{heat_table(labels[first:], grid)}</div>")
     return block(f"attention, {L} layers x {H} heads: the first and last layer, mean of the heads",
                  f'<div style="display:flex">{"".join(tables)}</div>',
-                 "row: the query token; column: the token it looks at (none after it: causal); colour: the weight, "
-                 "red 0 to green 1"
+                 "row: the query token; column: the token it looks at (none after it: causal); colour: the weight "
+                 f"({SCALE})"
                  + (f"; the first {first} positions left out" if first else ""))
 
 
@@ -238,7 +256,7 @@ def beam_node_html(node) -> str:
 
 
 def candidate_html(candidate) -> str:
-    return token_span(candidate.text, candidate.p, f"id {candidate.id}, p {candidate.p:.4f}",
+    return token_span(candidate.text, candidate.p, f"id {candidate.id}, p {chance(candidate.p)}",
                       {"id": candidate.id, "p": number(candidate.p)})
 
 

@@ -1,7 +1,7 @@
 """How every view writes a token: one label for the command line, the pictures, the notebook and the page.
 
     " the"  -> ␣the        a space, a newline, a tab made visible: ␣ ↵ ⇥ (all in DejaVu Sans, matplotlib's font)
-    b"\xf0" -> <f0>        bytes that are part of a UTF-8 character, in hex
+    b"\xf0" -> <0xF0>      a byte that is part of a UTF-8 character, as llama.cpp writes a byte token
     50300   -> #50300      an id beyond the tokenizer's vocabulary (a test model's)
 
 What this module is not: the tokenizer (core/tokenizer.py), whose Tokenizer.token_texts are the tokens' own texts.
@@ -18,11 +18,9 @@ def visible(text: str) -> str:
 
 
 def shown_bytes(data: bytes) -> str:
-    """Bytes as visible text when they are whole UTF-8 characters, else as hex in angle brackets."""
-    try:
-        return visible(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return "<" + data.hex(" ") + ">"
+    """Bytes as visible text: whole UTF-8 characters as themselves, every other byte as <0xF0>."""
+    text = data.decode("utf-8", errors="surrogateescape")  # a byte that is no character: U+DC80 + byte
+    return visible("".join(f"<0x{ord(c) - 0xDC00:02X}>" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text))
 
 
 def cut(text: str, width: int | None) -> str:

@@ -3,14 +3,15 @@
 Each function takes what a library function returned (a token's merges, a traced generation step,
 a comparison of strategies) and returns lines of text; the command line prints them, and so does
 scripts/docs/decoding_strategies.py. Spaces, newlines and tabs in tokens are made visible (␣ ↵ ⇥), and a
-token that is only part of a UTF-8 character is shown as its bytes in hex, <e2 80>.
+token that is only part of a UTF-8 character is shown byte by byte, <0xE2><0x80>.
 
 What this module is not: it computes nothing that a test should check (that is core/, call/,
 inspection/), draws no figures (plots/) and prints nothing itself.
 """
 
+from ..call.strategies import strategy_defaults
 from ..core.bpe import Merge
-from ..core.checks import plural
+from ..core.checks import chance, plural
 from ..core.tokenizer import Tokenizer
 from .html import state_text
 from .labels import WIDTH, shown_bytes, token_label
@@ -80,10 +81,10 @@ def candidate_lines(tok: Tokenizer, number: int, step, top: int | None = None) -
         if rank >= len(candidates):
             return " " * (WIDTH + 11)
         c = candidates[rank]
-        return f"{token_label(tok, c.id, WIDTH):<{WIDTH}} {c.p:8.4f} {'*' if c.id == step.token else ' '}"
+        return f"{token_label(tok, c.id, WIDTH):<{WIDTH}} {chance(c.p):>8} {'*' if c.id == step.token else ' '}"
 
     def held(candidates):  # the probability the rows above hold together
-        return f"{'':<{WIDTH}} {sum(c.p for c in candidates):8.4f}  " if candidates else " " * (WIDTH + 11)
+        return f"{'':<{WIDTH}} {chance(sum(c.p for c in candidates)):>8}  " if candidates else " " * (WIDTH + 11)
 
     lines = [header, f"  {'rank':>4}  {'before the chain':<{WIDTH + 11}}  after the chain"]
     for rank in range(max(len(before), len(after))):
@@ -153,9 +154,9 @@ def comparison_table(results) -> list[str]:
 def step_line(tok: Tokenizer, step) -> str:
     """One traced step on one line: id, token, log p, the links' state, how many tokens survive the chain,
     then the candidates after the chain and the probability they hold together."""
-    candidates = "  ".join(f"{token_label(tok, c.id)} {c.p:.3f}" for c in step.candidates)
+    candidates = "  ".join(f"{token_label(tok, c.id)} {chance(c.p, 3)}" for c in step.candidates)
     state = f" [{state_text(step.state)}]" if step.state else ""  # e.g. DoLa's premature layer, mirostat's mu
-    shown = f", shown p {step.shown_mass:.3f} | {candidates}" if step.candidates else ""
+    shown = f", shown p {chance(step.shown_mass, 3)} | {candidates}" if step.candidates else ""
     return (f"  {step.token:>6} {token_label(tok, step.token)!s:<14} logp {step.logprob:8.3f}{state} | "
             f"survivors {step.survivors}{shown}")
 
@@ -209,5 +210,6 @@ def options_table(registry) -> list[str]:
     lines = ["| group | flag | Python name | default | what it does |", "|---|---|---|---|---|"]
     for option in registry:
         default = "" if option.default in (None, ()) else f"`{option.default!r}`"
+        default += f" ({own})" if (own := strategy_defaults(option)) else ""
         lines.append(f"| {option.group} | `{option.flag}` | `{option.name}` | {default} | {option.help} |")
     return lines

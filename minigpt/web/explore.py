@@ -2,22 +2,22 @@
 
     options     the registry of options (strategies/options.py), from which the page builds its controls
     tokenize    text -> its tokens, each with id, bytes and the byte-pair merges that built it
-    step        generate() from prompt + prefix: the accepted tokens and the pending one, each with its
-                candidates before and after the chain; what each link of the chain cuts at the pending step
+    step        a branch of the page after `accepted` steps: the steps the page lacks (it holds `have`), the
+                pending one, and the pending step's distribution link by link (inspection/stages.py)
     inspect     the logit lens and one layer's attention over the text so far (inspection/)
     beam_tree   a beam search, every candidate it weighed (inspection.beam_tree)
 
-Stepping is exact: "accepted n tokens" means generate(prompt + prefix, max_new_tokens=n + 1) with the
-same strategy, options and seed; its first n steps are the text, its last is the pending step. So n
-clicks of Next give generate()'s own tokens, and a forced token (a new prefix) starts a branch whose
-continuation is generate() from the prefix. The beam strategies re-run the search n tokens long.
+Stepping is exact and costs one decoding step: each branch is a paused generate() call (runs.py), so n
+clicks of Next give generate()'s own n tokens, seeded draws included, and an answer carries only the steps
+the page lacks. A token clicked in the bars is forced into the branch's run at that step (greedy, sample):
+the branch goes on with its parent's stream of draws. The other strategies continue from the clicked token
+as a prefix; the beam strategies settle their sequences only when the search ends, so theirs is run again
+`accepted` tokens long.
 
 Every field is checked here, and every option by GenerationOptions, the library's own check; a bad one
 raises RequestError with the library's sentence. A request never names a file: the model (and a draft
 model) is chosen at launch. What this module is not: the HTTP service (server.py) or the page (web/).
 """
-
-import numpy as np
 
 from ..call import memory
 from ..call.generate import generate
@@ -27,10 +27,11 @@ from ..core.link import GROUPS, Trait
 from ..core.model import GPT2
 from ..core.tokenizer import Tokenizer
 from ..inspection import attention_patterns, beam_tree, logit_lens, token_logprobs
-from ..links.chain import build_chain
 from ..strategies.options import BY_NAME, REGISTRY
 from ..views.labels import shown_bytes
-from .render import beam_tree_json, generation_data, lens_json, measures, tokens_table
+from .render import (beam_tree_json, branch_steps, generation_data, lens_json, measures, setting, stages_json,
+                     tokens_table)
+from .runs import LiveRuns, branch_key, start_live
 
 LIMITS = {"accepted": 256, "max_new_tokens": 256, "top": 50, "num_beams": 16, "num_return_sequences": 16,
           "num_assistant_tokens": 64, "inspect_tokens": 256}  # the page's work per request, at most
@@ -68,8 +69,9 @@ def registry_json(draft: str = "") -> dict:
                 "repeat": o.repeat, "limit": LIMITS.get(o.name)} for o in REGISTRY]
     strategies = [{"name": n, "help": s.help} for n, s in STRATEGIES.items() if n != "speculative" or draft]
     return {"options": options, "strategies": strategies, "groups": [{"name": n, "help": h} for n, h in GROUPS.items()],
-            "beams": doing(Trait.KEEPS_BEAMS), "draft_model": draft, "limits": LIMITS,
-            "set_by_the_page": list(SET_BY_THE_PAGE)}
+            "beams": doing(Trait.KEEPS_BEAMS), "choosers": doing(Trait.CHOOSES), "draft_model": draft,
+            "limits": LIMITS, "set_by_the_page": list(SET_BY_THE_PAGE),
+            "strategy_defaults": {n: {o.name: v for o, v in s.defaults} for n, s in STRATEGIES.items()}}
 
 
 class Explorer:
@@ -78,11 +80,13 @@ class Explorer:
     def __init__(self, model: GPT2, tokenizer: Tokenizer, name: str = "", draft: GPT2 | None = None,
                  draft_name: str = ""):
         self.model, self.tok, self.name, self.draft, self.draft_name = model, tokenizer, name, draft, draft_name
+        self.runs = LiveRuns(memory.available())  # the branches' paused runs
 
     def options(self, payload=None) -> dict:
         return registry_json(self.draft_name) | {"model": self.name, "n_positions": self.model.config.n_positions,
                                                  "n_layer": self.model.config.n_layer,
-                                                 "n_head": self.model.config.n_head}
+                                                 "n_head": self.model.config.n_head,
+                                                 "vocab_size": self.model.config.vocab_size}
 
     def tokenize(self, payload: dict) -> dict:
         text = field(payload, "text", lambda v: isinstance(v, str), what="a string")
@@ -148,50 +152,86 @@ class Explorer:
         text = field(payload, "prompt", lambda v: isinstance(v, str), "", "a string")
         return self.tok.encode(text) or [self.tok.eot]  # as generate() reads an empty prompt
 
-    def step(self, payload: dict) -> dict:
-        """The text after `accepted` steps from prompt + prefix, and the pending step (see the docstring)."""
+    def step(self, payload: dict, send=None) -> dict:
+        """The branch's text after `accepted` steps and its pending step: the steps the page lacks (it holds `have`)
+        and, for the strategies that choose, the pending step's distribution link by link. send(answer) is
+        called with each step as it is taken, when given (Run N streams)."""
         strategy, options = self.generation_options(payload)
         prompt, prefix = self.prompt(payload), self.token_ids(payload, "prefix", [])
         n = field(payload, "accepted", whole(0, LIMITS["accepted"]), 0, f"an integer in [0, {LIMITS['accepted']}]")
         top = field(payload, "top", whole(1, LIMITS["top"]), 10, f"an integer in [1, {LIMITS['top']}]")
-        beams = strategy in doing(Trait.KEEPS_BEAMS)
-        out = generate(self.model, prompt + prefix, strategy, max_new_tokens=n if beams else n + 1, trace_top=top,
+        have = field(payload, "have", whole(0, LIMITS["accepted"] + 1), 0,
+                     f"how many steps of this branch the page holds, an integer in [0, {LIMITS['accepted'] + 1}]")
+        if strategy in doing(Trait.KEEPS_BEAMS):
+            return self.beam_step(prompt, prefix, n, strategy, options, top)
+        forced = self.forced(payload, strategy, prompt + prefix)
+        branch = self.live_branch(prompt, prefix, strategy, options, forced)
+        while branch.needs(n + 1):
+            branch.advance(LIMITS["top"])
+            if send is not None and branch.needs(n + 1):
+                send(branch_steps(self.tok, branch, have, len(branch.steps), top))
+                have = len(branch.steps)
+        return self.step_answer(branch, prompt, prefix, n, have, top, strategy, options)
+
+    def live_branch(self, prompt, prefix, strategy, options, forced):
+        """The live run of the branch: prompt + prefix continued by the strategy, with the forced tokens."""
+        room = min(LIMITS["accepted"] + 1, self.model.config.n_positions - len(prompt) - len(prefix))
+        if room < 1:
+            raise RequestError(f"the prompt and prefix ({len(prompt) + len(prefix)} tokens) exceed the model's context "
+                               f"of n_positions={self.model.config.n_positions} tokens with no room for one more; "
+                               "shorten the prompt or undo some tokens.")
+        if STRATEGIES[strategy].samples(build_options(strategy, **options)) and "seed" not in options:
+            options = options | {"seed": 0}  # every branch of a page is reproducible
+        key = branch_key(prompt, prefix, strategy, setting(options), forced)
+        branch = self.runs.branch(key, lambda: start_live(self.model, prompt + prefix, strategy, options | {
+            "max_new_tokens": room}, LIMITS["top"], self.tok, forced))
+        if prefix and not branch.prefix_logprobs:
+            branch.prefix_logprobs = token_logprobs(self.model, prompt + prefix)[len(prompt) - 1:]
+        return branch
+
+    def forced(self, payload: dict, strategy: str, ids: list[int]) -> dict[int, int]:
+        """The tokens forced in place of the first row's choice, {step: token}: strategies whose chain chooses."""
+        vocab = self.model.config.vocab_size
+        pairs = field(payload, "forced", lambda v: isinstance(v, list) and len(v) <= LIMITS["accepted"] and all(
+            isinstance(p, list) and len(p) == 2 and whole(0, LIMITS["accepted"])(p[0]) and whole(0, vocab - 1)(p[1])
+            for p in v), [], f"a list of [step, token id] pairs, steps in [0, {LIMITS['accepted']}], ids in "
+                             f"[0, {vocab - 1}]")
+        if pairs and Trait.CHOOSES not in STRATEGIES[strategy].does:
+            raise RequestError(f"{strategy} chooses its tokens by rules of its own, so a token cannot be forced into "
+                               "its run; the page continues it from the forced token instead (as a prefix).")
+        return {int(step): int(token) for step, token in pairs}
+
+    def step_answer(self, branch, prompt, prefix, n, have, top, strategy, options) -> dict:
+        """What the page lacks of the branch after n accepted steps (see step)."""
+        steps = branch.steps
+        accepted = min(n, len(steps))
+        pending = accepted if accepted < len(steps) else None
+        answer = branch_steps(self.tok, branch, have, accepted + (pending is not None), top)
+        run = branch.live.run
+        tokens = prefix + [s.token for s in steps[:accepted]]
+        logprobs = branch.prefix_logprobs + [s.logprob for s in steps[:accepted]]
+        answer.update(strategy=strategy, seed=run.options.seed, chain=run.chain.describe(), model=self.name,
+                      options={k: setting(v) for k, v in options.items()}, accepted=accepted, pending=pending,
+                      ended=None if pending is not None else branch.finish_reason(run.eos_token_id),
+                      measures=measures(tokens, logprobs, self.tok.eot))
+        if have == 0:
+            answer["prefix_logprobs"] = branch.prefix_logprobs
+            answer["tokens"].update(tokens_table(self.tok, prefix))
+        if pending is not None and branch.stages:
+            answer["stages"] = stages_json(branch.stages[pending], top)
+            answer["tokens"].update(tokens_table(self.tok, answer["stages"]["ids"]))
+        return answer
+
+    def beam_step(self, prompt, prefix, n, strategy, options, top) -> dict:
+        """A beam strategy settles its sequences only when its search ends: the search run again, n tokens long."""
+        out = generate(self.model, prompt + prefix, strategy, max_new_tokens=n, trace_top=top,
                        tokenizer=self.tok, **options)
         data = generation_data(self.tok, out, prompt, options, self.name)
-        steps = data["sequences"][0]["steps"]
-        accepted, pending = steps[:n], (steps[n] if len(steps) > n and not beams else None)
-        prefix_logprobs = token_logprobs(self.model, prompt + prefix)[len(prompt) - 1:] if prefix else []
-        tokens = prefix + [s["token"] for s in accepted]
-        data.update(prefix=prefix, prefix_logprobs=prefix_logprobs, accepted=accepted, pending=pending,
-                    measures=measures(tokens, prefix_logprobs + [s["logprob"] for s in accepted], self.tok.eot),
-                    cutoffs=self.cutoffs(prompt, prefix + tokens[len(prefix):], options, strategy, pending))
+        data.update(prefix=prefix, accepted=len(out.sequences[0]), pending=None, rerun=True, ended=None,
+                    steps=data["sequences"][0]["steps"], rows=[s["steps"] for s in data["sequences"][1:]],
+                    total=len(out.sequences[0]), measures=data["sequences"][0]["measures"])
         data["tokens"].update(tokens_table(self.tok, prefix))
         return data
-
-    def cutoffs(self, prompt: list[int], generated: list[int], options: dict, strategy: str, pending) -> list[dict]:
-        """At the pending step, what each link of the chain leaves: how many tokens of the vocabulary, and which
-        of the shown candidates (before the chain) it is the first to remove. The chain is built again, with a
-        generator seeded as the run's (XTC's draw may differ from the run's: its state says what it removed)."""
-        opts = build_options(strategy, **options)
-        chooses = Trait.CHOOSES in STRATEGIES[strategy].does  # the others choose by rules of their own
-        if pending is None or not chooses or opts.guidance_scale != 1 or opts.dola_layers:
-            return []  # the other strategies (and guidance, DoLa) start from scores of their own
-        ids = np.array([prompt + generated], dtype=np.int64)  # [1, T]
-        memory.check_fits(memory.prompt_pass(self.model.config, ids.shape[1], 4), "the chain's cut-offs")
-        logits = self.model.forward(ids, self.model.new_cache(1, ids.shape[1]), last_only=True).logits[:, -1]
-        eos = self.model.config.eos_token_id if opts.eos_token_id is None else opts.eos_token_id
-        chain = build_chain(sampling=STRATEGIES[strategy].samples(opts), prompt_length=len(prompt), eos_token_id=eos,
-                            vocab_size=self.model.config.vocab_size, tokenizer=self.tok,
-                            rng=np.random.default_rng(opts.seed), pad_token_id=eos, **opts.chain_options())
-        shown_ids, result, scores = [c["id"] for c in pending["raw_candidates"]], [], logits
-        alive = set(shown_ids)
-        for link in chain.processors:
-            scores = link(scores, ids)  # [1, V]
-            kept = np.isfinite(scores[0])
-            cut = [i for i in shown_ids if i in alive and not kept[i]]
-            alive -= set(cut)
-            result.append({"link": repr(link), "name": link.name, "kept": int(kept.sum()), "cuts": cut})
-        return result
 
     def inspect(self, payload: dict) -> dict:
         """The logit lens of the text, and the attention of one layer (every head): inspection/'s arrays."""
@@ -221,3 +261,4 @@ class Explorer:
 ENDPOINTS = {"/api/options": Explorer.options, "/api/tokenize": Explorer.tokenize, "/api/step": Explorer.step,
              "/api/inspect": Explorer.inspect, "/api/beam-tree": Explorer.beam_tree}
 MODEL_CALLS = ("/api/step", "/api/inspect", "/api/beam-tree")  # one at a time: the others wait
+STREAMS = ("/api/step",)  # with "stream": true, each step is sent as it is taken, one JSON line each

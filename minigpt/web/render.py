@@ -25,7 +25,7 @@ from pathlib import Path
 from ..core.tokenizer import Tokenizer
 from ..inspection.compare import measure
 from ..views.labels import token_label
-from ..views.text import generation_json
+from ..views.text import generation_json, step_json
 
 WEB = Path(__file__).parent  # the renderer: package data, read at run time, no build step
 
@@ -69,6 +69,43 @@ def generation_data(tok: Tokenizer, out, prompt_ids: list[int], options: dict, m
         ids += [n["token"] for n in data["beam_tree"]["nodes"] if n["token"] is not None]
     data["tokens"] = tokens_table(tok, ids)
     return data
+
+
+def trimmed_step(step, top: int) -> dict:
+    """A traced step as JSON (views/text.step_json) with only its `top` first candidates before and after the chain,
+    and the probability those hold."""
+    entry = step_json(step)
+    for key, mass in (("candidates", "shown_mass"), ("raw_candidates", "raw_shown_mass")):
+        entry[key] = entry[key][:top]
+        entry[mass] = sum(c["p"] for c in entry[key])
+    return entry
+
+
+def branch_steps(tok: Tokenizer, branch, have: int, upto: int, top: int) -> dict:
+    """The steps [have, upto) of a live branch (web/runs.py): its first row's, each other row's, and the token table
+    of every id they mention. `total`: how many steps of the first row the page then holds."""
+    first = [trimmed_step(s, top) for s in branch.steps[have:upto]]
+    rows = [[trimmed_step(s, top) for s in steps[have:upto]] for steps in branch.live.steps[1:]]
+    return {"have": have, "steps": first, "rows": rows, "total": have + len(first),
+            "tokens": tokens_table(tok, ids_in_steps(first + [s for row in rows for s in row]))}
+
+
+def stages_json(stages, top: int) -> dict:
+    """inspection.stages.ChainStages as the page's panels draw them: the listed stages' `top` tokens, each with p,
+    its score there and its logit; every link with its survivors and the share it kept; which link removed what."""
+    listed = [i for i, stage in enumerate(stages.stages) if stage.tokens]
+    panels = [{"stage": i, "after": stage.after, "survivors": stage.survivors,
+               "candidates": [{"id": t, "p": p, "score": x, "logit": stages.logits[t]} for t, p, x in
+                              zip(stage.tokens[:top], stage.probs[:top], stage.scores[:top])]} for i, stage in
+              ((i, stages.stages[i]) for i in listed)]
+    for panel in panels:
+        panel["mass"] = sum(c["p"] for c in panel["candidates"])
+    links = [{"stage": i, "link": stage.after, "survivors": stage.survivors, "kept_mass": stage.kept_mass}
+             for i, stage in enumerate(stages.stages) if i > 0]
+    ids = sorted({c["id"] for panel in panels for c in panel["candidates"]})
+    return {"panels": panels, "links": links, "removed_by": {str(t): stages.removed_by[t] for t in ids
+                                                             if t in stages.removed_by},
+            "cutoffs_from": stages.cutoffs_from, "last": len(stages.stages) - 1, "ids": ids}
 
 
 def plain(value):

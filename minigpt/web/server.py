@@ -4,8 +4,11 @@
     GET  /static/NAME        style.css, render.js, explore.js: a fixed list of package files
     GET  /api/options        the registry of options, the strategies and the groups
     POST /api/tokenize       {"text"} -> {"tokens": [{id, bytes, text, shown, merges}]}
-    POST /api/step           {"prompt", "prefix": [ids], "accepted": n, "strategy", "options": {...}, "top": K}
-                             -> the accepted steps, the pending step, the chain, the cut-offs, log p, distinct-n
+    POST /api/step           {"prompt", "prefix": [ids], "forced": [[step, id]], "accepted": n, "have": k,
+                              "strategy", "options": {...}, "top": K, "stream": false}
+                             -> the steps the page lacks, the pending one and its distribution link by link,
+                                the chain, log p, distinct-n; with "stream": true, one JSON line per step as
+                                it is taken (application/x-ndjson), the whole answer last
     POST /api/inspect        {"ids": [...], "layer": l} -> {"lens", "attention": [H][T][T]}
     POST /api/beam-tree      {"prompt", "prefix", "strategy", "options", "max_new_tokens"} -> {"beam_tree"}
 
@@ -28,7 +31,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .explore import ENDPOINTS, MODEL_CALLS, Explorer
+from .explore import ENDPOINTS, MODEL_CALLS, STREAMS, Explorer
 from .render import WEB, plain
 
 MAX_BODY = 64 * 1024  # bytes: a prompt of the whole context is a few KiB
@@ -77,15 +80,17 @@ class ExploreServer(ThreadingHTTPServer):
             print(f"minigpt explore: a request from {client_address[0]} failed: {type(error).__name__}: {error}",
                   file=sys.stderr)
 
-    def answer(self, path: str, payload: dict):
-        """What ENDPOINTS[path] returns; a model call waits for the one before it."""
+    def answer(self, path: str, payload: dict, send=None):
+        """What ENDPOINTS[path] returns (send: a streaming endpoint's parts); a model call waits for the one before."""
+        call = (lambda: ENDPOINTS[path](self.explorer, payload)) if send is None else (
+            lambda: ENDPOINTS[path](self.explorer, payload, send))
         if path not in MODEL_CALLS:
-            return ENDPOINTS[path](self.explorer, payload)
+            return call()
         if not self.waiting.acquire(blocking=False):
             raise Busy(f"the server is busy with {MAX_WAITING} requests waiting for the model; try again shortly.")
         try:
             with self.model_lock:
-                return ENDPOINTS[path](self.explorer, payload)
+                return call()
         finally:
             self.waiting.release()
 
@@ -123,7 +128,28 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, json.dumps(plain(data), ensure_ascii=False, allow_nan=False).encode(), "application/json")
 
     def refuse(self, status: int, sentence: str):
-        self.send_json(status, {"error": sentence})
+        if self.streamed:  # the status is sent: the refusal is the stream's last line
+            self.write_line({"error": sentence})
+        else:
+            self.send_json(status, {"error": sentence})
+
+    streamed = False  # whether a streamed answer has begun
+
+    def write_line(self, data):
+        """One line of a streamed answer: its headers first, with the first line (the status is then 200)."""
+        if not self.streamed:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()  # no Content-Length: HTTP/1.0 ends the answer by closing the connection
+            self.streamed = True
+        self.wfile.write(json.dumps(plain(data), ensure_ascii=False, allow_nan=False).encode() + b"\n")
+        self.wfile.flush()  # a client gone away raises here: the steps stop
+
+    def stream_json(self, path: str, payload: dict):
+        """A streaming endpoint's parts, one JSON line each as they come, then its answer."""
+        self.write_line(self.server.answer(path, payload, self.write_line))
 
     def allowed(self) -> bool:
         """The Host header must name this server (DNS rebinding), and an Origin, if sent, must be this page's."""
@@ -166,8 +192,14 @@ class Handler(BaseHTTPRequestHandler):
         payload = self.read_payload()
         if payload is None:
             return
+        streaming = path in STREAMS and payload.pop("stream", False) is True
         try:
-            self.send_json(200, self.server.answer(path, payload))
+            if streaming:
+                self.stream_json(path, payload)
+            else:
+                self.send_json(200, self.server.answer(path, payload))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-stream
         except ValueError as e:  # the library's refusals and the explorer's: one sentence each
             self.refuse(400, str(e))
         except Busy as e:

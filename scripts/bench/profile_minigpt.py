@@ -47,8 +47,8 @@ FORWARD = "<forward glue: its own time; sets the phase>"  # see Profiler.wrap_fo
 # What is wrapped: (owner, attribute, label). owner is "module" or "module:Class"; after the colon, a dotted
 # path of attributes or dict keys ("minigpt.call.strategies:STRATEGIES.greedy"). Entries that share a label add up.
 # A function is wrapped where it is looked up: a module that did `from ..core.numerics import log_softmax` calls
-# its own name, so the wrapper goes there. A strategy's loop is a generator, which runs while finish() draws it:
-# finish's own time is the loop's own Python.
+# its own name, so the wrapper goes there. A strategy's loop is a generator, which runs while LiveRun.advance()
+# draws it: advance's own time is the loop's own Python.
 WRAPPED = [
     ("minigpt.core.model", "layer_norm", "layer norm"),
     ("minigpt.core.model", "gelu", "gelu"),
@@ -68,7 +68,7 @@ WRAPPED = [
     ("minigpt.strategies.beam", "trace_step", "trace_step (softmax + top-k over V)"),  # extend's
     ("minigpt.core.chain:Chain", "__call__", "processor chain (copies logits)"),
     ("minigpt.core.chain:Greedy", "choose", "argmax / draw"),  # Draw.choose: sampling, not profiled
-    ("minigpt.call.generate", "finish", "strategy loop (history, Python)"),  # drives token_by_token, beam_search
+    ("minigpt.call.generate:LiveRun", "advance", "strategy loop (history, Python)"),  # drives token_by_token, beam_search
     ("minigpt.strategies.tokenwise", "append_token", "emit (per row)"),  # run.append_token
     ("minigpt.strategies.beam:BeamSearch", "step", "beam step (candidates, history)"),
     ("minigpt.strategies.beam", "advance_group", "beam step (candidates, history)"),

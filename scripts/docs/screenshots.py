@@ -7,8 +7,9 @@ Needs the browser extra (pip install -e ".[browser]") and Debian's chromium (apt
 Playwright drives it at /usr/bin/chromium and downloads nothing. The server runs in this process on a free
 loopback port, exactly as `minigpt explore` serves it.
 
-    explore-step.png    sampling with top-k and top-p: the tokens, the bars before and after the chain with
-                        the cut-offs, a hover over a generated token, two branches
+    explore-step.png    sampling at temperature 1.5 with top-k and top-p: the tokens, the three panels of bars
+                        (the model, after temperature with where each cut-off cuts, after the chain), a hover
+                        over a generated token, two branches
     explore-inside.png  the logit lens and one layer's attention heads for the current text
 """
 
@@ -45,9 +46,8 @@ def take(url: str, out_dir: Path, chromium: str):
         page.goto(url)
         settle(page, 0)
         act(page, lambda: page.fill("#prompt", "The stream"))
-        act(page, lambda: page.select_option("#strategy", "sample"))
-        act(page, lambda: page.fill("#top", "14"))  # enough bars to show where top-k cuts
-        for name, value in (("temperature", "1.2"), ("top_k", "12"), ("top_p", "0.95")):
+        act(page, lambda: page.fill("#top", "14"))  # enough bars to show where top-k cuts (the page samples)
+        for name, value in (("temperature", "1.5"), ("top_k", "12"), ("top_p", "0.9")):
             act(page, lambda: page.fill(f"#opt-{name}", value))
         for _ in range(4):
             act(page, lambda: page.click("#next"))

@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import minigpt
 from helpers import program_env
+
+import minigpt
 
 PACKAGE = Path(minigpt.__file__).parent
 CHILD = r"""

@@ -214,7 +214,7 @@ def test_each_temperature_states_the_token_its_draw_gives(seed):
 def test_lens_rows_are_named_as_the_readme_explains_them():
     model = load_model("tiny-hub")  # two blocks
     lens = logit_lens(model, [1, 2, 3])
-    assert lens.row_labels == ["embeddings", "after block 1", "after block 2 (the model's prediction)"]
+    assert lens.row_labels == ["embeddings", "after layer 0", "after layer 1 (the model's prediction)"]
     assert len(lens.row_labels) == lens.top_tokens.shape[0]
 
 

@@ -14,7 +14,7 @@ from minigpt.core.model import left_pad
 from minigpt.core.numerics import log_softmax, softmax
 from minigpt.links.chain import build_chain
 from minigpt.strategies.contrastive import contrastive_search
-from minigpt.strategies.run import Run, finish
+from minigpt.strategies.run import Run
 
 REFERENCE = json.loads((FIXTURES / "strategies" / "contrastive.json").read_text())
 CASES = {case["name"]: case for case in REFERENCE["cases"]}
@@ -39,7 +39,12 @@ def contrastive_with_446_chain(model, case):
                         no_repeat_ngram_size=options.no_repeat_ngram_size)  # no pad_lengths: pads count
     run = Run(model=model, ids=ids, mask=mask, max_new_tokens=options.max_new_tokens, pad_token_id=eos,
               options=options, chain=chain, eos_token_id=eos, rng=np.random.default_rng(0), trace_top=0)
-    return [hyps[0].tokens for hyps in finish(contrastive_search(run)).hypotheses]
+    loop = contrastive_search(run)
+    while True:
+        try:
+            next(loop)
+        except StopIteration as end:
+            return [hyps[0].tokens for hyps in end.value.hypotheses]
 
 
 @pytest.mark.parametrize("name", CASES)

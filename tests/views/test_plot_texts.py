@@ -69,7 +69,7 @@ def test_the_lens_names_its_rows_and_marks(model, tmp_path):
     fig = plot_lens(logit_lens(model, PROMPT), tok, "lens", tmp_path / "l.png")
     ax = fig.axes[0]
     rows = [t.get_text() for t in ax.get_yticklabels()]
-    assert rows[0] == "embeddings" and rows[1] == "after block 1" and rows[-1].endswith("(the model's prediction)")
+    assert rows[0] == "embeddings" and rows[1] == "after layer 0" and rows[-1].endswith("(the model's prediction)")
     assert not any(" out" in row or row.startswith("h") for row in rows)  # not transformers' names
     assert ax.get_xlabel() == "input token, by position" and ax.get_ylabel() == "residual stream read out"
     assert "red outline: the prediction is the true next token" in legend(fig)

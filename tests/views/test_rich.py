@@ -2,6 +2,7 @@
 makes no outside request and carries the object's own numbers (in data-* attributes, at full precision)."""
 
 import math
+import re
 import sys
 import xml.etree.ElementTree as ET
 
@@ -12,7 +13,7 @@ from helpers import CHECKOUT
 import minigpt
 from minigpt import inspection
 from minigpt.strategies.run import Candidate, Step
-from minigpt.views.html import HOVER_TOP, MAX_TOKENS, colour, generation_html
+from minigpt.views.html import HOVER_TOP, MAX_TOKENS, VIRIDIS, colour, generation_html
 from minigpt.views.labels import visible
 from minigpt.views.notebook import HTML
 
@@ -158,14 +159,17 @@ def test_html_stays_bounded_for_a_long_text():
     assert "50 more tokens" in "".join(root.itertext())
 
 
-def test_the_colours_are_those_of_the_web_renderer():
-    """markup.colour is render.js's colour(), so that a notebook, the explorer and the report read alike."""
+def test_the_colours_are_viridis_as_the_web_renderer_and_the_pictures_have_it():
+    """One colour-blind-safe scale of probability everywhere: html.colour's stops are matplotlib's viridis (which the
+    pictures use), and render.js (the page, the report) holds the same stops; the page's test checks its colour()."""
     source = (CHECKOUT / "minigpt" / "web" / "render.js").read_text()
-    assert "const colour = (p) => `hsl(${Math.round(120 * Math.max(0, Math.min(1, p)))}, ${p > 0.5 ? 55 : 75}%, " \
-           "82%)`;" in source
-    assert [colour(p) for p in (-1, 0, 0.3, 0.5, 0.51, 1, 2)] == [
-        "hsl(0, 75%, 82%)", "hsl(0, 75%, 82%)", "hsl(36, 75%, 82%)", "hsl(60, 75%, 82%)", "hsl(61, 55%, 82%)",
-        "hsl(120, 55%, 82%)", "hsl(120, 55%, 82%)"]
+    stops = re.search(r"const VIRIDIS = \[(.*?)\];", source, re.S).group(1)
+    assert re.findall(r'"(#[0-9a-f]{6})"', stops) == list(VIRIDIS)
+    viridis = pytest.importorskip("matplotlib").colormaps["viridis"]
+    for x, hex_ in zip(np.linspace(0, 1, 11), VIRIDIS):
+        assert tuple(round(255 * v) for v in viridis(x)[:3]) == tuple(int(hex_[k:k + 2], 16) for k in (1, 3, 5))
+    rgb = ["rgb({}, {}, {})".format(*(int(h[k:k + 2], 16) for k in (1, 3, 5))) for h in VIRIDIS]
+    assert [colour(k / 10) for k in range(11)] == rgb and colour(-1) == rgb[0] and colour(2) == rgb[-1]
 
 
 def test_importing_minigpt_in_ipython_registers_each_results_html(monkeypatch):

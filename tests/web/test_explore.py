@@ -17,9 +17,12 @@ from web_helpers import call, running_server
 
 from minigpt import Tokenizer, generate
 from minigpt.call.strategies import build_options
+from minigpt.core.numerics import draw, softmax
 from minigpt.inspection import attention_patterns, logit_lens, token_logprobs
+from minigpt.links.chain import build_chain
 from minigpt.strategies.options import REGISTRY
 from minigpt.views.text import step_json
+from minigpt.web.runs import LIVE_RUNS
 from minigpt.web.server import MAX_BODY, own_addresses
 
 PROMPT = "Hello, my dog is a little"
@@ -40,47 +43,153 @@ def roundtrip(data):
     return json.loads(json.dumps(data))
 
 
-def test_stepping_n_tokens_equals_generate(server, model):
-    ids = Tokenizer().encode(PROMPT)
-    status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "accepted": 3})
-    assert status == 200
-    out = generate(model, ids, max_new_tokens=4, trace_top=10)
-    assert [s["token"] for s in data["accepted"]] == generate(model, ids, max_new_tokens=3).sequences[0]
-    assert data["accepted"] + [data["pending"]] == roundtrip([step_json(s) for s in out.steps[0]])
+def walk(server, payload: dict, n: int) -> tuple[list, list]:
+    """Next clicked n times, as the page clicks it: each request says how many steps the page holds. -> every step
+    the page was sent, in order, and every answer."""
+    steps, answers = [], []
+    for accepted in range(n + 1):
+        status, data = call(server, "POST", "/api/step", payload | {"accepted": accepted, "have": len(steps)})
+        assert status == 200, data
+        assert data["have"] == len(steps) and data["total"] == len(steps) + len(data["steps"])
+        steps += data["steps"]
+        answers.append(data)
+    return steps, answers
 
 
-def test_a_seeded_sample_stepped_equals_the_whole_run(server, model):
-    ids = Tokenizer().encode(PROMPT)
-    options = {"temperature": 0.7, "top_k": 5, "seed": 3}
-    status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "accepted": 4, "strategy": "sample",
-                                                      "options": options})
-    out = generate(model, ids, "sample", max_new_tokens=5, trace_top=10, **options)
-    assert status == 200 and data["accepted"] + [data["pending"]] == roundtrip([step_json(s) for s in out.steps[0]])
-    assert data["chain"] == out.chain
+def traced(out, row: int = 0):
+    return roundtrip([step_json(s) for s in out.steps[row]])
 
 
-def test_a_forced_prefix_continues_as_generate_from_it(server, model):
+@pytest.mark.parametrize("strategy, options", [
+    ("greedy", {}), ("sample", {"temperature": 0.7, "top_k": 5, "seed": 3}), ("sample", {"mirostat": 2, "seed": 1}),
+    ("sample", {"num_return_sequences": 2, "top_p": 0.9, "seed": 5}), ("contrastive", {"top_k": 3}),
+])
+def test_n_nexts_give_generates_n_tokens_each_costing_one_step(server, model, strategy, options):
+    """Each Next continues the branch's paused run: its steps are generate()'s, seeded draws and mirostat's mu
+    included, and each answer sends only the step the page lacks (the pending one)."""
+    payload = {"prompt": PROMPT, "strategy": strategy, "options": options}
+    steps, answers = walk(server, payload, 6)
+    out = generate(model, Tokenizer().encode(PROMPT), strategy, max_new_tokens=7, trace_top=10, **options)
+    assert steps == traced(out)
+    assert all(len(a["steps"]) == 1 and a["pending"] == a["accepted"] for a in answers)
+    assert answers[-1]["chain"] == out.chain and answers[-1]["seed"] == out.seed
+    for row in range(1, options.get("num_return_sequences", 1)):  # every sequence is sent, step by step
+        assert [s for a in answers for s in a["rows"][row - 1]] == traced(out, row)
+
+
+def test_an_answer_does_not_grow_with_the_text(server):
+    """Old answers resent the whole history (4 KB after 0 tokens, 300 KB after 100); now a Next sends one step."""
+    _, answers = walk(server, {"prompt": PROMPT, "strategy": "sample", "options": {"seed": 0}}, 40)
+    sizes = [len(json.dumps(a)) for a in answers[1:]]
+    assert max(sizes[20:]) < 1.5 * max(sizes[:5]), sizes
+
+
+def test_the_same_text_at_the_same_step_has_the_same_pending_token_on_every_branch(server, model):
+    """Force a token (a branch), then undo it: the parent's pending token comes back, not a new draw. The branch
+    goes on with the parent's stream of draws: its next token is the one the parent's generator gives at that
+    step, drawn from the branch's own distribution (computed here from the model and the chain, independently)."""
+    options = {"seed": 0, "temperature": 1.3}
+    payload = {"prompt": PROMPT, "strategy": "sample", "options": options}
+    parent, _ = walk(server, payload, 3)
+    x = next(c["id"] for c in parent[3]["candidates"] if c["id"] != parent[3]["token"])
+    status, forked = call(server, "POST", "/api/step", payload | {"forced": [[3, x]], "accepted": 4, "have": 3})
+    assert status == 200 and [s["token"] for s in forked["steps"]][0] == x and forked["pending"] == 4
+    status, undone = call(server, "POST", "/api/step", payload | {"forced": [], "accepted": 3, "have": 3})
+    assert status == 200 and undone["steps"] == [parent[3]]  # the parent's pending step, the same draw
+    ids = Tokenizer().encode(PROMPT) + [s["token"] for s in parent[:3]] + [x]
+    rng = np.random.default_rng(0)
+    for _ in range(4):  # the draws of steps 0 to 3, the forced one's included
+        rng.random()
+    chain = build_chain(sampling=True, prompt_length=len(Tokenizer().encode(PROMPT)), eos_token_id=50256,
+                        vocab_size=model.config.vocab_size, temperature=1.3)
+    logits = model.forward(np.array([ids]), model.new_cache(1, len(ids)), last_only=True).logits[:, -1]
+    assert forked["steps"][1]["token"] == draw(softmax(chain(logits, np.array([ids])))[0], rng)
+
+
+def test_forcing_a_token_into_a_strategy_with_rules_of_its_own_is_refused_in_one_sentence(server):
+    status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "strategy": "contrastive",
+                                                      "forced": [[0, 13]], "accepted": 1})
+    assert status == 400 and "cannot be forced into its run" in data["error"]
+
+
+def test_run_n_streams_each_step_as_it_is_taken(server, model):
+    """With "stream": true the answer is one JSON line per step, sent when that step is taken (the callback gets
+    the first step while the run holds one step), and the whole answer last."""
+    explorer = server.explorer
+    payload = {"prompt": "Run N streams", "strategy": "sample", "options": {"seed": 4}, "accepted": 8}
+    held = []
+    explorer.step(payload, send=lambda part: held.append((len(part["steps"]), explorer.runs.branches[
+        next(reversed(explorer.runs.branches))].steps.__len__())))
+    assert held[0] == (1, 1) and len(held) == 8
+    status, raw = call(server, "POST", "/api/step", payload | {"prompt": "Run N streams too", "stream": True})
+    lines = [json.loads(line) for line in raw.decode().splitlines()]
+    out = generate(model, Tokenizer().encode("Run N streams too"), "sample", seed=4, max_new_tokens=9, trace_top=10)
+    assert status == 200 and len(lines) == 9 and "accepted" in lines[-1]
+    assert [s for line in lines for s in line["steps"]] == traced(out)
+
+
+def test_a_prefix_continues_as_generate_from_it(server, model):
+    """A setting changed with "keep the text" (or a token forced into contrastive) makes the text a prefix."""
     ids = Tokenizer().encode(PROMPT)
     first = generate(model, ids, max_new_tokens=1, trace_top=10).steps[0][0]
     forced = first.candidates[1].id
-    status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "prefix": [forced], "accepted": 3})
+    status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "prefix": [forced], "accepted": 3,
+                                                      "strategy": "greedy"})
     assert status == 200
-    assert [s["token"] for s in data["accepted"]] == generate(model, ids + [forced], max_new_tokens=3).sequences[0]
+    tokens = [s["token"] for s in data["steps"][:3]]
+    assert tokens == generate(model, ids + [forced], max_new_tokens=3).sequences[0]
     assert data["prefix_logprobs"] == pytest.approx(token_logprobs(model, ids + [forced])[-1:], abs=1e-6)
-    tokens = [forced] + [s["token"] for s in data["accepted"]]
-    logprob = data["prefix_logprobs"][0] + sum(s["logprob"] for s in data["accepted"])
+    logprob = data["prefix_logprobs"][0] + sum(s["logprob"] for s in data["steps"][:3])
     assert data["measures"]["logprob"] == pytest.approx(logprob)
-    assert data["measures"]["distinct"]["1"] == len(set(tokens)) / len(tokens)
+    assert data["measures"]["distinct"]["1"] == len({forced, *tokens}) / 4
 
 
-def test_cutoffs_name_each_link_and_what_it_keeps(server):
+def test_the_stages_show_each_link_on_the_distribution_it_cuts(server, model):
+    """At T = 0.5 and top_k 3: the panels are the model, after temperature (what top-k cuts) and after the chain;
+    top-k keeps 3 tokens, which hold the share it reports of the tempered distribution."""
+    ids = Tokenizer().encode(PROMPT)
     status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "strategy": "sample",
                                                       "options": {"top_k": 3, "temperature": 0.5}})
-    assert status == 200
-    assert [c["name"] for c in data["cutoffs"]] == ["temperature", "top_k"]
-    assert data["cutoffs"][1]["kept"] == 3
-    raw = [c["id"] for c in data["pending"]["raw_candidates"]]
-    assert data["cutoffs"][1]["cuts"] == raw[3:]
+    stages = data["stages"]
+    assert status == 200 and [link["link"].split("(")[0] for link in stages["links"]] == ["temperature", "top_k"]
+    assert [p["stage"] for p in stages["panels"]] == [0, 1, 2] and stages["cutoffs_from"] == 1
+    logits = model.forward(np.array([ids]), model.new_cache(1, len(ids)), last_only=True).logits[0, -1]
+    model_p, tempered = softmax(logits), softmax(logits / np.float32(0.5))
+    order = np.argsort(-tempered, kind="stable")
+    first, second, last = stages["panels"]
+    assert [c["id"] for c in first["candidates"]] == list(np.argsort(-model_p, kind="stable")[:10])
+    np.testing.assert_allclose([c["p"] for c in second["candidates"]], tempered[order[:10]], rtol=1e-5)
+    np.testing.assert_allclose([c["score"] for c in second["candidates"]], logits[order[:10]] / 0.5, rtol=1e-5)
+    assert [c["logit"] for c in second["candidates"]] == pytest.approx(logits[order[:10]].tolist(), rel=1e-6)
+    assert stages["links"][1]["survivors"] == 3 and last["survivors"] == 3
+    assert stages["links"][1]["kept_mass"] == pytest.approx(tempered[order[:3]].sum(), rel=1e-5)
+    assert {int(i) for i, stage in stages["removed_by"].items()} == {int(i) for i in order[3:10]} | {
+        c["id"] for c in first["candidates"] if c["id"] not in order[:3]}
+    assert set(stages["removed_by"].values()) == {2}
+
+
+@pytest.mark.parametrize("strategy", ["beam", "beam-sample", "diverse-beam"])
+def test_every_beam_strategy_runs_from_its_defaults_and_returns_every_sequence(server, model, strategy):
+    payload = {"prompt": PROMPT, "strategy": strategy, "options": {"seed": 0} if strategy == "beam-sample" else {},
+               "accepted": 3}
+    status, data = call(server, "POST", "/api/step", payload)
+    options = build_options(strategy, **payload["options"])
+    out = generate(model, Tokenizer().encode(PROMPT), strategy, max_new_tokens=3, **payload["options"])
+    assert status == 200 and data["rerun"] and options.num_beams == 4
+    assert [s["tokens"] for s in data["sequences"]] == out.sequences and len(out.sequences) == 1
+
+
+def test_the_live_runs_are_bounded_and_a_run_let_go_is_replayed_exactly(model):
+    """More branches than LIVE_RUNS: the least recently used go; asked for again, it is started again and replayed
+    to where the page is, with the same steps."""
+    with running_server(model) as server:
+        first, _ = walk(server, {"prompt": "branch 0", "strategy": "sample", "options": {"seed": 2}}, 3)
+        for i in range(1, LIVE_RUNS + 2):
+            assert call(server, "POST", "/api/step", {"prompt": f"branch {i}"})[0] == 200
+        assert len(server.explorer.runs.branches) == LIVE_RUNS
+        status, again = call(server, "POST", "/api/step", {"prompt": "branch 0", "strategy": "sample",
+                                                           "options": {"seed": 2}, "accepted": 3})
+        assert status == 200 and again["steps"] == first
 
 
 def test_inspect_equals_the_library(server, model):
@@ -90,7 +199,7 @@ def test_inspect_equals_the_library(server, model):
     assert status == 200
     assert data["lens"]["top_tokens"] == lens.top_tokens.tolist()
     np.testing.assert_allclose(data["lens"]["top_probs"], lens.top_probs, atol=1e-6)
-    assert data["lens"]["rows"] == list(lens.row_labels)  # "embeddings", "after block 1", ...: as the pictures say
+    assert data["lens"]["rows"] == list(lens.row_labels)  # "embeddings", "after layer 0", ...: as the pictures say
     np.testing.assert_allclose(data["attention"], attention_patterns(model, ids).weights[1], atol=1e-6)
 
 
@@ -150,6 +259,8 @@ def test_a_bad_option_gets_the_librarys_sentence(server, strategy, options):
     ({"prompt": "a", "strategy": "beam", "options": {"num_beams": 1000}}, "num_beams must be at most 16"),
     ({"prompt": "a", "prefix": [10 ** 9]}, "prefix must be a list of at most"),
     ({"prompt": "a " * 2000}, "exceed the model's context"),
+    ({"prompt": "a", "forced": [[0, 10 ** 9]]}, "forced must be a list of [step, token id] pairs"),
+    ({"prompt": "a", "have": -1}, "have must be how many steps of this branch the page holds"),
 ])
 def test_the_explorers_own_limits(server, payload, sentence):
     status, data = call(server, "POST", "/api/step", payload)
@@ -230,7 +341,7 @@ def test_structured_options_are_read_from_text_as_the_command_line_reads_them(se
     status, data = call(server, "POST", "/api/step", {"prompt": PROMPT, "accepted": 2, "options": options})
     out = generate(model, ids, max_new_tokens=3, trace_top=10, logit_bias={first: float("-inf")}, stop=["."],
                    suppress_tokens=[13, 11])
-    assert status == 200 and data["accepted"] + [data["pending"]] == roundtrip([step_json(s) for s in out.steps[0]])
+    assert status == 200 and data["steps"] == traced(out)
 
 
 def test_served_on_every_address_it_answers_the_machines_own_names_and_no_other(model):

@@ -32,7 +32,7 @@ def plot_lens(lens, tokenizer: Tokenizer, title: str, out):
     rows, T = lens.top_probs.shape
     fig = figure(max(6.0, 1.05 * T + 4.0), max(3.5, 0.55 * rows + 3.2))
     ax = fig.add_subplot()
-    image = ax.imshow(lens.top_probs, cmap=colormaps["Blues"], vmin=0, vmax=1, aspect="auto", origin="lower")
+    image = ax.imshow(lens.top_probs, cmap=colormaps["viridis"], vmin=0, vmax=1, aspect="auto", origin="lower")
     texts = [[token_text(tokenizer, int(t), 9) for t in row] for row in lens.top_tokens]
     annotate_cells(ax, image, texts, fontsize=9 if T <= 12 else 8 if T <= 16 else 7)
     for t in range(T - 1):
@@ -108,7 +108,7 @@ def plot_attention(maps, layer: int, head, tokens, title: str, out):
     if len(tokens) != T:
         raise ValueError(f"tokens must name each of the {T} positions of the attention maps, got {len(tokens)}.")
     labels = [visible(t) if len(t) <= 12 else visible(t[:11]) + "…" for t in tokens]
-    cmap = colormaps["Blues"]
+    cmap = colormaps["viridis"]
     if head is not None:
         size = max(4.5, 0.45 * T + 2.0)
         fig = figure(size + 1.2, size + 0.8)
