@@ -197,7 +197,7 @@ README = """# tiny: a small GPT-2 trained on Python's documentation
 
 The model that `--model tiny` and `minigpt.load("tiny")` load, for when the real GPT-2 weights are not at
 hand (`minigpt generate "The stream" --model tiny`), and the one that drew the pictures in minigpt's README.
-It is made by `python -m scripts.training.train_tiny`.
+It is made by `python -m scripts.training.train_tiny --steps {steps}`.
 
 It has GPT-2's architecture and GPT-2's full tokenizer (vocabulary {vocab}), at a small size:
 {n_layer} layers, {n_head} heads, n_embd {n_embd}, a context of {context} tokens: {params:,} parameters,
@@ -244,7 +244,7 @@ algorithms: torch {torch}, transformers {transformers}, {minutes:.0f} minutes on
 The same Python, torch and CPU make the same file: model.safetensors has the SHA-256 {digest}.
 
 ```
-pip install -e ".[reference]" && python -m scripts.training.train_tiny
+pip install -e ".[reference]" && python -m scripts.training.train_tiny --steps {steps}
 ```
 
 Greedy, from "{prompt}":
