@@ -26,6 +26,9 @@ import re
 import sysconfig
 from pathlib import Path
 
+import numpy as np
+
+from minigpt.core.numerics import softmax
 from minigpt.inspection import perplexity_of, token_logprobs
 
 SKIPPED = {"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages"}  # folders of the stdlib left out
@@ -130,3 +133,15 @@ def held_out_perplexity(model, ids: list[int]) -> float:
         if len(chunk) > 1:
             logprobs += token_logprobs(model, chunk)
     return perplexity_of(logprobs)
+
+
+def unseen_share(model, ids: list[int], unseen: np.ndarray) -> float:
+    """The probability the model gives the tokens `unseen` together, as the next token, averaged over the positions
+    that held_out_perplexity scores (consecutive windows of the model's context, each but its last position)."""
+    window, shares = model.config.n_positions, []
+    for start in range(0, len(ids), window):
+        chunk = ids[start : start + window]
+        if len(chunk) > 1:
+            p = softmax(model(chunk)[:-1])  # [T-1, V]
+            shares += p[:, unseen].sum(axis=1).tolist()
+    return float(np.mean(shares))

@@ -1,7 +1,7 @@
 """Train the tiny GPT-2 that ships in minigpt/data/tiny/, for learners without the real weights.
 
     pip install -e '.[reference]'                 # torch + transformers, for training only
-    python -m scripts.training.train_tiny         # about 20 minutes on 2 CPU threads -> minigpt/data/tiny/
+    python -m scripts.training.train_tiny         # about 20-40 minutes on 2 CPU threads -> minigpt/data/tiny/
     minigpt generate "The stream" --model tiny
 
 The model: GPT-2's architecture and GPT-2's full tokenizer (50257 tokens), but small: 4 layers, 4 heads,
@@ -15,11 +15,21 @@ with ast from their .py files. Both are part of CPython, under the Python Softwa
 document is held out. Other Python versions ship other text, so the model's README records the Python
 version and the SHA-256 of the text it learned from, and the held-out perplexity as minigpt computes it.
 
-Most of the 50257 tokens never occur in the text, and the output layer over all of them would be most of
-the work. So the tokens that never occur in the training text get the embedding 0 (tied: their logit is
-then 0 whatever the context), and the loss is the full-vocabulary cross-entropy written with them as one term:
-log p(y) = l_y - log(sum over occurring tokens v of exp(l_v) + n_absent * exp(0)). The saved model
-computes exactly the distribution that was trained, at a fraction of the cost.
+Most of the 50257 tokens never occur in the text (39,702 of them in Python 3.11's). Such a token is never a
+target and never an input, so its row of the embedding (tied: it is also the output layer's row) gets one
+gradient only, through the softmax's normaliser: p(token) times the hidden state, which lowers its logit in
+every context. Trained over the full vocabulary, that is how a GPT-2 gives the tokens its text lacks a very low
+probability. All those rows start equal (at 0), so they get the same gradient at every step and stay equal:
+the loss computes their one logit l_u once and counts it n_unseen times,
+log p(y) = l_y - log(sum over occurring tokens v of exp(l_v) + n_unseen * exp(l_u)),
+and a hook on the embedding's gradient gives each unseen row its equal share of what that one row received.
+That is transformers' full-vocabulary loss and its gradient, up to float32's rounding (checked below before
+training, and by tests/scripts/test_train_tiny.py against a few steps of training the full output layer), at a
+fraction of its cost. The saved model gives every unseen token the same embedding, one that training pushed down.
+
+(An earlier tiny kept those rows at 0, so every unseen token had the logit 0 in every context: 2% of the
+probability at T = 1 and 30% at T = 1.5 on "If the file is not found,", enough to turn a lesson on temperature
+upside down.)
 
 Reproducible: seeded (torch, NumPy), a fixed number of steps rather than a time budget, a fixed number of
 threads (2) and torch's deterministic algorithms; the same Python, torch and CPU give the same weights.
@@ -65,36 +75,59 @@ def arguments(argv=None):
 
 
 def make_deterministic(threads: int):
+    """The same sums in the same order on every run: fixed threads, deterministic algorithms, seed 0."""
     torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
 
 
-class PresentLoss:
-    """transformers' full-vocabulary loss, with the output layer over the tokens that occur only."""
+class UnseenSharedLoss:
+    """transformers' full-vocabulary loss, with the rows of the tokens the text never contains computed once."""
 
     def __init__(self, model, train_ids: np.ndarray, vocab: int):
         self.model = model
         self.present = torch.from_numpy(np.unique(train_ids))  # [K] the tokens that occur
-        absent = torch.ones(vocab, dtype=torch.bool)
-        absent[self.present] = False
-        with torch.no_grad():
-            model.transformer.wte.weight[absent] = 0.0  # logit 0 for every absent token, in training and after
+        unseen = torch.ones(vocab, dtype=torch.bool)
+        unseen[self.present] = False
+        self.unseen = torch.nonzero(unseen).squeeze(1)  # [U] the tokens that never occur
+        self.first = int(self.unseen[0])  # the row that stands for all of them in the loss
+        self.n_unseen = len(self.unseen)
         self.to_present = torch.full((vocab,), -1, dtype=torch.long)
         self.to_present[self.present] = torch.arange(len(self.present))
-        self.n_absent = int(absent.sum())
+        wte = model.transformer.wte.weight
+        with torch.no_grad():
+            wte[self.unseen] = 0.0  # one start for all of them: then they get the same update at every step
+        wte.register_hook(self.shared_out)
+
+    def shared_out(self, grad):
+        """Each unseen row's gradient in the full-vocabulary loss: the first one's, which the loss counted
+        n_unseen times over, shared out equally (they all have the same logit, so the same gradient)."""
+        grad = grad.clone()
+        grad[self.unseen] = grad[self.first] / self.n_unseen
+        return grad
 
     def __call__(self, x):
-        """Mean -log p(x[t+1] | x[..t]) over the full vocabulary, the absent tokens' logits (0) as one term."""
+        """Mean -log p(x[t+1] | x[..t]) over the full vocabulary, the unseen tokens' equal logits as one term."""
+        wte = self.model.transformer.wte.weight
         hidden = self.model.transformer(x).last_hidden_state[:, :-1]  # [B, T-1, C], after ln_f
-        logits = hidden @ self.model.transformer.wte.weight[self.present].T  # [B, T-1, K]
-        zeros = torch.full(logits.shape[:-1] + (1,), math.log(self.n_absent))  # log(n_absent * exp(0))
-        normaliser = torch.logsumexp(torch.cat([logits, zeros], dim=-1), dim=-1)  # [B, T-1]
+        logits = hidden @ wte[self.present].T  # [B, T-1, K]
+        unseen = hidden @ wte[self.first]  # [B, T-1]: the logit of every unseen token
+        normaliser = torch.logsumexp(torch.cat([logits, (unseen + math.log(self.n_unseen)).unsqueeze(-1)], dim=-1),
+                                     dim=-1)  # [B, T-1]: log(sum over occurring exp(l_v) + n_unseen * exp(l_unseen))
         index = self.to_present[x[:, 1:]]  # [B, T-1], -1 for a token absent from the training text
         target = logits.gather(-1, index.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        target = torch.where(index >= 0, target, torch.zeros_like(target))  # an absent token's logit is 0
+        target = torch.where(index >= 0, target, unseen)  # a held-out text may hold an unseen token
         return (normaliser - target).mean()
+
+
+def check_loss(model, loss_of, x):
+    """The loss above is transformers' full-vocabulary loss, only cheaper: on held-out windows (which hold unseen
+    tokens), before training and after."""
+    model.eval()
+    with torch.no_grad():
+        ours, theirs = loss_of(x).item(), model(x, labels=x).loss.item()
+    assert abs(ours - theirs) < 1e-4, f"UnseenSharedLoss gives {ours}, transformers {theirs}"
+    model.train()
 
 
 def learning_rate(args, step: int) -> float:
@@ -164,7 +197,7 @@ README = """# tiny: a small GPT-2 trained on Python's documentation
 
 The model that `--model tiny` and `minigpt.load("tiny")` load, for when the real GPT-2 weights are not at
 hand (`minigpt generate "The stream" --model tiny`), and the one that drew the pictures in minigpt's README.
-It is made by `python -m scripts.training.train_tiny`.
+It is made by `python -m scripts.training.train_tiny --steps {steps}`.
 
 It has GPT-2's architecture and GPT-2's full tokenizer (vocabulary {vocab}), at a small size:
 {n_layer} layers, {n_head} heads, n_embd {n_embd}, a context of {context} tokens: {params:,} parameters,
@@ -187,11 +220,21 @@ Other Python versions ship other text:
 | tokens (training / held out) | {train_tokens:,} / {held_tokens:,} |
 | SHA-256 of the training text | {train_sha} |
 | SHA-256 of the held-out text | {held_sha} |
-| distinct tokens in the training text | {present:,} (the other {absent:,} have the embedding 0, so their logit is 0) |
+| distinct tokens in the training text | {present:,} (the other {absent:,} share one embedding, trained) |
+| held-out tokens that the training text never contains | {held_unseen:,} |
 | held-out perplexity (minigpt, these float16 weights) | {perplexity:.2f} |
+| probability of the {absent:,} unseen tokens together, mean over the held-out positions | {unseen_share:.2e} |
 
 The held-out perplexity is exp(mean -log p) over the held-out tokens, scored by minigpt in consecutive
-windows of {context} tokens (`tests/weights/test_tiny_model.py` recomputes it when its Python matches the one above).
+windows of {context} tokens (`tests/weights/test_tiny_model.py` recomputes it, and the unseen tokens' share, when its
+Python matches the one above).
+
+The tokens that the training text never contains are never a target, so training pushes their probability
+down: all {absent:,} of them start from one embedding and get the same gradient at every step, so they end with
+one embedding, whose logit is low in every context (`scripts/training/train_tiny.py` says how this trains the
+full vocabulary at a fraction of its cost). A GPT-2 treats the tokens its text lacks the same way. The
+{held_unseen:,} held-out tokens that the training text lacks get that low probability too, and weigh on the
+perplexity.
 
 ## Training
 
@@ -201,7 +244,7 @@ algorithms: torch {torch}, transformers {transformers}, {minutes:.0f} minutes on
 The same Python, torch and CPU make the same file: model.safetensors has the SHA-256 {digest}.
 
 ```
-pip install -e ".[reference]" && python -m scripts.training.train_tiny
+pip install -e ".[reference]" && python -m scripts.training.train_tiny --steps {steps}
 ```
 
 Greedy, from "{prompt}":
@@ -231,6 +274,7 @@ def sample(out: Path) -> str:
 
 def main(argv=None):
     args = arguments(argv)
+    torch.set_num_interop_threads(1)  # once per process, before any work
     make_deterministic(args.threads)
     tok, out = Tokenizer(), Path(args.out)
     train_docs, held_docs = tiny_corpus.split(tiny_corpus.documents())
@@ -243,26 +287,25 @@ def main(argv=None):
                         eos_token_id=tok.eot, resid_pdrop=args.dropout, embd_pdrop=args.dropout,
                         attn_pdrop=args.dropout)
     model = GPT2LMHeadModel(config)
-    loss_of = PresentLoss(model, train_ids, tok.n_vocab)
-    with torch.no_grad():  # the loss above is transformers' full-vocabulary loss, only cheaper
-        model.eval()
-        x = windows(held_ids, args.context)[:4]
-        ours, theirs = loss_of(x).item(), model(x, labels=x).loss.item()
-        assert abs(ours - theirs) < 1e-4, f"PresentLoss gives {ours}, transformers {theirs}"
-        model.train()
+    loss_of = UnseenSharedLoss(model, train_ids, tok.n_vocab)
+    check_loss(model, loss_of, windows(held_ids, args.context)[:4])
     seconds = train(args, model, loss_of, train_ids, held_ids)
+    check_loss(model, loss_of, windows(held_ids, args.context)[:4])
     model.eval()
     save(model, out, args.context)
     digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
     error = check_against_torch(model, out, held_ids[: args.context])
     perplexity = tiny_corpus.held_out_perplexity(minigpt.load(str(out)), held_ids.tolist())
-    print(f"minigpt = transformers within {error:.1e}; held-out perplexity {perplexity:.2f}", flush=True)
+    unseen = tiny_corpus.unseen_share(minigpt.load(str(out)), held_ids.tolist(), loss_of.unseen.numpy())
+    print(f"minigpt = transformers within {error:.1e}; held-out perplexity {perplexity:.2f}; the unseen tokens hold "
+          f"{unseen:.2e} of the probability", flush=True)
     write_readme(out, dict(
         vocab=tok.n_vocab, **SHAPE, context=args.context, params=sum(p.numel() for p in model.parameters()),
         every=tiny_corpus.HELD_OUT_EVERY, python=platform.python_version(), n_train=len(train_docs),
         n_held=len(held_docs), train_tokens=len(train_ids), held_tokens=len(held_ids),
         train_sha=tiny_corpus.sha256(train_docs), held_sha=tiny_corpus.sha256(held_docs),
-        present=len(loss_of.present), absent=loss_of.n_absent, perplexity=perplexity, steps=args.steps,
+        present=len(loss_of.present), absent=loss_of.n_unseen, perplexity=perplexity, unseen_share=unseen,
+        held_unseen=int(np.isin(held_ids, loss_of.unseen.numpy()).sum()), steps=args.steps,
         batch=args.batch, lr=args.lr, dropout=args.dropout, threads=args.threads, torch=torch.__version__,
         transformers=transformers.__version__, minutes=seconds / 60, cpu=cpu_name(), digest=digest,
         prompt=SAMPLE_PROMPT, sample=sample(out)))
