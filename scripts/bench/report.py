@@ -149,7 +149,7 @@ def drafting_rows(figures: dict) -> list:
     speed-up (ratio, best), the drafts kept and the tokens per forward pass. Its text is greedy's (checked)."""
     s = drafting.summary(figures)
     what = f"{figures['prompt_tokens']}+{figures['new_tokens']}"
-    return [row(f"greedy, a prompt that repeats itself {what} (tokens/s)", s["greedy_tokens_per_s"], None, None,
+    return [row(f"greedy, a self-repeating prompt {what} (tokens/s)", s["greedy_tokens_per_s"], None, None,
                 "report"),
             row("  prompt lookup, the same tokens (tokens/s)", s["lookup_tokens_per_s"], None, s["speedup"], "report",
                 unit="x greedy", best=s["speedup_best"]),

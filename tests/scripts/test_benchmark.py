@@ -167,7 +167,7 @@ def drafting_figures(greedy_s, lookup_s):
 def test_prompt_lookups_rows_give_both_speeds_the_speed_up_and_the_drafts_kept():
     rows = report.drafting_rows(drafting_figures([2.0, 1.0, 3.0], [0.5, 1.0, 0.8]))
     assert [r["measure"] for r in rows] == [
-        "greedy, a prompt that repeats itself 135+64 (tokens/s)", "  prompt lookup, the same tokens (tokens/s)",
+        "greedy, a self-repeating prompt 135+64 (tokens/s)", "  prompt lookup, the same tokens (tokens/s)",
         "  prompt lookup: drafts kept", "  prompt lookup: tokens per forward pass"]
     assert rows[0]["minigpt"] == 32 and rows[1]["minigpt"] == 80  # 64 tokens in the median 2 s and 0.8 s
     assert abs(rows[1]["ratio"] - 2.5) < 1e-12 and rows[1]["ratio_best"] == 2  # fastest runs: 1 s and 0.5 s
