@@ -7,11 +7,12 @@ limits (the sgemm peak, the memory bandwidth) are measured in the same run, in t
     python -m scripts.bench.benchmark --threads 1 --out bench.json
     python -m scripts.bench.benchmark --native-blas    # the same, in a child without OPENBLAS_CORETYPE/_L2_SIZE
     python -m scripts.bench.benchmark --xl             # also load and generate with a random gpt2-xl (1.5B)
+    python -m scripts.bench.benchmark --tl-python /work/venv-tl/bin/python   # and TransformerLens' patching
 
 Where minigpt's time goes, function by function, is measured by scripts/bench/profile_minigpt.py. What the two
 share (settings, threads, the checkpoint, timing) is scripts/bench/common.py; the machine's limits and the
-FLOP count are limits.py, the measurements measures.py, the time to first token first_token.py, the child
-processes children.py, the table report.py.
+FLOP count are limits.py, the measurements measures.py, the time to first token first_token.py, prompt lookup
+decoding drafting.py, looking inside inside.py, the child processes children.py, the table report.py.
 
 The machine's limits, printed first: the BLAS library, kernel and threads in effect (threadpoolctl, the `bench`
 extra, or OpenBLAS's own calls), with a warning when OPENBLAS_CORETYPE forces a kernel; the sgemm peak (GFLOP/s
@@ -35,6 +36,14 @@ that the load of a shared machine falls on both alike; under each figure its sha
 - minigpt explore (explore_speed.py, issue #26): a Next after 200 accepted tokens against one greedy step of
   generate() at that length (goal <= 2x + 50 ms), the answer's size after 0, 50, 200 (goal: no growth), and
   Run 50 streamed: its first token against its 50th (goal: the first before the 50th is computed);
+- prompt lookup decoding against greedy (drafting.py, issue #24): a prompt that repeats itself (a Python function
+  written out 3 times), 64 new tokens, tokens/s of both, the speed-up, the drafts kept and the tokens per forward
+  pass; the texts must be the same (or the run stops). A random checkpoint's text loops on a token instead of
+  following the prompt, so there the speed-up is drafting's on that loop; the real gpt2 gives the real figure;
+- inside the model (inside.py, issue #23), on a 17-token prompt: run_with_cache's time in a forward pass's (goal
+  <= 1.3x), and the four patching sweeps (resid_pre, attn_out, mlp_out, head; at most 2 runs each, as a sweep
+  takes 10-30 s), against TransformerLens' with --tl-python (goal: at most half its time), run in a child of
+  that Python; without it the goal is not measured;
 - the time to first token, cold and warm, of `minigpt generate` and of a transformers script
   (scripts/bench/transformers_first_token.py) on a fresh copy of the checkpoint (first_token.py; --drop-caches);
 - peak RSS: ru_maxrss (os.wait4) of a child process that only loads minigpt and generates (greedy, then
@@ -80,7 +89,7 @@ from pathlib import Path
 import minigpt
 from minigpt.core.config import GPTConfig
 
-from . import common
+from . import common, drafting, inside
 from .children import children, print_children, run_child
 from .common import (NATIVE_BLAS_MARK, Settings, add_common_arguments, blas_info, blas_warning, import_transformers,
                      limit_numpy_threads, loadavg, machine_info, model_folder, rerun_with_native_blas, use_threads)
@@ -100,6 +109,7 @@ class BenchmarkSettings(Settings):
     no_transformers: bool = False  # minigpt's figures only, even if transformers is installed
     xl: bool = False  # also load and generate with a random gpt2-xl-shaped checkpoint
     xl_new_tokens: int = 16  # tokens that the --xl run generates
+    tl_python: str | None = None  # a Python with transformer_lens, to time TransformerLens' patching beside minigpt
     trace_pairs: int = 10  # paired greedy runs, trace on and off, that measure the trace's cost
     first_token_runs: int = 5  # warm runs of each first-token command (after the cold one)
     drop_caches: bool = False  # drop the page cache before each cold first-token run (root)
@@ -111,13 +121,17 @@ def parse_args(argv=None) -> BenchmarkSettings:
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--repeats", type=int, default=5,
-                        help="timed runs of each measurement; the median is reported")
+                        help="timed runs of each measurement (of each patching sweep at most 2); the median is "
+                             "reported")
     parser.add_argument("--no-transformers", action="store_true",
                         help="measure minigpt only, even if transformers is installed")
     parser.add_argument("--xl", action="store_true",
                         help="also load + generate with a random gpt2-xl-shaped checkpoint (1.5B, 6.2 GB; slow)")
     parser.add_argument("--xl-new-tokens", type=int, default=16,
                         help="tokens that the --xl run generates (default: %(default)s)")
+    parser.add_argument("--tl-python", metavar="PY",
+                        help="a Python with transformer_lens, e.g. a separate venv, to time TransformerLens' patching "
+                             "beside minigpt (a child process; its sweeps take minutes)")
     parser.add_argument("--trace-pairs", type=int, default=10,
                         help="paired greedy runs, the default trace on and off, for its cost (default: %(default)s)")
     parser.add_argument("--first-token-runs", type=int, default=5,
@@ -176,24 +190,38 @@ def run(settings: BenchmarkSettings, argv: list[str]) -> dict:
                  "transformers": transformers.__version__}
     print("comparing ...", flush=True)
     cmp = compare(folder, hf, settings.repeats, settings.trace_pairs)
-    print("minigpt explore: Next after 200 tokens, the answer's size, Run 50 streamed ...", flush=True)
-    explore = explore_speed(minigpt.load(folder), settings.repeats)
+    explore, drafted, looked = minigpt_only(minigpt.load(folder), settings)
     meta |= {"loadavg_end": loadavg(), "bandwidth": cmp["bandwidth"], "sgemm_peak": cmp["sgemm_peak"],
              "weight_bytes_per_token": cmp["weight_bytes_per_token"], "flops": cmp["flops"],
              "attn_implementation": cmp.get("attn_implementation"),
              "loadavg_per_measure": {k: v and v[0] for k, v in cmp["loadavg"].items()}}
-    rows = summarize(cmp, first, rss, rss_hf, xl, checkpoint_bytes, meta["machine"]["memory_bytes"], explore)
+    rows = summarize(cmp, first, rss, rss_hf, xl, checkpoint_bytes, meta["machine"]["memory_bytes"], explore,
+                     drafted, looked)
     print_table(rows, meta)
     print_notes(cmp, first)
+    print(drafting.describe(drafted, real))
+    print("\n".join(["inside:", *inside.report(looked)]))
     counts = cmp["new_token_counts"]
     print(f"new tokens generated: {counts}; "
           f"prefill logits max |minigpt - transformers| = {cmp.get('prefill_max_abs_diff', '-')}")
     print_children(rss, rss_hf, xl)
     return {"meta": meta, "rows": rows, "samples": {k: cmp[k] for k in MEASURES}, "loadavg_per_measure": cmp["loadavg"],
             "bandwidth_samples_s": cmp["bandwidth_samples_s"], "sgemm_samples_s": cmp["sgemm_samples_s"],
-            "trace": cmp["trace"], "explore": explore, "first_token": first, "rss_minigpt": rss,
-            "rss_transformers": rss_hf, "xl": xl,
+            "trace": cmp["trace"], "explore": explore, "drafting": drafted, "inside": looked, "first_token": first,
+            "rss_minigpt": rss, "rss_transformers": rss_hf, "xl": xl,
             "new_token_counts": counts, "prefill_max_abs_diff": cmp.get("prefill_max_abs_diff")}
+
+
+def minigpt_only(model, settings: BenchmarkSettings) -> tuple[dict, dict, dict]:
+    """minigpt's own figures: explore's clicks, prompt lookup against greedy, and looking inside (with
+    TransformerLens' in a child of --tl-python). -> (explore, drafting, inside)"""
+    print("minigpt explore: Next after 200 tokens, the answer's size, Run 50 streamed ...", flush=True)
+    explore = explore_speed(model, settings.repeats)
+    print("prompt lookup decoding against greedy, on a prompt that repeats itself ...", flush=True)
+    drafted = drafting.drafting(model, settings.repeats)
+    print("inside: run_with_cache, the four patching sweeps" + (", and TransformerLens' in a child ..."
+                                                                 if settings.tl_python else " ..."), flush=True)
+    return explore, drafted, inside.measure(model, settings.repeats, settings.tl_python, settings.threads)
 
 
 def main(argv: list[str] | None = None):

@@ -10,8 +10,10 @@ measured in a child process of that Python (an environment with transformer_lens
 
     python -m scripts.bench.inside [--threads 1] [--repeats 3] [--tl-python /work/venv-tl/bin/python] [--out F]
 
-measure() returns the figures as a dict, for the benchmark's report to take. The weights are random: the time of
-a pass does not depend on their values. Both libraries run on --threads threads (default 1).
+measure() returns the figures as a dict, for the benchmark's report to take (its goals, issue 23: run_with_cache at
+most 1.3x a forward pass, the four sweeps at most half TransformerLens' time). The weights are random: the time of
+a pass does not depend on their values. Both libraries run on --threads threads (default 1). A sweep takes 10 to
+30 s on gpt2's shape, so the sweeps run at most SWEEP_REPEATS (2) times whatever --repeats says.
 """
 
 import argparse
@@ -33,6 +35,9 @@ from .common import limit_numpy_threads, median, take_turns, timed
 
 PLACES = ("resid_pre", "attn_out", "mlp_out", "head")
 PROMPT_LENGTH, CORRUPTED_AT = 17, 8
+SWEEP_REPEATS = 2  # a sweep takes 10-30 s on gpt2's shape: at most this many runs of each
+CACHE_GOAL = 1.3  # run_with_cache's time, in a forward pass's, at most
+SWEEP_GOAL = 0.5  # the four sweeps' time, in TransformerLens', at most
 
 
 def random_gpt2(config: GPTConfig = GPTConfig(), seed: int = 0) -> GPT2:
@@ -55,8 +60,8 @@ def prompts(vocab_size: int) -> tuple[list[int], list[int]]:
 
 
 def measure(model: GPT2 | None = None, repeats: int = 3, tl_python: str | None = None, threads: int = 1) -> dict:
-    """The figures (seconds, medians of `repeats`): forward, run_with_cache and their ratio; each sweep and their
-    sum; TransformerLens' with tl_python."""
+    """The figures (seconds, medians of `repeats`): forward, run_with_cache and their ratio; each sweep (at most
+    SWEEP_REPEATS runs) and their sum; TransformerLens' with tl_python."""
     limit_numpy_threads(threads)
     model = model or random_gpt2()
     clean, corrupted = prompts(model.config.vocab_size)
@@ -67,7 +72,7 @@ def measure(model: GPT2 | None = None, repeats: int = 3, tl_python: str | None =
     figures["cache_ratio"] = figures["run_with_cache"] / figures["forward"]
     for where in PLACES:
         figures[f"sweep_{where}"] = median([timed(lambda: patch(model, clean, corrupted, where))[0]
-                                            for _ in range(repeats)])
+                                            for _ in range(min(repeats, SWEEP_REPEATS))])
     figures["sweep"] = sum(figures[f"sweep_{where}"] for where in PLACES)
     if tl_python:
         figures["transformer_lens"] = transformer_lens_figures(tl_python, threads)
@@ -132,7 +137,8 @@ def report(figures: dict) -> list[str]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="threads for NumPy's BLAS and torch (default 1)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each measurement (of each sweep at most 2); the median is reported")
     parser.add_argument("--tl-python", help="a Python with transformer_lens, to time TransformerLens beside minigpt")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     parser.add_argument("--child-tl", action="store_true", help=argparse.SUPPRESS)

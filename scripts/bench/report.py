@@ -6,12 +6,14 @@ Speeds come from the median time; ratio = minigpt's speed over transformers', an
 one's fastest run (what a quiet machine would show). Under a figure, its share of the machine's limit
 (limits.py): decoding, of the bandwidth bound; prefill, the perplexity windows and the batched prompts, of the
 sgemm peak, counting the FLOPs of their forward passes; beam search, of both. The shares are the goals. Then
-minigpt explore's clicks against their goals (explore_speed.py), and the time to first token.
+minigpt explore's clicks against their goals (explore_speed.py), prompt lookup decoding against greedy
+(drafting.py), looking inside (inside.py: run_with_cache and the patching sweeps, beside TransformerLens'), and the
+time to first token.
 """
 
 from functools import partial
 
-from . import explore_speed
+from . import drafting, explore_speed, inside
 from .common import median
 from .limits import GOALS, bandwidth_bound, share_of_bound, share_of_peak
 from .measures import (BEAM_BEAMS, BEAM_NEW, FILE_NEW_TOKENS, FILE_PROMPTS, GREEDY_NEW, MANY_BEAMS, MANY_BEAMS_NEW,
@@ -48,7 +50,7 @@ def share(label: str, med: dict, k: str, of, goal: float | None = None) -> dict:
 
 
 def summarize(cmp: dict, first: dict, rss: dict, rss_hf: dict, xl: dict | None, checkpoint_bytes: int,
-              memory: int, explore: dict) -> list:
+              memory: int, explore: dict, drafted: dict, looked: dict) -> list:
     """The table's rows."""
     med = {k: {name: median(s) for name, s in cmp[k].items()} for k in MEASURES}
     best = {k: {name: min(s) for name, s in cmp[k].items()} for k in MEASURES}
@@ -69,6 +71,8 @@ def summarize(cmp: dict, first: dict, rss: dict, rss_hf: dict, xl: dict | None, 
     rows += many_beams_rows(med)
     rows += whole_text_rows(side_by_side, med, of_peak)
     rows += explore_rows(explore)
+    rows += drafting_rows(drafted)
+    rows += inside_rows(looked)
     rows += first_token_rows(first)
     rows += memory_rows(rss, rss_hf, checkpoint_bytes)
     return rows + (xl_rows(xl, memory) if xl else [])
@@ -137,6 +141,36 @@ def explore_rows(speed: dict) -> list:
     rows.append(row(f"explore: Run {run} streamed, first token (ms)", s["first_s"] * ms, None,
                     s["first_s"] / s["last_s"], f"before the {run}th", s["run_met"], unit=f"x {run}th"))
     rows.append(row(f"  the {run}th token (ms)", s["last_s"] * ms, None, None, "report"))
+    return rows
+
+
+def drafting_rows(figures: dict) -> list:
+    """Prompt lookup decoding against greedy on a prompt that repeats itself (drafting.py): tokens/s of each, the
+    speed-up (ratio, best), the drafts kept and the tokens per forward pass. Its text is greedy's (checked)."""
+    s = drafting.summary(figures)
+    what = f"{figures['prompt_tokens']}+{figures['new_tokens']}"
+    return [row(f"greedy, a self-repeating prompt {what} (tokens/s)", s["greedy_tokens_per_s"], None, None,
+                "report"),
+            row("  prompt lookup, the same tokens (tokens/s)", s["lookup_tokens_per_s"], None, s["speedup"], "report",
+                unit="x greedy", best=s["speedup_best"]),
+            row("  prompt lookup: drafts kept", s["acceptance_rate"], None, None, "report", unit="%"),
+            row("  prompt lookup: tokens per forward pass", s["tokens_per_pass"], None, None, "report")]
+
+
+def inside_rows(figures: dict) -> list:
+    """Looking inside (inside.py, issue 23): run_with_cache in forward passes, for minigpt and TransformerLens (in
+    the transformers column, with --tl-python), and the four patching sweeps' seconds, minigpt's in TransformerLens'
+    (the goal: at most SWEEP_GOAL; not measured without --tl-python)."""
+    tl = figures.get("transformer_lens")
+    cache = figures["cache_ratio"]
+    rows = [row(f"run_with_cache / forward pass, {inside.PROMPT_LENGTH} tokens", cache,
+                tl and tl["run_with_cache"] / tl["forward"], None, f"<= {inside.CACHE_GOAL:g}x",
+                cache <= inside.CACHE_GOAL, unit="x forward")]
+    share = tl and figures["sweep"] / tl["sweep"]
+    goal = f"<= {inside.SWEEP_GOAL:g}x TL" + ("" if tl else ": not measured")
+    rows.append(row(f"patching sweep, all four places, {inside.PROMPT_LENGTH} tokens (s)", figures["sweep"],
+                    tl and tl["sweep"], share, goal, None if share is None else share <= inside.SWEEP_GOAL,
+                    unit="x TL"))
     return rows
 
 
@@ -233,7 +267,8 @@ def print_table(rows: list, meta: dict):
               f"{best:>6}  {r['goal']:<16} {ok}")
     print("ratio: minigpt's speed over transformers' from the median runs (first token: transformers' time over "
           "minigpt's); best: from\neach one's fastest run. For peak RSS the ratio is minigpt's peak over the "
-          "checkpoint's bytes; for beam-sample, its time over beam's.")
+          "checkpoint's bytes; for beam-sample, its time over beam's;\nfor prompt lookup, its speed over greedy's; "
+          "for the patching sweep, its time over TransformerLens' (TL, in the transformers column, with --tl-python).")
 
 
 def print_notes(cmp: dict, first: dict):

@@ -1,13 +1,17 @@
-"""scripts/bench/: the benchmark's FLOP count, its refusals, its --help and its BLAS warning, the profiler's and
-minigpt explore's figures against their goals; nothing timed."""
+"""scripts/bench/: the benchmark's FLOP count, its refusals, its --help and its BLAS warning, the profiler's,
+minigpt explore's, prompt lookup's and looking inside's figures against their goals; nothing timed but prompt lookup
+on the tiny model, once, to see that its text is checked against greedy's."""
 
 import subprocess
 import sys
 
+import pytest
 from helpers import CHECKOUT, program_env
 
+import minigpt
 from minigpt.core.config import GPTConfig
-from scripts.bench import common, explore_speed, limits, profile_minigpt, report
+from minigpt.strategies.speculative import draft_stats
+from scripts.bench import common, drafting, explore_speed, inside, limits, profile_minigpt, report
 from scripts.bench.measures import CONTEXT_NEEDED
 
 SMALL = GPTConfig(vocab_size=10, n_positions=16, n_embd=4, n_layer=2, n_head=2)
@@ -147,3 +151,68 @@ def test_explores_rows_say_each_figure_and_whether_its_goal_is_met():
     assert [r["ok"] for r in rows] == [False, None, None, None, True, True, None]  # 120 ms > 2 x 30 + 50
     assert rows[0]["goal"] == "<= 2x step + 50 ms" and abs(rows[0]["ratio"] - 4) < 1e-12
     assert abs(rows[5]["minigpt"] - 50) < 1e-9 and abs(rows[6]["minigpt"] - 2000) < 1e-9
+
+
+def test_help_offers_transformer_lens_beside_minigpt():
+    done = benchmark("--help")
+    assert done.returncode == 0, done.stderr
+    assert "--tl-python PY" in done.stdout and "transformer_lens" in done.stdout
+
+
+def drafting_figures(greedy_s, lookup_s):
+    return {"greedy_s": greedy_s, "prompt_lookup_s": lookup_s, "stats": draft_stats(70, 50, 14, 64),
+            "prompt_tokens": 135, "new_tokens": 64}
+
+
+def test_prompt_lookups_rows_give_both_speeds_the_speed_up_and_the_drafts_kept():
+    rows = report.drafting_rows(drafting_figures([2.0, 1.0, 3.0], [0.5, 1.0, 0.8]))
+    assert [r["measure"] for r in rows] == [
+        "greedy, a self-repeating prompt 135+64 (tokens/s)", "  prompt lookup, the same tokens (tokens/s)",
+        "  prompt lookup: drafts kept", "  prompt lookup: tokens per forward pass"]
+    assert rows[0]["minigpt"] == 32 and rows[1]["minigpt"] == 80  # 64 tokens in the median 2 s and 0.8 s
+    assert abs(rows[1]["ratio"] - 2.5) < 1e-12 and rows[1]["ratio_best"] == 2  # fastest runs: 1 s and 0.5 s
+    assert abs(rows[2]["minigpt"] - 50 / 70) < 1e-12 and abs(rows[3]["minigpt"] - 64 / 14) < 1e-12
+    assert all(r["goal"] == "report" and r["ok"] is None for r in rows)
+
+
+def test_prompt_lookup_must_give_greedys_tokens():
+    drafting.same_tokens([1, 2, 3], [1, 2, 3])
+    for other in ([1, 2, 4], [1, 2]):
+        with pytest.raises(RuntimeError, match="other tokens than greedy"):
+            drafting.same_tokens([1, 2, 3], other)
+
+
+def test_drafting_on_the_tiny_model_checks_its_text_against_greedys(monkeypatch):
+    checked = []
+    monkeypatch.setattr(drafting, "same_tokens", lambda greedy, drafted: checked.append((greedy, drafted)))
+    figures = drafting.drafting(minigpt.load("tiny"), repeats=1)
+    [(greedy, drafted)] = checked
+    assert greedy == drafted and len(greedy) == drafting.NEW_TOKENS == figures["new_tokens"]
+    assert len(figures["greedy_s"]) == len(figures["prompt_lookup_s"]) == 1
+    assert figures["stats"]["forward_passes"] < drafting.NEW_TOKENS  # the repeated prompt gave drafts to keep
+
+
+def inside_figures(cache_ratio, sweep, tl=None):
+    return {"cache_ratio": cache_ratio, "sweep": sweep} | ({"transformer_lens": tl} if tl else {})
+
+
+def test_inside_rows_set_the_cache_and_the_sweep_against_their_goals():
+    tl = {"forward": 0.30, "run_with_cache": 0.39, "sweep": 400.0}
+    cache, sweep = report.inside_rows(inside_figures(1.08, 30.0, tl))
+    assert cache["measure"] == "run_with_cache / forward pass, 17 tokens" and cache["goal"] == "<= 1.3x"
+    assert cache["minigpt"] == 1.08 and abs(cache["transformers"] - 1.3) < 1e-12 and cache["ok"]
+    assert sweep["measure"] == "patching sweep, all four places, 17 tokens (s)" and sweep["goal"] == "<= 0.5x TL"
+    assert (sweep["minigpt"], sweep["transformers"], sweep["ratio"], sweep["ok"]) == (30.0, 400.0, 0.075, True)
+    cache, sweep = report.inside_rows(inside_figures(1.4, 250.0, tl))
+    assert cache["ok"] is False and sweep["ok"] is False and sweep["ratio"] == 0.625
+
+
+def test_without_transformer_lens_the_sweeps_goal_is_not_measured():
+    cache, sweep = report.inside_rows(inside_figures(1.2, 30.0))
+    assert cache["ok"] and cache["transformers"] is None
+    assert sweep["transformers"] is None and sweep["ratio"] is None and sweep["ok"] is None
+    assert sweep["goal"] == "<= 0.5x TL: not measured"
+
+
+def test_inside_goals_are_the_issues():
+    assert (inside.CACHE_GOAL, inside.SWEEP_GOAL, inside.SWEEP_REPEATS) == (1.3, 0.5, 2)
