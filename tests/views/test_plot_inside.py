@@ -42,7 +42,7 @@ def test_the_attribution_draws_signed_bars_and_marks_their_sum_the_logit(model, 
     assert len(dashed) == 1 and dashed[0].get_xdata()[0] == pytest.approx(a.logit, abs=1e-5)
     assert ax.get_xlabel() == "contribution to logit[␣Key] - logit[␣Type] (in logits)"
     assert ax.get_ylabel() == "part of the model (layers and heads from 0)"
-    assert "parts + leftover = the model's own 0.608" in ax.get_title()
+    assert f"parts + leftover = the model's own {a.logit:.3f}" in ax.get_title()
     assert "purple: pushes the logit up" in legend(fig) and "orange: pushes it down" in legend(fig)
     assert "the dashed line: the sum" in legend(fig) and fig.get_suptitle() == "a title"
 
