@@ -9,7 +9,7 @@ loopback port, exactly as `minigpt explore` serves it.
 
     explore-step.png    sampling at temperature 1.5 with top-k and top-p: the tokens, the three panels of bars
                         (the model, after temperature with where each cut-off cuts, after the chain), a hover
-                        over a generated token, two branches
+                        over a generated token of a branch (the branch cards are below the picture's edge)
     explore-inside.png  the logit lens and one layer's attention heads for the current text
     explore-why.png     why the pending token: its logit against the runner-up's, split by head and MLP, and where
                         the head that pushed it most looks
