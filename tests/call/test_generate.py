@@ -1,7 +1,6 @@
 """Greedy generation through the KV cache: stopping rules, batches, the context limit, empty prompts.
 Token-for-token parity with transformers' generate() is in test_parity.py."""
 
-from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, write_checkpoint

@@ -12,7 +12,6 @@ and v2 (sampling/mirostat.py) and the user's sampler order.
 import json
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -13,7 +13,6 @@ the file runs in seconds). NumPy's RuntimeWarnings (overflow, invalid, divide) a
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -14,7 +14,6 @@ beam search.
 import hashlib
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ and the table of docs/options.md all come from strategies/options.py's REGISTRY,
 
 import re
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 from helpers import CHECKOUT

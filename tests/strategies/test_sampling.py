@@ -13,7 +13,6 @@ itself, for new prompts and seeds, when torch and transformers are installed.
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -2,7 +2,6 @@
 and sampled output distributed as the target's (a chi-square test against exact probabilities)."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

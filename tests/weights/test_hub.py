@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fake_hub import (CONFIG, FakeHub, assert_one_sentence, closed_port_url, go_offline, point_hub_at, serving,
                       tiny_safetensors)
-from helpers import CHECKOUT, FIXTURES, Terminal, installed_package, program_env, run_cli, run_program
+from helpers import FIXTURES, Terminal, installed_package, program_env, run_cli, run_program
 from huggingface_hub import constants
 from huggingface_hub.file_download import hf_hub_url
 
