@@ -275,7 +275,7 @@ def make_fixture(name: str, spec: dict):
         "fixture": name,
         # The script's name before scripts/ became a package (python -m scripts.reference.logits): kept, so that a
         # rerun on the same versions writes the same bytes.
-        "about": "transformers' outputs on this checkpoint, recorded by scripts/make_reference.py",
+        "about": "transformers' outputs on this checkpoint, recorded by python -m scripts.reference.logits",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
                      "safetensors": safetensors.__version__, "tiktoken": tiktoken.__version__},
         "settings": settings(spec, scale),
