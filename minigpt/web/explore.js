@@ -387,5 +387,7 @@
   const pendingStep = () => { const b = branch(), d = b.answer;
     return d && d.pending !== null && !beams() ? b.steps[d.pending] : null; };
   window.explorer = { state: S, request, text, pendingStep, refresh, next, undo, force };
-  start();
+  // After every script of the page has run (inside.js listens for "minigpt:registry"): a fast answer to
+  // /api/options must not arrive while the parser still waits for a later script.
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();

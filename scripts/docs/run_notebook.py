@@ -17,22 +17,20 @@ with the committed ones.
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
+from .numbers import RELATIVE, same_text
+
 ROOT = Path(__file__).resolve().parents[2]  # the checkout
 NOTEBOOK = ROOT / "docs" / "decoding_strategies.ipynb"
 NOTEBOOKS = (NOTEBOOK, ROOT / "docs" / "inside_the_model.ipynb")  # the lessons, in their order
 CALLERS_SETTINGS = ("HF_", "HUGGINGFACE_", "MINIGPT_", "PYTHON", "MPL")  # what would change what the notebook does
 TIMEOUT = 600  # seconds a cell may take
-# A number as the notebook prints it: -2.4643, 0.0001, 3e-06, 50 (a count, a colour's hue, a percentage).
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-RELATIVE = 1e-5  # float32 results of another BLAS kernel differ by far less than this (~1e-6)
-ABSOLUTE = 1e-6  # and a small result of large terms (a part of a logit near 0) by a few ulps of the terms: ~1e-7
+
 
 
 def clean_environment(model: str | None) -> dict[str, str]:
@@ -51,25 +49,6 @@ def execute(path: Path = NOTEBOOK, model: str | None = None, timeout: int = TIME
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute(env=clean_environment(model))
     return notebook
-
-
-def last_digit(text: str) -> float:
-    """The value of one unit in the last printed digit of a number: "-2.4643" -> 1e-4, "3e-06" -> 1e-6, "50" -> 1."""
-    mantissa, _, exponent = text.lower().partition("e")
-    decimals = len(mantissa.partition(".")[2])
-    return 10.0 ** (int(exponent or 0) - decimals)
-
-
-def same_text(ours: str, theirs: str) -> bool:
-    """Equal texts, but that each number may differ by one unit in its last printed digit, plus RELATIVE of its
-    size, plus ABSOLUTE: float32 sums run in another order by another BLAS kernel differ in the 7th digit, which can
-    flip a number rounded for display ("log p -2.4643" / "-2.4644"), and a small number summed from large terms
-    keeps the terms' rounding (a part of a logit: 0.0013655573 / 0.0013654977 from terms near 0.5)."""
-    if NUMBER.split(ours) != NUMBER.split(theirs):  # the words, the markup: everything but the numbers
-        return False
-    pairs = zip(NUMBER.findall(ours), NUMBER.findall(theirs))
-    return all(abs(float(a) - float(b)) <= max(last_digit(a), last_digit(b)) * 1.000001
-               + RELATIVE * max(abs(float(a)), abs(float(b))) + ABSOLUTE for a, b in pairs)
 
 
 def outputs(notebook) -> list[list[tuple]]:

@@ -21,7 +21,7 @@ from helpers import CHECKOUT, run_cli
 import minigpt
 from minigpt.core.checks import OptionError
 from minigpt.links.watermark import GreenLists, Watermark, randperm_prefix
-from scripts.docs.run_notebook import same_text
+from scripts.docs.numbers import same_text
 
 RECORD = json.loads((CHECKOUT / "tests" / "fixtures" / "processors" / "watermark.json").read_text())
 DEFAULTS = {"greenlist_ratio": 0.25, "hashing_key": 15485863, "seeding_scheme": "lefthash", "context_width": 1}

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from urllib.parse import urlparse
 
 import numpy as np
@@ -416,3 +417,23 @@ def test_why_this_token_shows_attribute_and_where_a_head_looks(page, model):
     page.page.wait_for_selector("#attention canvas")
     assert page.page.evaluate("document.querySelector('#inside').open")
     assert (page.page.input_value("#layer"), page.page.input_value("#head")) == (str(layer), str(h))
+
+
+def test_the_inside_panels_work_when_their_script_arrives_after_the_options(browser, server):
+    """inside.js listens for the registry; the page must not announce it before that script has run, however late
+    the script arrives (under load, /api/options was answered while the parser still waited for inside.js)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+
+    def late(route):
+        time.sleep(1.5)  # /api/options, not routed here, is answered meanwhile
+        route.continue_()
+
+    page.route("**/static/inside.js", late)
+    page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+    page.wait_for_function("window.explorer && window.explorer.state.rendered > 0 && "
+                           "document.body.dataset.busy === '0'", timeout=60_000)
+    assert page.eval_on_selector_all("#layer option", "ns => ns.length") > 0  # the panel was wired
+    page.click("#inside summary")
+    page.wait_for_selector("#lens td", timeout=60_000)
+    context.close()
